@@ -1,0 +1,189 @@
+"""User accounts, write side: commands, state folding, decide rules, handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from commands.sessions import OpenSession, open_session, revoke_all_for_user
+from core.clock import rfc3339
+from core.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from core.events.base import Event, StoredEvent
+from core.events.sessions import LoginFailed
+from core.events.users import (
+    UserDeactivated,
+    UserPasswordChanged,
+    UserProfileUpdated,
+    UserReactivated,
+    UserRegistered,
+    UserRoleChanged,
+)
+from core.store import UnitOfWork
+
+STREAM = "user"
+EMAIL_CLAIM = "email"
+Role = Literal["client", "freelancer", "admin"]
+
+UPSERT_CREDENTIALS = (
+    "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at"
+)
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RegisterUser(_Command):
+    """Open an account with an already-hashed password, and its first session when one is given."""
+
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    password_hash: str
+    created_by: str | None = None
+    session: OpenSession | None = None
+
+
+class UpdateProfile(_Command):
+    """Change one's own public profile fields (and password, already verified and hashed)."""
+
+    user_id: str
+    changes: dict[str, Any]
+    password_hash: str | None = None
+    expected_version: int | None = None
+
+
+class ChangeAccount(_Command):
+    """An admin changes a user's role or switches the account on or off."""
+
+    user_id: str
+    admin_id: str
+    role: Role | None = None
+    is_active: bool | None = None
+    expected_version: int | None = None
+
+
+class RecordLogin(_Command):
+    """A password check passed: open the session, upgrading the stored hash if parameters changed."""
+
+    session: OpenSession
+    new_password_hash: str | None = None
+
+
+class RecordLoginFailure(_Command):
+    """A wrong password was given for an existing account (for the audit trail)."""
+
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """What the write side needs to know about an account."""
+
+    id: str
+    email: str
+    role: str
+    is_active: bool
+    version: int
+
+
+def normalize_email(email: str) -> str:
+    """The key e-mail uniqueness is judged on: trimmed, case-folded."""
+    return email.strip().casefold()
+
+
+def evolve(state: User | None, event: StoredEvent) -> User | None:
+    data = event.data
+    if event.type == "UserRegistered":
+        return User(data["user_id"], data["email"], data["role"], True, event.version)
+    if state is None:
+        return None
+    state = replace(state, version=event.version)
+    if event.type == "UserRoleChanged":
+        return replace(state, role=data["role"])
+    if event.type == "UserDeactivated":
+        return replace(state, is_active=False)
+    if event.type == "UserReactivated":
+        return replace(state, is_active=True)
+    return state
+
+
+def load_user(uow: UnitOfWork, user_id: str) -> User:
+    state: User | None = None
+    for event in uow.load(user_id):
+        state = evolve(state, event)
+    if state is None:
+        raise NotFound("No user with that id")
+    return state
+
+
+def check_version(user: User, expected: int | None) -> None:
+    if expected is not None and expected != user.version:
+        raise PreconditionFailed("The user changed since you read it (If-Match does not match)")
+
+
+def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
+    if uow.load(cmd.user_id):
+        raise Conflict("That user id is taken")
+    uow.claim(EMAIL_CLAIM, normalize_email(cmd.email), cmd.user_id, code="email_taken")
+    uow.conn.execute(UPSERT_CREDENTIALS, (cmd.user_id, cmd.password_hash, rfc3339(uow.now)))
+    event = UserRegistered(
+        user_id=cmd.user_id, email=cmd.email.strip(), name=cmd.name, role=cmd.role,
+        joined_at=rfc3339(uow.now), created_by=cmd.created_by,
+    )
+    uow.append(cmd.user_id, STREAM, 0, [event])
+    if cmd.session is not None:
+        open_session(uow, cmd.session)
+    return cmd.user_id
+
+
+def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
+    user = load_user(uow, cmd.user_id)
+    check_version(user, cmd.expected_version)
+    if not user.is_active:
+        raise Forbidden("This account is deactivated")
+    events: list[Event] = []
+    if cmd.changes:
+        events.append(UserProfileUpdated(user_id=user.id, changes=dict(cmd.changes)))
+    if cmd.password_hash is not None:
+        uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.password_hash, rfc3339(uow.now)))
+        events.append(UserPasswordChanged(user_id=user.id))
+    if events:
+        uow.append(user.id, STREAM, user.version, events)
+
+
+def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
+    user = load_user(uow, cmd.user_id)
+    check_version(user, cmd.expected_version)
+    if cmd.user_id == cmd.admin_id and (cmd.is_active is False or (cmd.role and cmd.role != "admin")):
+        raise Conflict("Admins cannot demote or deactivate themselves; ask another admin", "invalid_state")
+    events: list[Event] = []
+    if cmd.role is not None and cmd.role != user.role:
+        events.append(UserRoleChanged(user_id=user.id, role=cmd.role, previous_role=user.role,
+                                      changed_by=cmd.admin_id))
+    if cmd.is_active is False and user.is_active:
+        events.append(UserDeactivated(user_id=user.id, changed_by=cmd.admin_id))
+    if cmd.is_active is True and not user.is_active:
+        events.append(UserReactivated(user_id=user.id, changed_by=cmd.admin_id))
+    if events:
+        uow.append(user.id, STREAM, user.version, events)
+        revoke_all_for_user(uow, user.id)
+
+
+def record_login(uow: UnitOfWork, cmd: RecordLogin) -> str:
+    user = load_user(uow, cmd.session.user_id)
+    if not user.is_active:
+        raise Forbidden("This account is deactivated")
+    if cmd.new_password_hash is not None:
+        uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.new_password_hash, rfc3339(uow.now)))
+    return open_session(uow, cmd.session)
+
+
+def record_login_failure(uow: UnitOfWork, cmd: RecordLoginFailure) -> None:
+    """Kept in the account's audit stream, so failed logins never move the profile's version (ETag)."""
+    stream = f"audit:{cmd.user_id}"
+    uow.append(stream, "audit", uow.version_of(stream), [LoginFailed(user_id=cmd.user_id, reason="wrong_password")])

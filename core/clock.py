@@ -1,0 +1,36 @@
+"""Time, behind a seam tests can move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+
+class Clock:
+    """The real wall clock (UTC)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FakeClock(Clock):
+    """A clock that stays where tests put it."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2026-11-23T10:00:00Z` (seconds precision, UTC) as API.md wants."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_ms(moment: datetime) -> str:
+    """Millisecond precision for the log, so events order and compare exactly."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,124 @@
+"""libSQL access: opening connections, translating driver errors, and the read pool.
+
+The official `libsql` package is the driver (README: "Choosing the driver" has the measurements).
+It speaks the sqlite3 DB-API for embedded files and syncs embedded replicas of a remote
+(Turso / sqld) primary, so one code path serves both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import libsql
+
+T = TypeVar("T")
+
+REMOTE_SCHEMES = ("libsql://", "https://", "http://", "wss://", "ws://")
+
+
+class Cursor(Protocol):
+    lastrowid: int | None
+    rowcount: int
+    description: Any
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, parameters: Any = ...) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Any) -> Cursor: ...
+    def executescript(self, sql: str) -> Any: ...
+    def close(self) -> None: ...
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be opened or answered with an I/O error."""
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """libsql raises ValueError (sqlite3 IntegrityError) with SQLite's message; both say this."""
+    return "UNIQUE constraint failed" in str(exc)
+
+
+def unique_violation_target(exc: BaseException) -> str:
+    """`UNIQUE constraint failed: claims.kind, claims.key` → `claims.kind, claims.key`."""
+    text = str(exc)
+    return text.split("UNIQUE constraint failed:", 1)[-1].strip() if is_unique_violation(exc) else ""
+
+
+def is_remote(url: str) -> bool:
+    return url.startswith(REMOTE_SCHEMES)
+
+
+def local_path(url: str) -> str:
+    """Accept `file:path`, `file:///abs` or a plain path."""
+    if url.startswith("file://"):
+        return url[len("file://") :]
+    if url.startswith("file:"):
+        return url[len("file:") :]
+    return url
+
+
+def connect(url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "") -> Connection:
+    """Open a connection in autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`)."""
+    if is_remote(url):
+        # An embedded replica: reads are local, writes are delegated to the remote primary.
+        path = replica_path or "remote-replica.db"
+        conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
+        conn.sync()
+        return conn  # type: ignore[no-any-return]
+    path = local_path(url)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = libsql.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn  # type: ignore[no-any-return]
+
+
+def sqlite_version(conn: Connection) -> str:
+    return str(conn.execute("SELECT sqlite_version()").fetchone()[0])
+
+
+class ReadPool:
+    """Read-only work on a few threads, each with its own connection; never on the event loop."""
+
+    def __init__(self, opener: Callable[[], Connection], threads: int) -> None:
+        self._opener = opener
+        self._local = threading.local()
+        self._connections: list[Connection] = []
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="read")
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._opener()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _call(self, fn: Callable[[Connection], T]) -> T:
+        return fn(self._connection())
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """For the CLI and tests outside an event loop."""
+        return self._executor.submit(self._call, fn).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()

@@ -1,0 +1,53 @@
+"""Exact money: Decimal at the edges, integer minor units inside. Never a float."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+DECIMALS = {"USD": 2, "USDC": 6}
+MAX_AMOUNT = Decimal("1000000000")  # one billion: larger is a typo or an attack, not a contract
+
+
+class BadAmount(ValueError):
+    """Not a positive, finite amount with at most the currency's decimals."""
+
+
+def parse_amount(value: object, currency: str = "USDC", *, allow_zero: bool = False) -> Decimal:
+    """A decimal string or JSON number → exact Decimal; refuses floats' artefacts beyond the decimals."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise BadAmount("an amount must be a decimal string or a number")
+    try:
+        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation as exc:
+        raise BadAmount("not a decimal number") from exc
+    if not amount.is_finite():
+        raise BadAmount("an amount must be finite")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise BadAmount("an amount must be greater than zero")
+    if amount > MAX_AMOUNT:
+        raise BadAmount(f"an amount must not exceed {MAX_AMOUNT}")
+    places = DECIMALS[currency]
+    if amount != amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):
+        raise BadAmount(f"{currency} amounts have at most {places} decimals")
+    return amount
+
+
+def to_minor(amount: Decimal, currency: str = "USDC") -> int:
+    return int(amount.scaleb(DECIMALS[currency]))
+
+
+def from_minor(units: int, currency: str = "USDC") -> Decimal:
+    return Decimal(units).scaleb(-DECIMALS[currency])
+
+
+def format_amount(amount: Decimal) -> str:
+    """At least two decimals, more only when they carry value: `1250.00`, `12.345678`."""
+    text = f"{amount:f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def format_minor(units: int, currency: str = "USDC") -> str:
+    """`1250000000` USDC minor units → `"1250.00"`."""
+    return format_amount(from_minor(units, currency))

@@ -1,0 +1,123 @@
+"""Settings from the environment (one table in the README). Read only by the app factory and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAK_SECRETS = frozenset({"", "changeme", "secret", "your-secret-key-min-32-characters"})
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureSettings(ValueError):
+    """The configuration would run production with a guessable key."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; names are the environment variables."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    app_name: str = Field("MegiLance API", alias="APP_NAME")
+    environment: Literal["development", "test", "production"] = Field("development", alias="ENVIRONMENT")
+    data_dir: Path = Field(Path("./data"), alias="DATA_DIR")
+    database_url: str = Field("", alias="DATABASE_URL")
+    database_auth_token: str = Field("", alias="DATABASE_AUTH_TOKEN")
+    read_database_path: str = Field("", alias="READ_DATABASE_PATH")
+    synchronous: Literal["FULL", "NORMAL"] = Field("FULL", alias="DB_SYNCHRONOUS")
+    group_commit_max: int = Field(256, alias="GROUP_COMMIT_MAX", ge=1, le=10000)
+    read_threads: int = Field(4, alias="READ_THREADS", ge=1, le=64)
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(8000, alias="PORT")
+
+    secret_key: str = Field("", alias="SECRET_KEY")
+    jwt_keys: str = Field("", alias="JWT_KEYS")
+    access_token_expire_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1)
+    refresh_token_expire_minutes: int = Field(10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1)
+    argon2_time_cost: int = Field(2, alias="ARGON2_TIME_COST", ge=1)
+    argon2_memory_kib: int = Field(19456, alias="ARGON2_MEMORY_KIB", ge=1024)
+    argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1)
+
+    region: str = Field("", validation_alias=AliasChoices("REGION", "FLY_REGION"))
+    fly_region: str = Field("", alias="FLY_REGION")
+    primary_region: str = Field("", alias="PRIMARY_REGION")
+    primary_url: str = Field("", alias="PRIMARY_URL")
+    replication_token: str = Field("", alias="REPLICATION_TOKEN")
+    read_your_writes_timeout_ms: int = Field(2000, alias="READ_YOUR_WRITES_TIMEOUT_MS", ge=0)
+    max_replication_lag_s: float = Field(10.0, alias="MAX_REPLICATION_LAG_S", gt=0)
+
+    rate_limit_enabled: bool = Field(True, validation_alias=AliasChoices("RATE_LIMIT_ENABLED", "SLOWAPI_ENABLED"))
+    rate_limit_auth_per_minute: int = Field(30, alias="RATE_LIMIT_AUTH_PER_MINUTE", ge=1)
+    rate_limit_writes_per_minute: int = Field(600, alias="RATE_LIMIT_WRITES_PER_MINUTE", ge=1)
+    trusted_proxies: str = Field("", alias="TRUSTED_PROXIES")
+    cors_origins: str = Field("", alias="CORS_ORIGINS")
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
+    log_level: str = Field("info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL"))
+
+    storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
+    max_upload_mb: int = Field(10, alias="MAX_UPLOAD_MB", ge=1)
+    s3_bucket_uploads: str = Field("megilance-uploads", alias="S3_BUCKET_UPLOADS")
+    aws_region: str = Field("us-east-2", alias="AWS_REGION")
+    s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL")
+    public_base_url: str = Field("", alias="PUBLIC_BASE_URL")
+
+    chain_rpc_url: str = Field("", alias="CHAIN_RPC_URL")
+    chain_id: int = Field(1, alias="CHAIN_ID")
+    usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
+    min_confirmations: int = Field(1, alias="MIN_CONFIRMATIONS", ge=0)
+    platform_fee_bps: int = Field(500, alias="PLATFORM_FEE_BPS", ge=0, le=10000)
+
+    @field_validator("region", "primary_region", "fly_region")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @property
+    def is_primary(self) -> bool:
+        """No region configured, or this region is the primary one."""
+        return not self.region or not self.primary_region or self.region == self.primary_region
+
+    @property
+    def role(self) -> Literal["primary", "edge"]:
+        return "primary" if self.is_primary else "edge"
+
+    @property
+    def region_name(self) -> str:
+        return self.region or "local"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or str(self.data_dir / "megilance.db")
+
+    def resolved_read_path(self) -> str:
+        """Where an edge keeps its read store (the primary reads its own database)."""
+        return self.read_database_path or str(self.data_dir / f"read-{self.region_name}.db")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with overrides (tests and the CLI pass them)."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings.secret_key = ensure_secret_key(settings)
+    return settings
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Refuse a weak key in production; in development generate one and keep it under DATA_DIR."""
+    key = settings.secret_key
+    if key not in WEAK_SECRETS and len(key) >= MIN_SECRET_LENGTH:
+        return key
+    if settings.environment == "production":
+        raise InsecureSettings(f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random characters in production")
+    path = settings.data_dir / ".secret_key"
+    if path.exists():
+        stored = path.read_text().strip()
+        if len(stored) >= MIN_SECRET_LENGTH:
+            return stored
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

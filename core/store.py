@@ -1,0 +1,157 @@
+"""The event log: append with an expected version, load a stream, read after a position.
+
+The whole concurrency story is `UNIQUE(stream_id, version)`: a stale writer collides and gets a
+VersionConflict. Uniqueness across streams (e-mails, tx hashes) is claimed in `claims`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from core.clock import Clock, rfc3339_ms
+from core.db import Connection, is_unique_violation, unique_violation_target
+from core.errors import Conflict, VersionConflict
+from core.events.base import Event, StoredEvent
+from core.events.upcasting import upcast
+
+COLUMNS = "position, stream_id, stream_type, version, type, schema_version, data, meta, recorded_at"
+INSERT_EVENT = (
+    "INSERT INTO events (stream_id, stream_type, version, type, schema_version, data, meta, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_STREAM = f"SELECT {COLUMNS} FROM events WHERE stream_id = ? ORDER BY version"
+SELECT_STREAM_VERSION = "SELECT MAX(version) FROM events WHERE stream_id = ?"
+SELECT_AFTER = f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+SELECT_HEAD = "SELECT COALESCE(MAX(position), 0) FROM events"
+INSERT_CLAIM = "INSERT INTO claims (kind, key, owner, claimed_at) VALUES (?, ?, ?, ?)"
+SELECT_CLAIM = "SELECT owner FROM claims WHERE kind = ? AND key = ?"
+DELETE_CLAIM = "DELETE FROM claims WHERE kind = ? AND key = ? AND owner = ?"
+
+
+def row_to_event(row: Sequence[Any]) -> StoredEvent:
+    version, data = upcast(row[4], row[5], orjson.loads(row[6]))
+    return StoredEvent(
+        position=row[0],
+        stream_id=row[1],
+        stream_type=row[2],
+        version=row[3],
+        type=row[4],
+        schema_version=version,
+        data=data,
+        meta=orjson.loads(row[7]) if row[7] else {},
+        recorded_at=row[8],
+    )
+
+
+def load_stream(conn: Connection, stream_id: str) -> list[StoredEvent]:
+    return [row_to_event(row) for row in conn.execute(SELECT_STREAM, (stream_id,)).fetchall()]
+
+
+def stream_version(conn: Connection, stream_id: str) -> int:
+    row = conn.execute(SELECT_STREAM_VERSION, (stream_id,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def read_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]:
+    return [row_to_event(row) for row in conn.execute(SELECT_AFTER, (position, limit)).fetchall()]
+
+
+def iter_all(conn: Connection, batch: int = 5000) -> Iterator[StoredEvent]:
+    position = 0
+    while rows := read_after(conn, position, batch):
+        yield from rows
+        position = rows[-1].position
+
+
+def head(conn: Connection) -> int:
+    return int(conn.execute(SELECT_HEAD).fetchone()[0])
+
+
+def append(
+    conn: Connection,
+    stream_id: str,
+    stream_type: str,
+    expected_version: int,
+    events: Sequence[Event],
+    meta: dict[str, Any],
+    recorded_at: str,
+) -> list[StoredEvent]:
+    """Append after `expected_version`; raise VersionConflict if someone else got there first."""
+    meta_json = orjson.dumps(meta).decode()
+    stored: list[StoredEvent] = []
+    for offset, event in enumerate(events, start=1):
+        data = event.to_data()
+        version = expected_version + offset
+        try:
+            cursor = conn.execute(
+                INSERT_EVENT,
+                (stream_id, stream_type, version, event.TYPE, event.VERSION, orjson.dumps(data).decode(),
+                 meta_json, recorded_at),
+            )
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise VersionConflict(f"{stream_type} {stream_id} was changed by another request; retry") from exc
+            raise
+        position = int(cursor.lastrowid or 0)
+        stored.append(
+            StoredEvent(position, stream_id, stream_type, version, event.TYPE, event.VERSION, data, meta, recorded_at)
+        )
+    return stored
+
+
+def claim(conn: Connection, kind: str, key: str, owner: str, at: str, code: str = "conflict") -> None:
+    """Reserve a key that must be unique across streams; Conflict(code) when taken."""
+    try:
+        conn.execute(INSERT_CLAIM, (kind, key, owner, at))
+    except Exception as exc:
+        if is_unique_violation(exc) and "claims" in unique_violation_target(exc):
+            raise Conflict(f"That {kind.replace('_', ' ')} is already in use", code) from exc
+        raise
+
+
+def claim_owner(conn: Connection, kind: str, key: str) -> str | None:
+    row = conn.execute(SELECT_CLAIM, (kind, key)).fetchone()
+    return str(row[0]) if row else None
+
+
+def release_claim(conn: Connection, kind: str, key: str, owner: str) -> None:
+    conn.execute(DELETE_CLAIM, (kind, key, owner))
+
+
+class UnitOfWork:
+    """What a command handler may do inside the writer's transaction: load, append, claim."""
+
+    def __init__(self, conn: Connection, meta: dict[str, Any], clock: Clock) -> None:
+        self.conn = conn
+        self.meta = meta
+        self.clock = clock
+        self.now = clock.now()
+        self.new_events: list[StoredEvent] = []
+
+    def load(self, stream_id: str) -> list[StoredEvent]:
+        return load_stream(self.conn, stream_id)
+
+    def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event]) -> None:
+        stored = append(self.conn, stream_id, stream_type, expected_version, events, self.meta, rfc3339_ms(self.now))
+        self.new_events.extend(stored)
+
+    def version_of(self, stream_id: str) -> int:
+        """The stream's current version, counting what this unit of work already appended."""
+        pending = [e.version for e in self.new_events if e.stream_id == stream_id]
+        return max(pending) if pending else stream_version(self.conn, stream_id)
+
+    def claim(self, kind: str, key: str, owner: str, code: str = "conflict") -> None:
+        claim(self.conn, kind, key, owner, rfc3339_ms(self.now), code)
+
+    def claim_owner(self, kind: str, key: str) -> str | None:
+        return claim_owner(self.conn, kind, key)
+
+    def release_claim(self, kind: str, key: str, owner: str) -> None:
+        release_claim(self.conn, kind, key, owner)
+
+    @property
+    def last_position(self) -> int:
+        return self.new_events[-1].position if self.new_events else 0

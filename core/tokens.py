@@ -1,0 +1,85 @@
+"""JWT access and refresh tokens (pyjwt, HS256) signed with a key ring, so keys rotate without logouts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+
+from core.errors import Unauthenticated
+from core.ids import new_id
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a verified token says."""
+
+    sub: str
+    role: str
+    type: str
+    jti: str
+    iat: int
+    exp: int
+    fam: str | None = None
+
+
+def parse_key_ring(jwt_keys: str, secret_key: str) -> list[tuple[str, bytes]]:
+    """`JWT_KEYS=kid:secret,kid2:secret2` (first signs, all verify); else one key derived from SECRET_KEY."""
+    ring = []
+    for item in filter(None, (part.strip() for part in jwt_keys.split(","))):
+        kid, sep, secret = item.partition(":")
+        if not sep or not kid or len(secret) < 32:
+            raise ValueError("JWT_KEYS entries must be kid:secret with a secret of at least 32 characters")
+        ring.append((kid, secret.encode()))
+    if not ring:
+        derived = hmac.new(secret_key.encode(), b"megilance-jwt-v1", hashlib.sha256).digest()
+        ring.append(("k1", derived))
+    return ring
+
+
+class TokenService:
+    """Issue and verify tokens; `alg` is pinned on decode and `kid` picks the key."""
+
+    def __init__(self, key_ring: list[tuple[str, bytes]], access_ttl: timedelta, refresh_ttl: timedelta) -> None:
+        self._signing_kid, self._signing_key = key_ring[0]
+        self._keys = dict(key_ring)
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def issue(self, sub: str, role: str, token_type: TokenType, now: datetime, family: str | None = None,
+              jti: str | None = None) -> tuple[str, Claims]:
+        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        iat = int(now.timestamp())
+        claims = Claims(sub, role, token_type, jti or new_id(), iat, iat + int(ttl.total_seconds()), family)
+        payload: dict[str, Any] = {"sub": sub, "role": role, "type": token_type, "jti": claims.jti,
+                                   "iat": iat, "exp": claims.exp}
+        if family:
+            payload["fam"] = family
+        token = jwt.encode(payload, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._signing_kid})
+        return token, claims
+
+    def verify(self, token: str, expected_type: TokenType, now: datetime) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._keys.get(str(header.get("kid")))
+            if key is None or header.get("alg") != ALGORITHM:
+                raise Unauthenticated("The token was not issued by this service", "token_invalid")
+            payload = jwt.decode(
+                token, key, algorithms=[ALGORITHM],
+                options={"require": ["sub", "type", "jti", "iat", "exp"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("The token is malformed or its signature is wrong", "token_invalid") from exc
+        if payload.get("type") != expected_type:
+            raise Unauthenticated(f"An {expected_type} token is required here", "token_invalid")
+        if not isinstance(payload["exp"], int) or payload["exp"] <= int(now.timestamp()):
+            raise Unauthenticated("The token has expired", "token_expired")
+        return Claims(str(payload["sub"]), str(payload.get("role", "")), str(payload["type"]), str(payload["jti"]),
+                      int(payload["iat"]), int(payload["exp"]), payload.get("fam"))

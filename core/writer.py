@@ -1,0 +1,161 @@
+"""The one writer: a thread that owns the write connection and commits queued jobs in groups.
+
+Each job runs in its own SAVEPOINT inside one `BEGIN IMMEDIATE` transaction per batch, so a
+job that raises is undone alone while the others commit together (group commit: one fsync
+for many commands). Callers on the event loop await a future; the loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from core.db import Connection
+from core.errors import ServiceUnavailable
+
+T = TypeVar("T")
+log = structlog.get_logger("writer")
+
+_STOP = object()
+
+
+@dataclass(slots=True)
+class Job(Generic[T]):
+    fn: Callable[[Connection], T]
+    future: Future[T] = field(default_factory=Future)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class WriterStopped(ServiceUnavailable):
+    code = "service_unavailable"
+
+
+class Writer:
+    """Serializes every write through one connection; `on_commit` hears each committed batch."""
+
+    def __init__(
+        self,
+        opener: Callable[[], Connection],
+        on_commit: Callable[[Connection], None] | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        self._opener = opener
+        self._on_commit = on_commit
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="writer", daemon=True)
+        self._running = True
+        self._thread.start()
+        ready.result()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._running = False
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._running and self._thread is not None and self._thread.is_alive()
+
+    def submit_nowait(self, fn: Callable[[Connection], T]) -> Future[T]:
+        if not self._running:
+            raise WriterStopped("The service is shutting down; retry shortly")
+        job: Job[T] = Job(fn)
+        self._queue.put(job)
+        return job.future
+
+    async def submit(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit_nowait(fn))
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        return self.submit_nowait(fn).result()
+
+    def _run(self, ready: Future[None]) -> None:
+        try:
+            conn = self._opener()
+        except BaseException as exc:  # surfaced to start()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                self._commit(conn, batch)
+        finally:
+            conn.close()
+
+    def _take(self) -> list[Job[Any]] | None:
+        first = self._queue.get()
+        if first is _STOP:
+            return None
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)
+                break
+            batch.append(item)
+        return batch
+
+    def _commit(self, conn: Connection, batch: list[Job[Any]]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                self._run_job(conn, job)
+            conn.execute("COMMIT")
+        except Exception as exc:  # the transaction failed as a whole: nobody's work is kept
+            log.error("write_batch_failed", error=str(exc), jobs=len(batch))
+            self._rollback(conn)
+            failure = ServiceUnavailable("The database could not commit the change; nothing was saved")
+            for job in batch:
+                job.error, job.result = failure, None
+        self.batches += 1
+        self.jobs += len(batch)
+        if self._on_commit is not None and any(job.error is None for job in batch):
+            self._on_commit(conn)
+        for job in batch:
+            if job.future.set_running_or_notify_cancel():
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
+
+    @staticmethod
+    def _run_job(conn: Connection, job: Job[Any]) -> None:
+        conn.execute("SAVEPOINT job")
+        try:
+            job.result = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            job.error = exc
+        conn.execute("RELEASE job")
+
+    @staticmethod
+    def _rollback(conn: Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except Exception:  # no transaction open: nothing to undo
+            pass

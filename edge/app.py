@@ -1,0 +1,70 @@
+"""The app factory: one ASGI app for the primary and every edge."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from core.clock import Clock
+from core.logging import configure
+from core.settings import Settings, load_settings
+from edge.errors import EXCEPTION_HANDLERS
+from edge.metrics import Metrics
+from edge.middleware import EdgeMiddleware
+from edge.openapi import build_spec
+from edge.ratelimit import RateLimits
+from edge.routes import auth, docs, health, users
+from edge.routing import Operation, routes
+from edge.runtime import Runtime
+
+UPLOAD_PATHS = ("/api/uploads",)
+
+
+def operations() -> list[Operation]:
+    """Every public endpoint, in the order the docs list them."""
+    return [*health.OPERATIONS, *auth.OPERATIONS, *users.OPERATIONS, *docs.OPERATIONS]
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure(settings.log_level)
+    runtime = Runtime(settings, clock)
+    metrics = Metrics()
+    ops = operations()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.tracker.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(runtime.open)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(runtime.close)
+
+    middleware = [
+        Middleware(EdgeMiddleware, region=settings.region_name, tracker=runtime.tracker, metrics=metrics,
+                   max_body_bytes=settings.max_body_bytes, hsts=settings.environment == "production",
+                   unlimited_paths=UPLOAD_PATHS),
+    ]
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                                     allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                                     allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                                    "If-Match", "X-Consistency-Token", "X-Request-ID"],
+                                     expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"]))
+    app = Starlette(routes=[*routes(ops), docs.static_mount()], middleware=middleware,
+                    exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.openapi = build_spec(ops, settings.app_name)
+    app.state.limits = RateLimits(enabled=settings.rate_limit_enabled,
+                                  auth_per_minute=settings.rate_limit_auth_per_minute,
+                                  writes_per_minute=settings.rate_limit_writes_per_minute,
+                                  trusted_proxies=settings.trusted_proxies)
+    return app

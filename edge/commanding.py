@@ -1,0 +1,54 @@
+"""The write path as handlers use it: rate limit, metadata, run the command, answer with the token."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from core.ids import new_id
+from edge.responses import JSON
+from edge.routing import Call
+
+
+def client_ip(call: Call) -> str:
+    limits = call.request.app.state.limits
+    return str(limits.client_ip(call.request))
+
+
+def ip_hash(call: Call) -> str:
+    secret = call.runtime.settings.secret_key.encode()
+    return hashlib.blake2b(client_ip(call).encode(), key=secret[:64], digest_size=12).hexdigest()
+
+
+def command_meta(call: Call) -> dict[str, Any]:
+    headers = call.request.headers
+    return {
+        "actor": call.principal.sub if call.principal else None,
+        "request_id": headers.get("x-request-id") or new_id(),
+        "idempotency_key": headers.get("idempotency-key"),
+        "region": call.runtime.settings.region_name,
+        "ip_hash": ip_hash(call),
+    }
+
+
+async def execute(call: Call, command: Any) -> tuple[Any, int]:
+    if call.principal is not None:
+        limits = call.request.app.state.limits
+        limits.hit(limits.writes, "writes", call.principal.sub)
+    return await call.runtime.execute(command, command_meta(call))
+
+
+def written(body: Any, position: int, status: int = 200, etag: int | None = None) -> JSON:
+    headers = {"X-Consistency-Token": str(position)}
+    if etag is not None:
+        headers["ETag"] = f'"{etag}"'
+    return JSON(body, status_code=status, headers=headers)
+
+
+def if_match(call: Call) -> int | None:
+    """The version a PUT/DELETE was based on (`If-Match: "3"`), or None when not sent."""
+    raw = call.request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() else -1

@@ -1,0 +1,68 @@
+"""Domain errors and framework errors → HTTP, in one table."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core import errors as e
+from edge.responses import error_response
+
+log = structlog.get_logger("edge")
+
+STATUS: dict[type[e.DomainError], int] = {
+    e.BadRequest: 400,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.PreconditionFailed: 412,
+    e.PayloadTooLarge: 413,
+    e.UnsupportedMediaType: 415,
+    e.ValidationFailed: 422,
+    e.PaymentVerificationFailed: 422,
+    e.RateLimited: 429,
+    e.ServiceUnavailable: 503,
+}
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 412: "precondition_failed", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "validation_failed", 429: "rate_limited", 503: "service_unavailable",
+}
+
+
+def status_for(exc: e.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    exc = cast(e.DomainError, exc)  # starlette dispatches by class
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+    return error_response(status_for(exc), exc.detail, exc.code, exc.errors, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    exc = cast(HTTPException, exc)
+    detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)
+    return error_response(exc.status_code, detail, HTTP_CODES.get(exc.status_code, "error"),
+                          headers=dict(exc.headers or {}))
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", error_class=type(exc).__name__, error=str(exc)[:500], path=request.url.path)
+    return error_response(500, "The server failed to handle this request; it has been logged", "internal_error")
+
+
+EXCEPTION_HANDLERS = {
+    e.DomainError: domain_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

@@ -1,0 +1,117 @@
+"""Pure-ASGI middleware: request id, region and consistency headers, security headers, body limit, access log."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import PayloadTooLarge
+from core.positions import PositionTracker
+from edge.metrics import Metrics
+from edge.responses import error_response
+
+log = structlog.get_logger("access")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+STRICT_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            b"script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'")
+DOCS_PATHS = ("/api/docs", "/api/redoc", "/api/static/")
+
+
+class EdgeMiddleware:
+    """Everything every response carries, and the one access-log line per request."""
+
+    def __init__(self, app: ASGIApp, *, region: str, tracker: PositionTracker, metrics: Metrics,
+                 max_body_bytes: int, hsts: bool, unlimited_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.region = region.encode()
+        self.tracker = tracker
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.hsts = hsts
+        self.unlimited = unlimited_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = self._request_id(scope)
+        position = self.tracker.position
+        path: str = scope["path"]
+        status = 500
+        limit = None if path.startswith(self.unlimited) else self.max_body
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.setdefault("headers", [])
+                self._decorate(headers, request_id, position, path)
+            await send(message)
+
+        try:
+            if limit is not None and self._declared_length(scope) > limit:
+                response = error_response(413, f"The body exceeds {limit} bytes", "payload_too_large")
+                await response(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, self._limited(receive, limit) if limit else receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "<unmatched>")
+            self.metrics.requests.labels(scope["method"], template, str(status)).observe(elapsed)
+            log.info("request", request_id=request_id, method=scope["method"], route=template,
+                     status=status, duration_ms=round(elapsed * 1000, 2), region=self.region.decode())
+
+    @staticmethod
+    def _request_id(scope: Scope) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if REQUEST_ID.match(text):
+                    return value
+        return uuid.uuid4().hex.encode()
+
+    @staticmethod
+    def _declared_length(scope: Scope) -> int:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0
+        return 0
+
+    @staticmethod
+    def _limited(receive: Receive, limit: int) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"The body exceeds {limit} bytes")
+            return message
+
+        return limited
+
+    def _decorate(self, headers: list[Any], request_id: bytes, position: int, path: str) -> None:
+        present = {name.lower() for name, _ in headers}
+        headers.append((b"x-request-id", request_id))
+        headers.append((b"x-region", self.region))
+        if b"x-consistency-token" not in present:
+            headers.append((b"x-consistency-token", str(position).encode()))
+        headers.append((b"x-content-type-options", b"nosniff"))
+        headers.append((b"x-frame-options", b"DENY"))
+        headers.append((b"referrer-policy", b"no-referrer"))
+        headers.append((b"content-security-policy", DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP))
+        if self.hsts:
+            headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))

@@ -1,0 +1,180 @@
+"""`/api/auth`: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from starlette.responses import Response
+
+from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
+from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
+from core.clock import rfc3339
+from core.errors import Unauthenticated, ValidationFailed
+from core.ids import new_id
+from core.tokens import Claims
+from edge.commanding import client_ip, execute, if_match, written
+from edge.responses import JSON
+from edge.routing import Call, Operation
+from edge.schemas import Email, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
+from queries.credentials import get_credentials
+from queries.users import get_user
+
+SUMMARY_ERRORS = (400, 409, 415, 422, 429)
+
+
+class RegisterBody(Strict):
+    email: Email
+    password: Password
+    name: Name
+    role: Literal["client", "freelancer"]
+
+
+class LoginBody(Strict):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=128)
+
+
+class RefreshBody(Strict):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class ProfileBody(Strict):
+    name: Name | None = None
+    bio: str | None = Field(None, max_length=5000)
+    skills: list[Skill] | None = Field(None, max_length=50)
+    hourly_rate: MoneyIn | None = None
+    location: str | None = Field(None, max_length=200)
+    profile_image_url: str | None = Field(None, max_length=2048)
+    password: Password | None = None
+    current_password: str | None = Field(None, max_length=128)
+
+    @model_validator(mode="after")
+    def _password_needs_current(self) -> ProfileBody:
+        if self.password is not None and not self.current_password:
+            raise ValueError("changing the password needs current_password")
+        return self
+
+
+def token_response(call: Call, user: dict[str, Any], refresh: str, position: int, status: int) -> JSON:
+    now = call.runtime.clock.now()
+    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now)
+    body = {"user": user, "access_token": access, "refresh_token": refresh, "token_type": "bearer",
+            "expires_in": int(call.runtime.tokens.access_ttl.total_seconds())}
+    return written(body, position, status)
+
+
+def new_refresh(call: Call, user_id: str, role: str, family: str, now: datetime) -> tuple[str, Claims]:
+    return call.runtime.tokens.issue(user_id, role, "refresh", now, family=family)
+
+
+def limit_auth(call: Call) -> None:
+    limits = call.request.app.state.limits
+    limits.hit(limits.auth, "auth-ip", client_ip(call))
+
+
+async def register(call: Call) -> Response:
+    limit_auth(call)
+    body: RegisterBody = call.body
+    runtime = call.runtime
+    password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
+    user_id, family, now = new_id(), new_id(), runtime.clock.now()
+    refresh, claims = new_refresh(call, user_id, body.role, family, now)
+    session = OpenSession(user_id=user_id, family_id=family, jti=claims.jti,
+                          expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)), method="register")
+    command = RegisterUser(user_id=user_id, email=body.email, name=body.name, role=body.role,
+                           password_hash=password_hash, session=session)
+    _, position = await execute(call, command)
+    user, _ = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
+    return token_response(call, user, refresh, position, 201)
+
+
+async def login(call: Call) -> Response:
+    limit_auth(call)
+    body: LoginBody = call.body
+    runtime, limits = call.runtime, call.request.app.state.limits
+    email_key = normalize_email(body.email)
+    limits.check(limits.failed_logins, "failed-login", email_key)
+    found = await runtime.read(lambda conn: get_credentials(conn, email_key))
+    ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
+    if not ok or found is None or not found.is_active:
+        limits.count(limits.failed_logins, "failed-login", email_key)
+        if found is not None and not ok:
+            await execute(call, RecordLoginFailure(user_id=found.user_id))
+        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
+    rehash = None
+    if runtime.passwords.needs_rehash(found.password_hash):
+        rehash = await runtime.in_thread(runtime.passwords.hash, body.password)
+    now = runtime.clock.now()
+    family = new_id()
+    refresh, claims = new_refresh(call, found.user_id, found.role, family, now)
+    session = OpenSession(user_id=found.user_id, family_id=family, jti=claims.jti,
+                          expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)))
+    _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
+    user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
+    return token_response(call, user, refresh, position, 200)
+
+
+async def refresh(call: Call) -> Response:
+    limit_auth(call)
+    runtime = call.runtime
+    now = runtime.clock.now()
+    claims = runtime.tokens.verify(call.body.refresh_token, "refresh", now)
+    user, _ = await runtime.read(lambda conn: get_user(conn, claims.sub, private=True))
+    if not user["is_active"]:
+        raise Unauthenticated("This account has been deactivated", "token_invalid")
+    successor, next_claims = new_refresh(call, claims.sub, user["role"], claims.fam or "", now)
+    command = RotateRefreshToken(jti=claims.jti, next_jti=next_claims.jti,
+                                 next_expires_at=rfc3339(datetime.fromtimestamp(next_claims.exp, now.tzinfo)))
+    rotation, position = await execute(call, command)
+    if rotation.reused:
+        raise Unauthenticated("This refresh token was already used; the session has been revoked", "token_invalid")
+    return token_response(call, user, successor, position, 200)
+
+
+async def logout(call: Call) -> Response:
+    runtime = call.runtime
+    claims = runtime.tokens.verify(call.body.refresh_token, "refresh", runtime.clock.now())
+    _, position = await execute(call, RevokeSession(jti=claims.jti, user_id=claims.sub))
+    return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
+
+
+async def me(call: Call) -> Response:
+    user, version = await call.runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
+    return JSON(user, headers={"ETag": f'"{version}"'})
+
+
+async def update_me(call: Call) -> Response:
+    runtime, body = call.runtime, call.body
+    changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
+    password_hash = None
+    if body.password is not None:
+        found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
+        ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None,
+                                     body.current_password or "")
+        if not ok:
+            raise ValidationFailed("current_password is wrong", "invalid_credentials",
+                                   errors=[{"loc": ["body", "current_password"], "msg": "does not match"}])
+        password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
+    command = UpdateProfile(user_id=call.user.sub, changes=changes, password_hash=password_hash,
+                            expected_version=if_match(call))
+    _, position = await execute(call, command)
+    user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
+    return written(user, position, etag=version)
+
+
+OPERATIONS = [
+    Operation("POST", "/api/auth/register", register, "Create an account (client or freelancer)", "auth",
+              body=RegisterBody, response=TokenPair, status=201, auth=False, errors=SUMMARY_ERRORS),
+    Operation("POST", "/api/auth/login", login, "Sign in with e-mail and password", "auth",
+              body=LoginBody, response=TokenPair, auth=False, errors=(400, 401, 415, 422, 429)),
+    Operation("POST", "/api/auth/refresh", refresh, "Trade a refresh token for a new pair (rotation)", "auth",
+              body=RefreshBody, response=TokenPair, auth=False, errors=(400, 401, 415, 422, 429)),
+    Operation("POST", "/api/auth/logout", logout, "End the session a refresh token belongs to", "auth",
+              body=RefreshBody, status=204, auth=False, errors=(400, 401, 415, 422)),
+    Operation("GET", "/api/auth/me", me, "The signed-in user (private view)", "auth",
+              response=UserPrivate, errors=(401,)),
+    Operation("PUT", "/api/auth/me", update_me, "Update one's own profile (and password)", "auth",
+              body=ProfileBody, response=UserPrivate, errors=(400, 401, 412, 415, 422)),
+]

@@ -1,0 +1,121 @@
+"""Operations: one declaration per endpoint gives the route, its input parsing and its OpenAPI entry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from core.tokens import Claims
+from edge.auth import authenticate
+from edge.runtime import Runtime
+
+MAX_JSON_DEPTH = 32
+
+
+@dataclass(slots=True)
+class Call:
+    """One parsed request, as handlers see it."""
+
+    request: Request
+    runtime: Runtime
+    principal: Claims | None
+    body: Any = None
+    query: Any = None
+    path: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Claims:
+        if self.principal is None:  # only reachable on a mis-declared operation
+            raise RuntimeError("operation declared without auth")
+        return self.principal
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    roles: frozenset[str] | None = None
+    errors: tuple[int, ...] = ()
+    public: bool = True
+
+
+def validation_errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
+    return [{"loc": [where, *err["loc"]], "msg": err["msg"]} for err in exc.errors(include_url=False)]
+
+
+def depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth, stopping early past `limit` (a deeply nested body is refused, not recursed)."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as application/json")
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object",
+                               errors=[{"loc": ["body"], "msg": "expected an object"}])
+    if depth(data) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("The request body is invalid", errors=validation_errors(exc, "body")) from exc
+
+
+def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise ValidationFailed("The query parameters are invalid", errors=validation_errors(exc, "query")) from exc
+
+
+def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        principal = await authenticate(request, runtime) if op.auth else None
+        if op.roles is not None and (principal is None or principal.role not in op.roles):
+            raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
+        query = parse_query(op.query, request) if op.query else None
+        body = await parse_body(op.body, request) if op.body else None
+        return await op.handler(Call(request, runtime, principal, body, query, dict(request.path_params)))
+
+    run.__name__ = op.handler.__name__
+    return run
+
+
+def routes(operations: list[Operation]) -> list[Route]:
+    return [Route(op.path, endpoint(op), methods=[op.method]) for op in operations]

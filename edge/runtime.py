@@ -1,0 +1,127 @@
+"""The composition root: settings, the writer, the read pool, projections, and the command path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from commands.handlers import COMMAND_HANDLERS
+from core import store
+from core.clock import Clock
+from core.db import Connection, ReadPool, connect
+from core.passwords import Passwords
+from core.positions import PositionTracker
+from core.settings import Settings
+from core.tokens import TokenService, parse_key_ring
+from core.writer import Writer
+from migrations.runner import migrate
+from queries.projection import Projection, checkpoint
+from queries.rebuild import rebuild
+from queries.registry import projection as make_projection
+from queries.sessions import Sessions
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Everything a request handler needs, opened in the lifespan and closed after it."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.projection: Projection = make_projection()
+        self.tracker = PositionTracker()
+        self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+        self.tokens = TokenService(
+            parse_key_ring(settings.jwt_keys, settings.secret_key),
+            timedelta(minutes=settings.access_token_expire_minutes),
+            timedelta(minutes=settings.refresh_token_expire_minutes),
+        )
+        self.sessions = Sessions()
+        self.writer: Writer | None = None
+        self.reads: ReadPool | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def connect_primary(self) -> Connection:
+        s = self.settings
+        return connect(s.resolved_database_url(), auth_token=s.database_auth_token, synchronous=s.synchronous,
+                       replica_path=str(s.data_dir / "primary-replica.db"))
+
+    def open(self) -> None:
+        """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
+        conn = self.connect_primary()
+        try:
+            prepare_primary(conn, self.projection)
+            self.tracker.advance(checkpoint(conn))
+            self.sessions.load(conn)
+        finally:
+            conn.close()
+        self.writer = Writer(self.connect_primary, on_commit=self._committed, max_batch=self.settings.group_commit_max)
+        self.writer.start()
+        self.reads = ReadPool(self.connect_primary, self.settings.read_threads)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+        if self.reads is not None:
+            self.reads.close()
+
+    def _committed(self, conn: Connection) -> None:
+        self.tracker.advance(checkpoint(conn))
+
+    async def readiness(self) -> dict[str, dict[str, object]]:
+        """What `/api/health/ready` reports: the database answers (and, on an edge, lag is small)."""
+        checks: dict[str, dict[str, object]] = {}
+        try:
+            await asyncio.wait_for(self.read(lambda conn: conn.execute("SELECT 1").fetchone()), 2.0)
+            checks["database"] = {"ok": True}
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+        checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
+        checks["position"] = {"ok": True, "position": self.tracker.position}
+        return checks
+
+    def refresh_gauges(self, metrics: Any) -> None:
+        metrics.position.set(self.tracker.position)
+        metrics.head.set(self.tracker.position)
+        metrics.lag_events.set(0)
+        metrics.lag_seconds.set(0)
+
+    # -- the two paths ---------------------------------------------------------------------
+
+    async def execute(self, command: Any, meta: dict[str, Any]) -> tuple[Any, int]:
+        """Run a command in the writer; returns its result and the position of its last event."""
+        handler = COMMAND_HANDLERS[type(command)]
+        projection, clock = self.projection, self.clock
+
+        def job(conn: Connection) -> tuple[Any, list[store.StoredEvent]]:
+            uow = store.UnitOfWork(conn, meta, clock)
+            result = handler(uow, command)
+            projection.apply_events(conn, uow.new_events)
+            return result, uow.new_events
+
+        if self.writer is None:
+            raise RuntimeError("runtime not opened")
+        result, events = await self.writer.submit(job)
+        self.sessions.observe(events)
+        return result, events[-1].position if events else self.tracker.position
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        if self.reads is None:
+            raise RuntimeError("runtime not opened")
+        return await self.reads.run(fn)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """CPU-bound or blocking work (password hashing, chain calls) off the event loop."""
+        return await asyncio.to_thread(fn, *args)
+
+
+def prepare_primary(conn: Connection, projection: Projection) -> list[str]:
+    """Apply migrations; if a read model's code version changed, rebuild every model from the log."""
+    applied = migrate(conn, ("log", "read"))
+    if projection.stale_models(conn):
+        rebuild(conn, projection, store.iter_all(conn))
+    return applied

@@ -1,0 +1,74 @@
+"""Forward-only migrations: numbered SQL files, applied once each, recorded in `schema_migrations`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["log", "read"]
+HERE = Path(__file__).parent
+NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "kind TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL, "
+    "PRIMARY KEY (kind, version))"
+)
+SELECT_APPLIED = "SELECT version FROM schema_migrations WHERE kind = ?"
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by newer code than this; refuse to run against it."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    kind: Kind
+    version: int
+    name: str
+    sql: str
+
+
+def available(kind: Kind) -> list[Migration]:
+    found = []
+    for path in sorted((HERE / kind).glob("*.sql")):
+        match = NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file name not of the form 0001_name.sql: {path.name}")
+        found.append(Migration(kind, int(match.group(1)), path.stem, path.read_text()))
+    return found
+
+
+def applied(conn: Any, kind: Kind) -> set[int]:
+    conn.execute(CREATE_TABLE)
+    return {int(row[0]) for row in conn.execute(SELECT_APPLIED, (kind,)).fetchall()}
+
+
+def migrate(conn: Any, kinds: tuple[Kind, ...] = ("log", "read")) -> list[str]:
+    """Apply what is missing, each file in its own transaction; return the names applied."""
+    done: list[str] = []
+    for kind in kinds:
+        known = available(kind)
+        have = applied(conn, kind)
+        newest_known = max((m.version for m in known), default=0)
+        if have and max(have) > newest_known:
+            raise SchemaTooNew(
+                f"the {kind} schema is at version {max(have)} but this code knows only up to {newest_known}"
+            )
+        for migration in known:
+            if migration.version in have:
+                continue
+            now = datetime.now(UTC).isoformat()
+            record = f"INSERT INTO schema_migrations VALUES ('{kind}', {migration.version}, '{migration.name}', '{now}');"
+            try:
+                # One script, one transaction: a failing file leaves nothing behind.
+                conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
+            except Exception:
+                if getattr(conn, "in_transaction", False):
+                    conn.execute("ROLLBACK")
+                raise
+            done.append(f"{kind}/{migration.name}")
+    return done

@@ -1,0 +1,37 @@
+"""The sign-in lookup (primary only): the e-mail claim, the password hash and the account's state.
+
+Credentials are write-side rows, not events, so this query only answers on the primary, which is
+where login is served (an edge forwards every POST).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.db import Connection
+
+SELECT_BY_EMAIL = (
+    "SELECT c.user_id, c.password_hash, u.role, u.is_active FROM claims k "
+    "JOIN credentials c ON c.user_id = k.owner JOIN rm_users u ON u.id = k.owner "
+    "WHERE k.kind = 'email' AND k.key = ?"
+)
+SELECT_BY_ID = (
+    "SELECT c.user_id, c.password_hash, u.role, u.is_active FROM credentials c "
+    "JOIN rm_users u ON u.id = c.user_id WHERE c.user_id = ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Who owns this e-mail, and what their password hash is."""
+
+    user_id: str
+    password_hash: str
+    role: str
+    is_active: bool
+
+
+def get_credentials(conn: Connection, email_key: str | None, *, user_id: str | None = None) -> Credentials | None:
+    """Whose account is this e-mail (normalised) or id, with the hash to check against? None if unknown."""
+    row = (conn.execute(SELECT_BY_ID, (user_id,)) if user_id else conn.execute(SELECT_BY_EMAIL, (email_key,))).fetchone()
+    return Credentials(row[0], row[1], row[2], bool(row[3])) if row else None

@@ -1,0 +1,38 @@
+"""Opaque keyset cursors: the last row's sort key, never an OFFSET."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+
+from core.errors import ValidationFailed
+
+
+def encode_cursor(*key: object) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[object]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise ValidationFailed("The cursor is not one this API issued", errors=[bad_cursor()]) from exc
+    if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, (str, int)) for k in key):
+        raise ValidationFailed("The cursor is not one this API issued", errors=[bad_cursor()])
+    return key
+
+
+def bad_cursor() -> dict[str, object]:
+    return {"loc": ["query", "cursor"], "msg": "invalid cursor"}
+
+
+def page(rows: list[tuple[object, ...]], limit: int, key: "tuple[int, ...]") -> tuple[list[tuple[object, ...]], str | None]:
+    """Rows were fetched with LIMIT limit+1; cut to `limit` and make the next cursor from `key` columns."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(*(last[i] for i in key))

@@ -1,0 +1,88 @@
+"""The projector contract: an event becomes SQL statements; the checkpoint moves in the same transaction.
+
+The same `apply_events` runs inline in the primary's command transaction, in an edge's catch-up
+loop and in a rebuild. Projectors never validate or call out: an event is a fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
+from typing import Any
+
+from core.db import Connection
+from core.events.base import StoredEvent
+
+Statement = tuple[str, Sequence[Any]]
+Projector = Callable[[StoredEvent], list[Statement]]
+
+SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoint WHERE id = 1"
+UPDATE_CHECKPOINT = "UPDATE projection_checkpoint SET position = ? WHERE id = 1"
+SELECT_VERSIONS = "SELECT name, version FROM projection_versions"
+UPSERT_VERSION = (
+    "INSERT INTO projection_versions (name, version) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET version = excluded.version"
+)
+
+
+class Projection:
+    """Every read model's projectors, dispatched by event type."""
+
+    def __init__(self, models: Sequence[ModuleType]) -> None:
+        self.models = tuple(models)
+        self.dispatch: dict[str, list[Projector]] = {}
+        for model in self.models:
+            for event_type, projector in model.PROJECTORS.items():
+                self.dispatch.setdefault(event_type, []).append(projector)
+
+    def statements(self, event: StoredEvent) -> list[Statement]:
+        out: list[Statement] = []
+        for projector in self.dispatch.get(event.type, ()):
+            out.extend(projector(event))
+        return out
+
+    def apply_events(self, conn: Connection, events: Iterable[StoredEvent]) -> int:
+        """Apply events in order and advance the checkpoint (also past events no model handles)."""
+        last = 0
+        for event in events:
+            for sql, params in self.statements(event):
+                conn.execute(sql, params)
+            last = event.position
+        if last:
+            conn.execute(UPDATE_CHECKPOINT, (last,))
+        return last
+
+    def tables(self) -> list[str]:
+        return [table for model in self.models for table in model.TABLES]
+
+    def create_tables(self, conn: Connection) -> None:
+        for model in self.models:
+            for ddl in model.SCHEMA:
+                conn.execute(ddl)
+
+    def drop_tables(self, conn: Connection) -> None:
+        for model in self.models:
+            for table in reversed(model.TABLES):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def record_versions(self, conn: Connection) -> None:
+        for model in self.models:
+            conn.execute(UPSERT_VERSION, (model.NAME, str(model.VERSION)))
+
+    def stale_models(self, conn: Connection) -> list[str]:
+        """Read models whose code version differs from the one that built the store's tables."""
+        built = dict(conn.execute(SELECT_VERSIONS).fetchall())
+        return [model.NAME for model in self.models if built.get(model.NAME) != str(model.VERSION)]
+
+
+def checkpoint(conn: Connection) -> int:
+    row = conn.execute(SELECT_CHECKPOINT).fetchone()
+    return int(row[0]) if row else 0
+
+
+def reset(conn: Connection, projection: Projection) -> None:
+    """Fresh, empty read tables at position 0 (inside the caller's transaction)."""
+    projection.drop_tables(conn)
+    projection.create_tables(conn)
+    projection.record_versions(conn)
+    conn.execute(UPDATE_CHECKPOINT, (0,))

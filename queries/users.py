@@ -1,0 +1,151 @@
+"""Read model `users`: public and private profiles, one row per account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.db import Connection
+from core.errors import NotFound
+from core.events.base import StoredEvent
+from queries.pagination import decode_cursor, page
+from queries.projection import Statement
+
+NAME = "users"
+VERSION = 1
+TABLES = ("rm_users", "rm_user_skills")
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_users (
+        id TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+        is_active INTEGER NOT NULL DEFAULT 1, bio TEXT, skills TEXT NOT NULL DEFAULT '[]',
+        hourly_rate TEXT, location TEXT, profile_image_url TEXT, wallet_address TEXT,
+        joined_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL,
+        role_changed INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_users_role ON rm_users (role, id)",
+    """CREATE TABLE IF NOT EXISTS rm_user_skills (
+        skill TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (skill, user_id)
+    ) WITHOUT ROWID""",
+)
+
+COLUMNS = (
+    "id, email, name, role, is_active, bio, skills, hourly_rate, location, profile_image_url, "
+    "wallet_address, joined_at, version"
+)
+INSERT_USER = (
+    "INSERT INTO rm_users (id, email, name, role, is_active, skills, joined_at, updated_at, version) "
+    "VALUES (?, ?, ?, ?, 1, '[]', ?, ?, ?)"
+)
+SELECT_USER = f"SELECT {COLUMNS} FROM rm_users WHERE id = ?"
+PROFILE_FIELDS = frozenset({"name", "bio", "hourly_rate", "location", "profile_image_url", "wallet_address"})
+DELETE_SKILLS = "DELETE FROM rm_user_skills WHERE user_id = ?"
+INSERT_SKILL = "INSERT OR IGNORE INTO rm_user_skills (skill, user_id) VALUES (?, ?)"
+
+
+def on_registered(event: StoredEvent) -> list[Statement]:
+    d = event.data
+    return [(INSERT_USER, (d["user_id"], d["email"], d["name"], d["role"], d["joined_at"], d["joined_at"],
+                           event.version))]
+
+
+def on_profile_updated(event: StoredEvent) -> list[Statement]:
+    """Only the changed columns are written; skills also refresh the skill index."""
+    user_id = event.data["user_id"]
+    changes: dict[str, Any] = event.data["changes"]
+    sets = [f"{column} = ?" for column in changes if column in PROFILE_FIELDS]
+    params: list[Any] = [changes[column] for column in changes if column in PROFILE_FIELDS]
+    statements: list[Statement] = []
+    if "skills" in changes:
+        sets.append("skills = ?")
+        params.append(orjson.dumps(changes["skills"]).decode())
+        statements.append((DELETE_SKILLS, (user_id,)))
+        statements.extend((INSERT_SKILL, (skill.lower(), user_id)) for skill in changes["skills"])
+    sets += ["updated_at = ?", "version = ?"]
+    params += [_at(event), event.version, user_id]
+    statements.insert(0, (f"UPDATE rm_users SET {', '.join(sets)} WHERE id = ?", params))
+    return statements
+
+
+SET_ROLE = "UPDATE rm_users SET role = ?, role_changed = 1, updated_at = ?, version = ? WHERE id = ?"
+SET_ACTIVE = "UPDATE rm_users SET is_active = ?, updated_at = ?, version = ? WHERE id = ?"
+TOUCH = "UPDATE rm_users SET updated_at = ?, version = ? WHERE id = ?"
+
+
+def _at(event: StoredEvent) -> str:
+    return event.recorded_at[:19] + "Z"
+
+
+def on_role_changed(event: StoredEvent) -> list[Statement]:
+    return [(SET_ROLE, (event.data["role"], _at(event), event.version, event.data["user_id"]))]
+
+
+def on_deactivated(event: StoredEvent) -> list[Statement]:
+    return [(SET_ACTIVE, (0, _at(event), event.version, event.data["user_id"]))]
+
+
+def on_reactivated(event: StoredEvent) -> list[Statement]:
+    return [(SET_ACTIVE, (1, _at(event), event.version, event.data["user_id"]))]
+
+
+def on_password_changed(event: StoredEvent) -> list[Statement]:
+    return [(TOUCH, (_at(event), event.version, event.data["user_id"]))]
+
+
+PROJECTORS = {
+    "UserRegistered": on_registered,
+    "UserProfileUpdated": on_profile_updated,
+    "UserRoleChanged": on_role_changed,
+    "UserDeactivated": on_deactivated,
+    "UserReactivated": on_reactivated,
+    "UserPasswordChanged": on_password_changed,
+}
+
+
+def _row(row: tuple[Any, ...], private: bool) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "id": row[0], "name": row[2], "role": row[3], "bio": row[5], "skills": orjson.loads(row[6]),
+        "hourly_rate": row[7], "location": row[8], "profile_image_url": row[9], "wallet_address": row[10],
+        "joined_at": row[11],
+    }
+    if private:
+        user["email"] = row[1]
+        user["is_active"] = bool(row[4])
+    return user
+
+
+def get_user(conn: Connection, user_id: str, *, private: bool = False) -> tuple[dict[str, Any], int]:
+    """Who is this user? Returns the view and its stream version (the ETag)."""
+    row = conn.execute(SELECT_USER, (user_id,)).fetchone()
+    if row is None:
+        raise NotFound("No user with that id")
+    return _row(row, private), int(row[12])
+
+
+def list_users(
+    conn: Connection, *, limit: int, cursor: str | None = None, role: str | None = None,
+    skill: str | None = None, q: str | None = None, private: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Which users match these filters, newest first?"""
+    where, params = [], []  # type: ignore[var-annotated]
+    if cursor:
+        where.append("u.id < ?")
+        params.append(decode_cursor(cursor, 1)[0])
+    if role:
+        where.append("u.role = ?")
+        params.append(role)
+    if skill:
+        where.append("u.id IN (SELECT user_id FROM rm_user_skills WHERE skill = ?)")
+        params.append(skill.lower())
+    if q:
+        where.append("u.name LIKE ? ESCAPE '\\'")
+        params.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if not private:
+        where.append("u.is_active = 1")
+    sql = f"SELECT {COLUMNS} FROM rm_users u"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY u.id DESC LIMIT ?"
+    rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+    rows, next_cursor = page(rows, limit, (0,))
+    return [_row(row, private) for row in rows], next_cursor

@@ -1,0 +1,45 @@
+"""Shared fixtures: each test gets its own database directory; the header names the engine versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import libsql
+import pytest
+from starlette.testclient import TestClient
+
+from core.clock import FakeClock
+from core.settings import Settings, load_settings
+from edge.app import create_app
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    conn = libsql.connect(":memory:")
+    version = conn.execute("SELECT sqlite_version()").fetchone()[0]
+    return f"libSQL (libsql package) SQLite engine {version}"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "DATA_DIR": data_dir, "ENVIRONMENT": "test", "SECRET_KEY": "t" * 48, "LOG_LEVEL": "warning",
+        "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "RATE_LIMIT_ENABLED": False, "DB_SYNCHRONOUS": "NORMAL",
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(settings: Settings, clock: FakeClock) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, clock), raise_server_exceptions=False) as test_client:
+        yield test_client
