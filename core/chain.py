@@ -154,7 +154,7 @@ class UsdcVerifier:
     def _matching_transfer(
         self, logs: Sequence[LogReceipt], sender: str, recipient: str, amount: Decimal
     ) -> _TokenTransfer:
-        """The token Transfer sender -> recipient of exactly `amount`; the first filter that empties names the error."""
+        """The Transfer sender -> recipient of exactly `amount`; the first empty filter names the error."""
         transfers = [t for t in map(self._decode_transfer, logs) if t is not None]
         if not transfers:
             _refuse("The transaction contains no transfer of the accepted token.", "wrong_token")

@@ -66,6 +66,14 @@ def iter_all(conn: Connection, batch: int = 5000) -> Iterator[StoredEvent]:
         position = rows[-1].position
 
 
+def read_until(conn: Connection, last: int, batch: int = 5000) -> Iterator[StoredEvent]:
+    """Every event up to and including `last`, in order."""
+    for event in iter_all(conn, batch):
+        if event.position > last:
+            return
+        yield event
+
+
 def head(conn: Connection) -> int:
     return int(conn.execute(SELECT_HEAD).fetchone()[0])
 

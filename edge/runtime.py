@@ -119,6 +119,22 @@ class Runtime:
         return await asyncio.to_thread(fn, *args)
 
 
+def run_command_sync(conn: Connection, projection: Projection, command: Any, meta: dict[str, Any],
+                     clock: Clock | None = None) -> Any:
+    """One command in its own transaction on a connection of the caller's (CLI, seeding)."""
+    handler = COMMAND_HANDLERS[type(command)]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        uow = store.UnitOfWork(conn, meta, clock or Clock())
+        result = handler(uow, command)
+        projection.apply_events(conn, uow.new_events)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
 def prepare_primary(conn: Connection, projection: Projection) -> list[str]:
     """Apply migrations; if a read model's code version changed, rebuild every model from the log."""
     applied = migrate(conn, ("log", "read"))

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]  # no type hints shipped
+from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped,unused-ignore]  # ships no type hints
 from eth_typing import ChecksumAddress
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
