@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands import sessions, users
+from commands import projects, proposals, sessions, users
 from core.store import UnitOfWork
 
 Handler = Callable[[UnitOfWork, Any], Any]
@@ -16,6 +16,14 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     users.ChangeAccount: users.change_account,
     users.RecordLogin: users.record_login,
     users.RecordLoginFailure: users.record_login_failure,
+    projects.PostProject: projects.post_project,
+    projects.ReviseProject: projects.revise_project,
+    projects.DeleteProject: projects.delete_project,
+    proposals.SubmitProposal: proposals.submit_proposal,
+    proposals.ReviseProposal: proposals.revise_proposal,
+    proposals.WithdrawProposal: proposals.withdraw_proposal,
+    proposals.AcceptProposal: proposals.accept_proposal,
+    proposals.RejectProposal: proposals.reject_proposal,
     sessions.RotateRefreshToken: sessions.rotate_refresh_token,
     sessions.RevokeSession: sessions.revoke_session,
 }

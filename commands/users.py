@@ -129,7 +129,8 @@ def check_version(user: User, expected: int | None) -> None:
 def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
     if uow.load(cmd.user_id):
         raise Conflict("That user id is taken")
-    uow.claim(EMAIL_CLAIM, normalize_email(cmd.email), cmd.user_id, code="email_taken")
+    uow.claim(EMAIL_CLAIM, normalize_email(cmd.email), cmd.user_id, code="email_taken",
+              detail="An account with that e-mail already exists")
     uow.conn.execute(UPSERT_CREDENTIALS, (cmd.user_id, cmd.password_hash, rfc3339(uow.now)))
     event = UserRegistered(
         user_id=cmd.user_id, email=cmd.email.strip(), name=cmd.name, role=cmd.role,

@@ -110,13 +110,14 @@ def append(
     return stored
 
 
-def claim(conn: Connection, kind: str, key: str, owner: str, at: str, code: str = "conflict") -> None:
+def claim(conn: Connection, kind: str, key: str, owner: str, at: str, code: str = "conflict",
+          detail: str | None = None) -> None:
     """Reserve a key that must be unique across streams; Conflict(code) when taken."""
     try:
         conn.execute(INSERT_CLAIM, (kind, key, owner, at))
     except Exception as exc:
         if is_unique_violation(exc) and "claims" in unique_violation_target(exc):
-            raise Conflict(f"That {kind.replace('_', ' ')} is already in use", code) from exc
+            raise Conflict(detail or f"That {kind.replace('_', ' ')} is already in use", code) from exc
         raise
 
 
@@ -151,8 +152,8 @@ class UnitOfWork:
         pending = [e.version for e in self.new_events if e.stream_id == stream_id]
         return max(pending) if pending else stream_version(self.conn, stream_id)
 
-    def claim(self, kind: str, key: str, owner: str, code: str = "conflict") -> None:
-        claim(self.conn, kind, key, owner, rfc3339_ms(self.now), code)
+    def claim(self, kind: str, key: str, owner: str, code: str = "conflict", detail: str | None = None) -> None:
+        claim(self.conn, kind, key, owner, rfc3339_ms(self.now), code, detail)
 
     def claim_owner(self, kind: str, key: str) -> str | None:
         return claim_owner(self.conn, kind, key)

@@ -18,7 +18,7 @@ from edge.metrics import Metrics
 from edge.middleware import EdgeMiddleware
 from edge.openapi import build_spec
 from edge.ratelimit import RateLimits
-from edge.routes import auth, docs, health, users
+from edge.routes import auth, docs, health, projects, proposals, users
 from edge.routing import Operation, routes
 from edge.runtime import Runtime
 
@@ -27,7 +27,8 @@ UPLOAD_PATHS = ("/api/uploads",)
 
 def operations() -> list[Operation]:
     """Every public endpoint, in the order the docs list them."""
-    return [*health.OPERATIONS, *auth.OPERATIONS, *users.OPERATIONS, *docs.OPERATIONS]
+    return [*health.OPERATIONS, *auth.OPERATIONS, *users.OPERATIONS, *projects.OPERATIONS, *proposals.OPERATIONS,
+            *docs.OPERATIONS]
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:

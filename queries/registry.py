@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from queries import users
+from queries import projects, proposals, users
 from queries.projection import Projection
 
-READ_MODELS = (users,)
+READ_MODELS = (users, projects, proposals)
 
 
 def projection() -> Projection:

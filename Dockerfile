@@ -1,0 +1,17 @@
+# One image for the primary and every edge; the role comes from FLY_REGION / PRIMARY_REGION.
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY core core
+COPY commands commands
+COPY queries queries
+COPY edge edge
+COPY migrations migrations
+RUN pip install --no-cache-dir --no-deps . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+USER app
+ENV DATA_DIR=/data HOST=0.0.0.0 PORT=8080 ENVIRONMENT=production
+EXPOSE 8080
+CMD ["megilance", "serve"]

@@ -1,0 +1,180 @@
+"""Proposals, write side: submit, revise, withdraw, reject, and accept (one atomic multi-stream command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from commands import projects
+from commands.common import Command, check_version, fold
+from core.errors import Forbidden, InvalidState, NotFound
+from core.events.base import StoredEvent
+from core.events.projects import ProjectAwarded
+from core.events.proposals import (
+    ProposalAccepted,
+    ProposalRejected,
+    ProposalRevised,
+    ProposalSubmitted,
+    ProposalWithdrawn,
+)
+from core.store import UnitOfWork
+
+STREAM = "proposal"
+CLAIM = "proposal"  # key "<project_id>:<freelancer_id>" → proposal id: one per freelancer per project
+SELECT_PROJECT_PROPOSALS = "SELECT owner FROM claims WHERE kind = 'proposal' AND key >= ? AND key < ?"
+
+
+class SubmitProposal(Command):
+    """Bid on an open project."""
+
+    proposal_id: str
+    project_id: str
+    freelancer_id: str
+    cover_letter: str
+    estimated_hours: int
+    hourly_rate_minor: int
+    availability: str
+    attachments: list[str]
+
+
+class ReviseProposal(Command):
+    """Change a proposal that is still submitted (author only)."""
+
+    proposal_id: str
+    actor_id: str
+    changes: dict[str, Any]
+    expected_version: int | None = None
+
+
+class WithdrawProposal(Command):
+    """Take a submitted proposal back (author only)."""
+
+    proposal_id: str
+    actor_id: str
+    expected_version: int | None = None
+
+
+class AcceptProposal(Command):
+    """Hire: this proposal accepted, the project in progress, every other submitted one rejected."""
+
+    proposal_id: str
+    actor_id: str
+
+
+class RejectProposal(Command):
+    """Decline a submitted proposal (project owner only)."""
+
+    proposal_id: str
+    actor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    id: str
+    project_id: str
+    freelancer_id: str
+    client_id: str
+    status: str
+    version: int
+
+
+def evolve(state: Proposal | None, event: StoredEvent) -> Proposal | None:
+    d = event.data
+    if event.type == "ProposalSubmitted":
+        return Proposal(d["proposal_id"], d["project_id"], d["freelancer_id"], d["client_id"], "submitted",
+                        event.version)
+    if state is None:
+        return None
+    status = {"ProposalWithdrawn": "withdrawn", "ProposalAccepted": "accepted", "ProposalRejected": "rejected"}
+    return replace(state, status=status.get(event.type, state.status), version=event.version)
+
+
+def load_proposal(uow: UnitOfWork, proposal_id: str) -> Proposal:
+    return fold(uow, proposal_id, evolve, "proposal")
+
+
+def visible_proposal(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Proposal:
+    """Author and project owner may act on it; anyone else is told it does not exist."""
+    proposal = load_proposal(uow, proposal_id)
+    if actor_id not in (proposal.freelancer_id, proposal.client_id):
+        raise NotFound("No proposal with that id")
+    return proposal
+
+
+def submit_proposal(uow: UnitOfWork, cmd: SubmitProposal) -> str:
+    try:
+        project = projects.load_project(uow, cmd.project_id)
+    except NotFound:
+        raise NotFound("No project with that id") from None
+    if project.client_id == cmd.freelancer_id:
+        raise Forbidden("You cannot bid on your own project")
+    if project.status != "open":
+        raise InvalidState(f"The project is not open for proposals (it is {project.status})")
+    uow.claim(CLAIM, f"{cmd.project_id}:{cmd.freelancer_id}", cmd.proposal_id, code="duplicate_proposal",
+              detail="You already sent a proposal for this project")
+    event = ProposalSubmitted(client_id=project.client_id, **cmd.model_dump())
+    uow.append(cmd.proposal_id, STREAM, 0, [event])
+    return cmd.proposal_id
+
+
+def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: int | None) -> Proposal:
+    proposal = visible_proposal(uow, proposal_id, actor_id)
+    if proposal.freelancer_id != actor_id:
+        raise Forbidden("Only the proposal's author can change it")
+    check_version(proposal.version, expected, "proposal")
+    if proposal.status != "submitted":
+        raise InvalidState(f"Only a submitted proposal can be changed (it is {proposal.status})")
+    return proposal
+
+
+def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
+    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
+    if cmd.changes:
+        uow.append(proposal.id, STREAM, proposal.version,
+                   [ProposalRevised(proposal_id=proposal.id, changes=dict(cmd.changes))])
+
+
+def withdraw_proposal(uow: UnitOfWork, cmd: WithdrawProposal) -> None:
+    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
+    uow.append(proposal.id, STREAM, proposal.version,
+               [ProposalWithdrawn(proposal_id=proposal.id, project_id=proposal.project_id)])
+
+
+def _owned_submitted(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Proposal:
+    proposal = visible_proposal(uow, proposal_id, actor_id)
+    if proposal.client_id != actor_id:
+        raise Forbidden("Only the project's owner can accept or reject proposals")
+    if proposal.status != "submitted":
+        raise InvalidState(f"Only a submitted proposal can be accepted or rejected (it is {proposal.status})")
+    return proposal
+
+
+def reject_proposal(uow: UnitOfWork, cmd: RejectProposal) -> None:
+    proposal = _owned_submitted(uow, cmd.proposal_id, cmd.actor_id)
+    uow.append(proposal.id, STREAM, proposal.version,
+               [ProposalRejected(proposal_id=proposal.id, project_id=proposal.project_id, reason="declined")])
+
+
+def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
+    """Several streams, one transaction: a lost race on any of them undoes all (VersionConflict)."""
+    proposal = _owned_submitted(uow, cmd.proposal_id, cmd.actor_id)
+    project = projects.load_project(uow, proposal.project_id)
+    if project.status != "open":
+        raise InvalidState(f"The project is not open (it is {project.status})")
+    uow.append(proposal.id, STREAM, proposal.version, [ProposalAccepted(
+        proposal_id=proposal.id, project_id=project.id, freelancer_id=proposal.freelancer_id)])
+    uow.append(project.id, projects.STREAM, project.version, [ProjectAwarded(
+        project_id=project.id, proposal_id=proposal.id, freelancer_id=proposal.freelancer_id)])
+    for other_id in _proposal_ids(uow, project.id):
+        if other_id == proposal.id:
+            continue
+        other = load_proposal(uow, other_id)
+        if other.status == "submitted":
+            uow.append(other.id, STREAM, other.version, [ProposalRejected(
+                proposal_id=other.id, project_id=project.id, reason="another_accepted")])
+
+
+def _proposal_ids(uow: UnitOfWork, project_id: str) -> list[str]:
+    # ':' sorts just below ';', so this range is every key with the "<project_id>:" prefix.
+    rows = uow.conn.execute(SELECT_PROJECT_PROPOSALS, (f"{project_id}:", f"{project_id};")).fetchall()
+    return [str(row[0]) for row in rows]

@@ -1,0 +1,177 @@
+"""`/api/projects`: the project board (any signed-in user) and a client's own projects."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+from starlette.responses import Response
+
+from commands.projects import DeleteProject, PostProject, ReviseProject
+from core.ids import new_id
+from core.money import parse_amount, to_minor
+from edge.commanding import execute, if_match, written
+from edge.responses import JSON
+from edge.routing import Call, Operation
+from edge.schemas import MoneyIn, Page, Skill, Strict
+from queries.projects import get_project, list_projects
+
+CLIENT = frozenset({"client"})
+Status = Literal["open", "in_progress", "completed", "cancelled", "closed"]
+BudgetType = Literal["fixed", "hourly"]
+Experience = Literal["entry", "intermediate", "expert"]
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+Title = Annotated[str, Field(min_length=5, max_length=200), AfterValidator(_text)]
+Description = Annotated[str, Field(min_length=20, max_length=10000), AfterValidator(_text)]
+Short = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_text)]
+
+
+def cents(value: str) -> int:
+    return to_minor(parse_amount(value, "USD"), "USD")
+
+
+class ProjectBody(Strict):
+    title: Title
+    description: Description
+    category: Short
+    budget_type: BudgetType
+    budget_min: MoneyIn
+    budget_max: MoneyIn
+    experience_level: Experience
+    estimated_duration: Short
+    skills: list[Skill] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _budget_order(self) -> ProjectBody:
+        if cents(self.budget_min) > cents(self.budget_max):
+            raise ValueError("budget_min must not exceed budget_max")
+        return self
+
+
+class ProjectPatch(Strict):
+    title: Title | None = None
+    description: Description | None = None
+    category: Short | None = None
+    budget_type: BudgetType | None = None
+    budget_min: MoneyIn | None = None
+    budget_max: MoneyIn | None = None
+    experience_level: Experience | None = None
+    estimated_duration: Short | None = None
+    skills: list[Skill] | None = Field(None, max_length=20)
+    status: Literal["closed", "cancelled", "completed"] | None = None
+
+
+class ProjectFilters(Page):
+    status: Status | None = None
+    category: str | None = Field(None, max_length=100)
+    skill: str | None = Field(None, max_length=50)
+    q: str | None = Field(None, max_length=200)
+    budget_min: MoneyIn | None = Field(None, description="projects whose budget_max is at least this")
+    budget_max: MoneyIn | None = Field(None, description="projects whose budget_min is at most this")
+    client_id: str | None = Field(None, max_length=64)
+
+
+class Party(Strict):
+    id: str
+    name: str
+
+
+class ProjectOut(Strict):
+    id: str
+    client_id: str
+    client: Party
+    title: str
+    description: str
+    category: str
+    budget_type: BudgetType
+    budget_min: str
+    budget_max: str
+    experience_level: Experience
+    estimated_duration: str
+    skills: list[str]
+    status: Status
+    proposals_count: int
+    created_at: str
+    updated_at: str
+
+
+class ProjectList(Strict):
+    items: list[ProjectOut]
+    next_cursor: str | None
+
+
+def patch_changes(body: ProjectPatch) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True, exclude={"status"})
+    for field in ("budget_min", "budget_max"):
+        if field in changes:
+            value = changes.pop(field)
+            if value is None:
+                continue
+            changes[f"{field}_minor"] = cents(value)
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+async def list_all(call: Call) -> Response:
+    f: ProjectFilters = call.query
+    items, cursor = await call.runtime.read(lambda conn: list_projects(
+        conn, limit=f.limit, cursor=f.cursor, status=f.status, category=f.category, skill=f.skill, q=f.q,
+        budget_min_minor=cents(f.budget_min) if f.budget_min else None,
+        budget_max_minor=cents(f.budget_max) if f.budget_max else None, client_id=f.client_id))
+    return JSON({"items": items, "next_cursor": cursor})
+
+
+async def get_one(call: Call) -> Response:
+    project, version = await call.runtime.read(lambda conn: get_project(conn, call.path["project_id"]))
+    return JSON(project, headers={"ETag": f'"{version}"'})
+
+
+async def create(call: Call) -> Response:
+    body: ProjectBody = call.body
+    project_id = new_id()
+    command = PostProject(
+        project_id=project_id, client_id=call.user.sub, title=body.title, description=body.description,
+        category=body.category, budget_type=body.budget_type, budget_min_minor=cents(body.budget_min),
+        budget_max_minor=cents(body.budget_max), experience_level=body.experience_level,
+        estimated_duration=body.estimated_duration, skills=list(body.skills))
+    _, position = await execute(call, command)
+    project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
+    return written(project, position, 201, etag=version)
+
+
+async def update(call: Call) -> Response:
+    body: ProjectPatch = call.body
+    project_id = call.path["project_id"]
+    command = ReviseProject(project_id=project_id, actor_id=call.user.sub, changes=patch_changes(body),
+                            status=body.status, expected_version=if_match(call))
+    _, position = await execute(call, command)
+    project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
+    return written(project, position, etag=version)
+
+
+async def delete(call: Call) -> Response:
+    command = DeleteProject(project_id=call.path["project_id"], actor_id=call.user.sub,
+                            expected_version=if_match(call))
+    _, position = await execute(call, command)
+    return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
+
+
+OPERATIONS = [
+    Operation("GET", "/api/projects", list_all, "Browse and search projects (q: full text)", "projects",
+              query=ProjectFilters, response=ProjectList, errors=(401, 422)),
+    Operation("GET", "/api/projects/{project_id}", get_one, "One project", "projects", response=ProjectOut,
+              errors=(401, 404)),
+    Operation("POST", "/api/projects", create, "Post a project (clients)", "projects", body=ProjectBody,
+              response=ProjectOut, status=201, roles=CLIENT, errors=(400, 401, 403, 415, 422)),
+    Operation("PUT", "/api/projects/{project_id}", update, "Edit an open project or move its status (owner)",
+              "projects", body=ProjectPatch, response=ProjectOut, errors=(400, 401, 404, 409, 412, 415, 422)),
+    Operation("DELETE", "/api/projects/{project_id}", delete, "Delete an open project (owner)", "projects",
+              status=204, errors=(401, 404, 409, 412)),
+]

@@ -1,0 +1,155 @@
+"""`/api/proposals`: freelancers bid; project owners accept or reject; each side sees only its own."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+from starlette.responses import Response
+
+from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
+from core.ids import new_id
+from edge.commanding import execute, if_match, written
+from edge.responses import JSON
+from edge.routes.projects import Party, cents
+from edge.routing import Call, Operation
+from edge.schemas import MoneyIn, Page, Strict
+from queries.proposals import get_proposal, list_proposals
+
+FREELANCER = frozenset({"freelancer"})
+CLIENT = frozenset({"client"})
+Availability = Literal["immediate", "1-2_weeks", "1_month", "flexible"]
+ProposalStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
+
+
+def _letter(value: str) -> str:
+    if len(value.strip()) < 50:
+        raise ValueError("must have at least 50 characters besides surrounding spaces")
+    return value
+
+
+CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
+Hours = Annotated[int, Field(gt=0, le=100000)]
+Attachment = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class ProposalBody(Strict):
+    project_id: str = Field(min_length=1, max_length=64)
+    cover_letter: CoverLetter
+    estimated_hours: Hours
+    hourly_rate: MoneyIn
+    availability: Availability
+    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+
+
+class ProposalPatch(Strict):
+    cover_letter: CoverLetter | None = None
+    estimated_hours: Hours | None = None
+    hourly_rate: MoneyIn | None = None
+    availability: Availability | None = None
+    attachments: list[Attachment] | None = Field(None, max_length=10)
+
+
+class ProposalFilters(Page):
+    project_id: str | None = Field(None, max_length=64)
+    status: ProposalStatus | None = None
+
+
+class ProposalOut(Strict):
+    id: str
+    project_id: str
+    freelancer_id: str
+    freelancer: Party
+    cover_letter: str
+    estimated_hours: int
+    hourly_rate: str
+    availability: Availability
+    attachments: list[str]
+    status: ProposalStatus
+    created_at: str
+    updated_at: str
+
+
+class ProposalList(Strict):
+    items: list[ProposalOut]
+    next_cursor: str | None
+
+
+async def read_back(call: Call, proposal_id: str) -> tuple[dict[str, object], int]:
+    return await call.runtime.read(lambda conn: get_proposal(conn, proposal_id, call.user.sub, call.user.role))
+
+
+async def list_all(call: Call) -> Response:
+    f: ProposalFilters = call.query
+    items, cursor = await call.runtime.read(lambda conn: list_proposals(
+        conn, viewer_id=call.user.sub, viewer_role=call.user.role, limit=f.limit, cursor=f.cursor,
+        project_id=f.project_id, status=f.status))
+    return JSON({"items": items, "next_cursor": cursor})
+
+
+async def get_one(call: Call) -> Response:
+    proposal, version = await read_back(call, call.path["proposal_id"])
+    return JSON(proposal, headers={"ETag": f'"{version}"'})
+
+
+async def create(call: Call) -> Response:
+    body: ProposalBody = call.body
+    proposal_id = new_id()
+    command = SubmitProposal(
+        proposal_id=proposal_id, project_id=body.project_id, freelancer_id=call.user.sub,
+        cover_letter=body.cover_letter, estimated_hours=body.estimated_hours,
+        hourly_rate_minor=cents(body.hourly_rate), availability=body.availability, attachments=list(body.attachments))
+    _, position = await execute(call, command)
+    proposal, version = await read_back(call, proposal_id)
+    return written(proposal, position, 201, etag=version)
+
+
+async def update(call: Call) -> Response:
+    body: ProposalPatch = call.body
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if "hourly_rate" in changes:
+        changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
+    proposal_id = call.path["proposal_id"]
+    _, position = await execute(call, ReviseProposal(proposal_id=proposal_id, actor_id=call.user.sub,
+                                                     changes=changes, expected_version=if_match(call)))
+    return await _answer(call, proposal_id, position)
+
+
+async def withdraw(call: Call) -> Response:
+    _, position = await execute(call, WithdrawProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub,
+                                                       expected_version=if_match(call)))
+    return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
+
+
+async def accept(call: Call) -> Response:
+    _, position = await execute(call, AcceptProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub))
+    return await _answer(call, call.path["proposal_id"], position)
+
+
+async def reject(call: Call) -> Response:
+    _, position = await execute(call, RejectProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub))
+    return await _answer(call, call.path["proposal_id"], position)
+
+
+async def _answer(call: Call, proposal_id: str, position: int) -> Response:
+    proposal, version = await read_back(call, proposal_id)
+    return written(proposal, position, etag=version)
+
+
+OPERATIONS = [
+    Operation("GET", "/api/proposals", list_all, "Proposals the caller may see", "proposals",
+              query=ProposalFilters, response=ProposalList, errors=(401, 422)),
+    Operation("GET", "/api/proposals/{proposal_id}", get_one, "One proposal (author, project owner, admin)",
+              "proposals", response=ProposalOut, errors=(401, 404)),
+    Operation("POST", "/api/proposals", create, "Bid on an open project (freelancers)", "proposals",
+              body=ProposalBody, response=ProposalOut, status=201, roles=FREELANCER,
+              errors=(400, 401, 403, 404, 409, 415, 422)),
+    Operation("PUT", "/api/proposals/{proposal_id}", update, "Revise a submitted proposal (author)", "proposals",
+              body=ProposalPatch, response=ProposalOut, errors=(400, 401, 403, 404, 409, 412, 415, 422)),
+    Operation("DELETE", "/api/proposals/{proposal_id}", withdraw, "Withdraw a submitted proposal (author)",
+              "proposals", status=204, errors=(401, 403, 404, 409, 412)),
+    Operation("POST", "/api/proposals/{proposal_id}/accept", accept, "Accept: hire this freelancer (project owner)",
+              "proposals", response=ProposalOut, roles=CLIENT, errors=(401, 403, 404, 409)),
+    Operation("POST", "/api/proposals/{proposal_id}/reject", reject, "Decline a proposal (project owner)",
+              "proposals", response=ProposalOut, roles=CLIENT, errors=(401, 403, 404, 409)),
+]

@@ -1,0 +1,186 @@
+"""Read model `project_board`: projects as the board and the detail page show them (client name, counts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.db import Connection
+from core.errors import NotFound
+from core.events.base import StoredEvent
+from core.money import format_minor
+from queries.fts import match_expression
+from queries.pagination import decode_cursor, page
+from queries.projection import Statement
+
+NAME = "project_board"
+VERSION = 1
+TABLES = ("rm_projects", "rm_project_skills", "rm_projects_fts")
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_projects (
+        id TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL, client_name TEXT NOT NULL, title TEXT NOT NULL,
+        description TEXT NOT NULL, category TEXT NOT NULL, budget_type TEXT NOT NULL,
+        budget_min_minor INTEGER NOT NULL, budget_max_minor INTEGER NOT NULL, experience_level TEXT NOT NULL,
+        estimated_duration TEXT NOT NULL, skills TEXT NOT NULL, status TEXT NOT NULL,
+        proposals_count INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS rm_projects_status ON rm_projects (status, id)",
+    "CREATE INDEX IF NOT EXISTS rm_projects_client ON rm_projects (client_id, id)",
+    "CREATE INDEX IF NOT EXISTS rm_projects_category ON rm_projects (category, id)",
+    """CREATE TABLE IF NOT EXISTS rm_project_skills (
+        skill TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (skill, project_id)
+    ) WITHOUT ROWID""",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS rm_projects_fts USING fts5(title, description, skills, "
+    "tokenize = 'unicode61 remove_diacritics 2')",
+)
+
+COLUMNS = (
+    "p.id, p.client_id, p.client_name, p.title, p.description, p.category, p.budget_type, p.budget_min_minor, "
+    "p.budget_max_minor, p.experience_level, p.estimated_duration, p.skills, p.status, p.proposals_count, "
+    "p.created_at, p.updated_at, p.version"
+)
+INSERT = (
+    "INSERT INTO rm_projects (id, client_id, client_name, title, description, category, budget_type, "
+    "budget_min_minor, budget_max_minor, experience_level, estimated_duration, skills, status, created_at, "
+    "updated_at, version) VALUES (?, ?, COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, 'open', ?, ?, ?)"
+)
+INSERT_FTS = (
+    "INSERT INTO rm_projects_fts (rowid, title, description, skills) "
+    "SELECT rowid, title, description, skills FROM rm_projects WHERE id = ?"
+)
+DELETE_FTS = "DELETE FROM rm_projects_fts WHERE rowid = (SELECT rowid FROM rm_projects WHERE id = ?)"
+DELETE_SKILLS = "DELETE FROM rm_project_skills WHERE project_id = ?"
+INSERT_SKILL = "INSERT OR IGNORE INTO rm_project_skills (skill, project_id) VALUES (?, ?)"
+SET_STATUS = "UPDATE rm_projects SET status = ?, updated_at = ?, version = ? WHERE id = ?"
+DELETE = "DELETE FROM rm_projects WHERE id = ?"
+COUNT = "UPDATE rm_projects SET proposals_count = proposals_count + ? WHERE id = ?"
+RENAME_CLIENT = "UPDATE rm_projects SET client_name = ? WHERE client_id = ?"
+REVISABLE = ("title", "description", "category", "budget_type", "budget_min_minor", "budget_max_minor",
+             "experience_level", "estimated_duration")
+
+
+def _at(event: StoredEvent) -> str:
+    return event.recorded_at[:19] + "Z"
+
+
+def _skills(project_id: str, skills: list[str]) -> list[Statement]:
+    return [(DELETE_SKILLS, (project_id,)), *((INSERT_SKILL, (s.lower(), project_id)) for s in skills)]
+
+
+def on_posted(event: StoredEvent) -> list[Statement]:
+    d = event.data
+    at = _at(event)
+    return [
+        (INSERT, (d["project_id"], d["client_id"], d["client_id"], d["title"], d["description"], d["category"],
+                  d["budget_type"], d["budget_min_minor"], d["budget_max_minor"], d["experience_level"],
+                  d["estimated_duration"], orjson.dumps(d["skills"]).decode(), at, at, event.version)),
+        (INSERT_FTS, (d["project_id"],)),
+        *_skills(d["project_id"], d["skills"]),
+    ]
+
+
+def on_revised(event: StoredEvent) -> list[Statement]:
+    project_id, changes = event.data["project_id"], event.data["changes"]
+    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
+    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
+    out: list[Statement] = []
+    if "skills" in changes:
+        sets.append("skills = ?")
+        params.append(orjson.dumps(changes["skills"]).decode())
+        out += _skills(project_id, changes["skills"])
+    sets += ["updated_at = ?", "version = ?"]
+    params += [_at(event), event.version, project_id]
+    return [(DELETE_FTS, (project_id,)), (f"UPDATE rm_projects SET {', '.join(sets)} WHERE id = ?", params),
+            (INSERT_FTS, (project_id,)), *out]
+
+
+def on_status(event: StoredEvent) -> list[Statement]:
+    return [(SET_STATUS, (event.data["status"], _at(event), event.version, event.data["project_id"]))]
+
+
+def on_awarded(event: StoredEvent) -> list[Statement]:
+    return [(SET_STATUS, ("in_progress", _at(event), event.version, event.data["project_id"]))]
+
+
+def on_deleted(event: StoredEvent) -> list[Statement]:
+    project_id = event.data["project_id"]
+    return [(DELETE_FTS, (project_id,)), (DELETE_SKILLS, (project_id,)), (DELETE, (project_id,))]
+
+
+def on_proposal_submitted(event: StoredEvent) -> list[Statement]:
+    return [(COUNT, (1, event.data["project_id"]))]
+
+
+def on_proposal_withdrawn(event: StoredEvent) -> list[Statement]:
+    return [(COUNT, (-1, event.data["project_id"]))]
+
+
+def on_user_renamed(event: StoredEvent) -> list[Statement]:
+    name = event.data["changes"].get("name")
+    return [(RENAME_CLIENT, (name, event.data["user_id"]))] if name else []
+
+
+PROJECTORS = {
+    "ProjectPosted": on_posted,
+    "ProjectRevised": on_revised,
+    "ProjectStatusChanged": on_status,
+    "ProjectAwarded": on_awarded,
+    "ProjectDeleted": on_deleted,
+    "ProposalSubmitted": on_proposal_submitted,
+    "ProposalWithdrawn": on_proposal_withdrawn,
+    "UserProfileUpdated": on_user_renamed,
+}
+
+
+def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0], "client_id": row[1], "client": {"id": row[1], "name": row[2]}, "title": row[3],
+        "description": row[4], "category": row[5], "budget_type": row[6],
+        "budget_min": format_minor(row[7], "USD"), "budget_max": format_minor(row[8], "USD"),
+        "experience_level": row[9], "estimated_duration": row[10], "skills": orjson.loads(row[11]),
+        "status": row[12], "proposals_count": row[13], "created_at": row[14], "updated_at": row[15],
+    }
+
+
+def get_project(conn: Connection, project_id: str) -> tuple[dict[str, Any], int]:
+    """What does this project look like now? (view, version for the ETag)"""
+    row = conn.execute(f"SELECT {COLUMNS} FROM rm_projects p WHERE p.id = ?", (project_id,)).fetchone()
+    if row is None:
+        raise NotFound("No project with that id")
+    return _row(row), int(row[16])
+
+
+def list_projects(
+    conn: Connection, *, limit: int, cursor: str | None = None, status: str | None = None,
+    category: str | None = None, skill: str | None = None, q: str | None = None,
+    budget_min_minor: int | None = None, budget_max_minor: int | None = None, client_id: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Which projects match, newest first? `q` is full-text over title, description and skills."""
+    where: list[str] = []
+    params: list[Any] = []
+    source = "rm_projects p"
+    if q is not None:
+        expression = match_expression(q)
+        if expression is None:
+            return [], None
+        source = "rm_projects_fts f JOIN rm_projects p ON p.rowid = f.rowid"
+        where.append("rm_projects_fts MATCH ?")
+        params.append(expression)
+    filters = (("p.id < ?", decode_cursor(cursor, 1)[0] if cursor else None), ("p.status = ?", status),
+               ("p.category = ?", category), ("p.client_id = ?", client_id),
+               ("p.budget_max_minor >= ?", budget_min_minor), ("p.budget_min_minor <= ?", budget_max_minor),
+               ("p.id IN (SELECT project_id FROM rm_project_skills WHERE skill = ?)",
+                skill.lower() if skill else None))
+    for clause, value in filters:
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = f"SELECT {COLUMNS} FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY p.id DESC LIMIT ?"
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    return [_row(row) for row in rows], next_cursor

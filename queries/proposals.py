@@ -1,0 +1,132 @@
+"""Read model `proposals`: proposals by project and by freelancer, with names, for the people who may see them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.db import Connection
+from core.errors import NotFound
+from core.events.base import StoredEvent
+from core.money import format_minor
+from queries.pagination import decode_cursor, page
+from queries.projection import Statement
+
+NAME = "proposals"
+VERSION = 1
+TABLES = ("rm_proposals",)
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_proposals (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, client_id TEXT NOT NULL, freelancer_id TEXT NOT NULL,
+        freelancer_name TEXT NOT NULL, cover_letter TEXT NOT NULL, estimated_hours INTEGER NOT NULL,
+        hourly_rate_minor INTEGER NOT NULL, availability TEXT NOT NULL, attachments TEXT NOT NULL,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_project ON rm_proposals (project_id, id)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_freelancer ON rm_proposals (freelancer_id, id)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_client ON rm_proposals (client_id, id)",
+)
+COLUMNS = (
+    "id, project_id, client_id, freelancer_id, freelancer_name, cover_letter, estimated_hours, hourly_rate_minor, "
+    "availability, attachments, status, created_at, updated_at, version"
+)
+INSERT = (
+    "INSERT INTO rm_proposals (id, project_id, client_id, freelancer_id, freelancer_name, cover_letter, "
+    "estimated_hours, hourly_rate_minor, availability, attachments, status, created_at, updated_at, version) "
+    "VALUES (?, ?, ?, ?, COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, ?, ?, ?, ?, 'submitted', ?, ?, ?)"
+)
+SET_STATUS = "UPDATE rm_proposals SET status = ?, updated_at = ?, version = ? WHERE id = ?"
+RENAME = "UPDATE rm_proposals SET freelancer_name = ? WHERE freelancer_id = ?"
+REVISABLE = ("cover_letter", "estimated_hours", "hourly_rate_minor", "availability")
+STATUS_OF = {"ProposalWithdrawn": "withdrawn", "ProposalAccepted": "accepted", "ProposalRejected": "rejected"}
+
+
+def _at(event: StoredEvent) -> str:
+    return event.recorded_at[:19] + "Z"
+
+
+def on_submitted(event: StoredEvent) -> list[Statement]:
+    d = event.data
+    at = _at(event)
+    return [(INSERT, (d["proposal_id"], d["project_id"], d["client_id"], d["freelancer_id"], d["freelancer_id"],
+                      d["cover_letter"], d["estimated_hours"], d["hourly_rate_minor"], d["availability"],
+                      orjson.dumps(d["attachments"]).decode(), at, at, event.version))]
+
+
+def on_revised(event: StoredEvent) -> list[Statement]:
+    changes = event.data["changes"]
+    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
+    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
+    if "attachments" in changes:
+        sets.append("attachments = ?")
+        params.append(orjson.dumps(changes["attachments"]).decode())
+    sets += ["updated_at = ?", "version = ?"]
+    params += [_at(event), event.version, event.data["proposal_id"]]
+    return [(f"UPDATE rm_proposals SET {', '.join(sets)} WHERE id = ?", params)]
+
+
+def on_status(event: StoredEvent) -> list[Statement]:
+    return [(SET_STATUS, (STATUS_OF[event.type], _at(event), event.version, event.data["proposal_id"]))]
+
+
+def on_user_renamed(event: StoredEvent) -> list[Statement]:
+    name = event.data["changes"].get("name")
+    return [(RENAME, (name, event.data["user_id"]))] if name else []
+
+
+PROJECTORS = {
+    "ProposalSubmitted": on_submitted,
+    "ProposalRevised": on_revised,
+    "ProposalWithdrawn": on_status,
+    "ProposalAccepted": on_status,
+    "ProposalRejected": on_status,
+    "UserProfileUpdated": on_user_renamed,
+}
+
+
+def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0], "project_id": row[1], "freelancer_id": row[3], "freelancer": {"id": row[3], "name": row[4]},
+        "cover_letter": row[5], "estimated_hours": row[6], "hourly_rate": format_minor(row[7], "USD"),
+        "availability": row[8], "attachments": orjson.loads(row[9]), "status": row[10], "created_at": row[11],
+        "updated_at": row[12],
+    }
+
+
+def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
+    return viewer_role == "admin" or viewer_id in (row[2], row[3])
+
+
+def get_proposal(conn: Connection, proposal_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
+    """This proposal, if the viewer is its author, the project's owner or an admin; else NotFound."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM rm_proposals WHERE id = ?", (proposal_id,)).fetchone()
+    if row is None or not may_see(row, viewer_id, viewer_role):
+        raise NotFound("No proposal with that id")
+    return _row(row), int(row[13])
+
+
+def list_proposals(
+    conn: Connection, *, viewer_id: str, viewer_role: str, limit: int, cursor: str | None = None,
+    project_id: str | None = None, status: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The proposals this viewer may see: their own (freelancer), on their projects (client), all (admin)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if viewer_role == "freelancer":
+        where.append("freelancer_id = ?")
+        params.append(viewer_id)
+    elif viewer_role != "admin":
+        where.append("client_id = ?")
+        params.append(viewer_id)
+    for clause, value in (("id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
+                          ("project_id = ?", project_id), ("status = ?", status)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = f"SELECT {COLUMNS} FROM rm_proposals"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    return [_row(row) for row in rows], next_cursor
