@@ -161,5 +161,32 @@ def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
         conn.close()
 
 
+@app.command("seed-demo")
+def seed_demo(
+    users: Annotated[int, typer.Option(help="accounts (a third are clients)")] = 200,
+    projects: Annotated[int, typer.Option()] = 1000,
+    proposals: Annotated[int, typer.Option()] = 5000,
+) -> None:
+    """Fill the primary with a realistic demo marketplace (password of every demo account: demo-password-1)."""
+    from core.passwords import Passwords
+    from edge.seed import DEMO_PASSWORD, seed
+
+    settings = load_settings()
+    hashed = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism).hash(
+        DEMO_PASSWORD)
+    conn = primary_connection()
+    try:
+        prepare_primary(conn, projection())
+        with progress_bar() as bar:
+            task = bar.add_task("seeding demo marketplace", total=None)
+            demo = seed(conn, projection(), hashed, users_n=users, projects_n=projects, proposals_n=proposals,
+                        progress=lambda n: bar.advance(task, n))
+        head = store.head(conn)
+    finally:
+        conn.close()
+    typer.echo(f"seeded {len(demo.clients)} clients, {len(demo.freelancers)} freelancers, {len(demo.projects)} "
+               f"projects, {sum(len(v) for v in demo.proposals.values())} proposals; log head {head}")
+
+
 def main() -> None:
     app()

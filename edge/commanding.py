@@ -32,10 +32,12 @@ def command_meta(call: Call) -> dict[str, Any]:
 
 
 async def execute(call: Call, command: Any) -> tuple[Any, int]:
+    """Run one command for this request; the request's Idempotency-Key is claimed by its first command."""
     if call.principal is not None:
         limits = call.request.app.state.limits
         limits.hit(limits.writes, "writes", call.principal.sub)
-    return await call.runtime.execute(command, command_meta(call))
+    claim, call.idempotency = call.idempotency, None
+    return await call.runtime.execute(command, command_meta(call), claim)
 
 
 def written(body: Any, position: int, status: int = 200, etag: int | None = None) -> JSON:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from core import idempotency
+from core.errors import BadRequest, Conflict, Forbidden, UnsupportedMediaType, ValidationFailed
+from core.idempotency import Claim
 from core.tokens import Claims
 from edge.auth import authenticate
 from edge.runtime import Runtime
@@ -30,6 +33,7 @@ class Call:
     body: Any = None
     query: Any = None
     path: dict[str, str] = field(default_factory=dict)
+    idempotency: Claim | None = None
 
     @property
     def user(self) -> Claims:
@@ -111,10 +115,42 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
         query = parse_query(op.query, request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
-        return await op.handler(Call(request, runtime, principal, body, query, dict(request.path_params)))
+        call = Call(request, runtime, principal, body, query, dict(request.path_params))
+        if op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
+            return await idempotent(call, op)
+        return await op.handler(call)
 
     run.__name__ = op.handler.__name__
     return run
+
+
+MAX_KEY_LENGTH = 255
+
+
+async def idempotent(call: Call, op: Operation) -> Response:
+    """Replay the first response for a repeated key; refuse the key with a different request."""
+    key = call.request.headers["idempotency-key"].strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
+                               errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid length"}])
+    raw = await call.request.body()
+    digest = hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), raw)).hexdigest()
+    runtime, user = call.runtime, call.user.sub
+    stored = await runtime.read(lambda conn: idempotency.lookup(conn, user, key, runtime.clock.now()))
+    if stored is not None:
+        if stored.fingerprint != digest:
+            raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
+        if stored.status is None or stored.body is None:
+            raise Conflict("A request with this Idempotency-Key is still being processed", "idempotency_in_progress")
+        return Response(stored.body, status_code=stored.status, media_type="application/json",
+                        headers={"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"})
+    claim = call.idempotency = idempotency.Claim(user, key, digest)
+    response = await op.handler(call)
+    if call.idempotency is None and 200 <= response.status_code < 300:  # the claim was taken by a command
+        position = int(response.headers.get("x-consistency-token", "0"))
+        body = bytes(response.body)
+        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position))
+    return response
 
 
 def routes(operations: list[Operation]) -> list[Route]:

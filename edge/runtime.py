@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
-from core import store
+from core import idempotency, store
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect
 from core.passwords import Passwords
@@ -92,13 +92,16 @@ class Runtime:
 
     # -- the two paths ---------------------------------------------------------------------
 
-    async def execute(self, command: Any, meta: dict[str, Any]) -> tuple[Any, int]:
+    async def execute(self, command: Any, meta: dict[str, Any],
+                      claim: idempotency.Claim | None = None) -> tuple[Any, int]:
         """Run a command in the writer; returns its result and the position of its last event."""
         handler = COMMAND_HANDLERS[type(command)]
         projection, clock = self.projection, self.clock
 
         def job(conn: Connection) -> tuple[Any, list[store.StoredEvent]]:
             uow = store.UnitOfWork(conn, meta, clock)
+            if claim is not None:
+                idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)
             projection.apply_events(conn, uow.new_events)
             return result, uow.new_events
@@ -108,6 +111,12 @@ class Runtime:
         result, events = await self.writer.submit(job)
         self.sessions.observe(events)
         return result, events[-1].position if events else self.tracker.position
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """A small write of the edge's own bookkeeping (not a command: no events)."""
+        if self.writer is None:
+            raise RuntimeError("runtime not opened")
+        return await self.writer.submit(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         if self.reads is None:

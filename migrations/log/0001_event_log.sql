@@ -46,3 +46,15 @@ CREATE TABLE refresh_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+-- Idempotency-Key: the first response to a POST, per user and key, replayed for 24 hours.
+CREATE TABLE idempotency_keys (
+    user_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status      INTEGER,
+    body        BLOB,
+    position    INTEGER,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;

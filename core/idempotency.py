@@ -1,0 +1,56 @@
+"""Idempotency keys: claimed in the command's own transaction, completed with the response after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.clock import rfc3339_ms
+from core.db import Connection, is_unique_violation
+from core.errors import Conflict
+
+WINDOW = timedelta(hours=24)
+SELECT = "SELECT fingerprint, status, body, position, created_at FROM idempotency_keys WHERE user_id = ? AND key = ?"
+INSERT = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (?, ?, ?, ?)"
+DELETE_EXPIRED = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?"
+COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ? WHERE user_id = ? AND key = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who claims which key for which request (method, path and body hashed)."""
+
+    user_id: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    fingerprint: str
+    status: int | None
+    body: bytes | None
+    position: int | None
+
+
+def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | None:
+    row = conn.execute(SELECT, (user_id, key)).fetchone()
+    if row is None or row[4] < rfc3339_ms(now - WINDOW):
+        return None
+    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3])
+
+
+def claim(conn: Connection, c: Claim, now: datetime) -> None:
+    """Inside the command's transaction: a concurrent twin collides here and is refused."""
+    conn.execute(DELETE_EXPIRED, (c.user_id, c.key, rfc3339_ms(now - WINDOW)))
+    try:
+        conn.execute(INSERT, (c.user_id, c.key, c.fingerprint, rfc3339_ms(now)))
+    except Exception as exc:
+        if is_unique_violation(exc):
+            raise Conflict("A request with this Idempotency-Key is already being processed",
+                           "idempotency_in_progress") from exc
+        raise
+
+
+def complete(conn: Connection, c: Claim, status: int, body: bytes, position: int) -> None:
+    conn.execute(COMPLETE, (status, body, position, c.user_id, c.key))
