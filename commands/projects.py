@@ -67,20 +67,35 @@ class Project:
 def evolve(state: Project | None, event: StoredEvent) -> Project | None:
     d = event.data
     if event.type == "ProjectPosted":
-        return Project(d["project_id"], d["client_id"], "open", d["budget_min_minor"], d["budget_max_minor"],
-                       None, None, event.version)
+        return Project(
+            d["project_id"],
+            d["client_id"],
+            "open",
+            d["budget_min_minor"],
+            d["budget_max_minor"],
+            None,
+            None,
+            event.version,
+        )
     if state is None or event.type == "ProjectDeleted":
         return None
     state = replace(state, version=event.version)
     if event.type == "ProjectRevised":
         changes = d["changes"]
-        return replace(state, budget_min_minor=changes.get("budget_min_minor", state.budget_min_minor),
-                       budget_max_minor=changes.get("budget_max_minor", state.budget_max_minor))
+        return replace(
+            state,
+            budget_min_minor=changes.get("budget_min_minor", state.budget_min_minor),
+            budget_max_minor=changes.get("budget_max_minor", state.budget_max_minor),
+        )
     if event.type == "ProjectStatusChanged":
         return replace(state, status=d["status"])
     if event.type == "ProjectAwarded":
-        return replace(state, status="in_progress", accepted_proposal_id=d["proposal_id"],
-                       accepted_freelancer_id=d["freelancer_id"])
+        return replace(
+            state,
+            status="in_progress",
+            accepted_proposal_id=d["proposal_id"],
+            accepted_freelancer_id=d["freelancer_id"],
+        )
     return state
 
 
@@ -111,8 +126,10 @@ def revise_project(uow: UnitOfWork, cmd: ReviseProject) -> None:
         low = cmd.changes.get("budget_min_minor", project.budget_min_minor)
         high = cmd.changes.get("budget_max_minor", project.budget_max_minor)
         if low > high:
-            raise ValidationFailed("budget_min must not exceed budget_max",
-                                   errors=[{"loc": ["body", "budget_min"], "msg": "greater than budget_max"}])
+            raise ValidationFailed(
+                "budget_min must not exceed budget_max",
+                errors=[{"loc": ["body", "budget_min"], "msg": "greater than budget_max"}],
+            )
         events.append(ProjectRevised(project_id=project.id, changes=dict(cmd.changes)))
     if cmd.status is not None and cmd.status != project.status:
         if (project.status, cmd.status) not in OWNER_MOVES:

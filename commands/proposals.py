@@ -81,8 +81,9 @@ class Proposal:
 def evolve(state: Proposal | None, event: StoredEvent) -> Proposal | None:
     d = event.data
     if event.type == "ProposalSubmitted":
-        return Proposal(d["proposal_id"], d["project_id"], d["freelancer_id"], d["client_id"], "submitted",
-                        event.version)
+        return Proposal(
+            d["proposal_id"], d["project_id"], d["freelancer_id"], d["client_id"], "submitted", event.version
+        )
     if state is None:
         return None
     status = {"ProposalWithdrawn": "withdrawn", "ProposalAccepted": "accepted", "ProposalRejected": "rejected"}
@@ -110,8 +111,13 @@ def submit_proposal(uow: UnitOfWork, cmd: SubmitProposal) -> str:
         raise Forbidden("You cannot bid on your own project")
     if project.status != "open":
         raise InvalidState(f"The project is not open for proposals (it is {project.status})")
-    uow.claim(CLAIM, f"{cmd.project_id}:{cmd.freelancer_id}", cmd.proposal_id, code="duplicate_proposal",
-              detail="You already sent a proposal for this project")
+    uow.claim(
+        CLAIM,
+        f"{cmd.project_id}:{cmd.freelancer_id}",
+        cmd.proposal_id,
+        code="duplicate_proposal",
+        detail="You already sent a proposal for this project",
+    )
     event = ProposalSubmitted(client_id=project.client_id, **cmd.model_dump())
     uow.append(cmd.proposal_id, STREAM, 0, [event])
     return cmd.proposal_id
@@ -130,14 +136,19 @@ def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: int | 
 def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
     proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
     if cmd.changes:
-        uow.append(proposal.id, STREAM, proposal.version,
-                   [ProposalRevised(proposal_id=proposal.id, changes=dict(cmd.changes))])
+        uow.append(
+            proposal.id, STREAM, proposal.version, [ProposalRevised(proposal_id=proposal.id, changes=dict(cmd.changes))]
+        )
 
 
 def withdraw_proposal(uow: UnitOfWork, cmd: WithdrawProposal) -> None:
     proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
-    uow.append(proposal.id, STREAM, proposal.version,
-               [ProposalWithdrawn(proposal_id=proposal.id, project_id=proposal.project_id)])
+    uow.append(
+        proposal.id,
+        STREAM,
+        proposal.version,
+        [ProposalWithdrawn(proposal_id=proposal.id, project_id=proposal.project_id)],
+    )
 
 
 def _owned_submitted(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Proposal:
@@ -151,8 +162,12 @@ def _owned_submitted(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Propos
 
 def reject_proposal(uow: UnitOfWork, cmd: RejectProposal) -> None:
     proposal = _owned_submitted(uow, cmd.proposal_id, cmd.actor_id)
-    uow.append(proposal.id, STREAM, proposal.version,
-               [ProposalRejected(proposal_id=proposal.id, project_id=proposal.project_id, reason="declined")])
+    uow.append(
+        proposal.id,
+        STREAM,
+        proposal.version,
+        [ProposalRejected(proposal_id=proposal.id, project_id=proposal.project_id, reason="declined")],
+    )
 
 
 def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
@@ -161,17 +176,29 @@ def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
     project = projects.load_project(uow, proposal.project_id)
     if project.status != "open":
         raise InvalidState(f"The project is not open (it is {project.status})")
-    uow.append(proposal.id, STREAM, proposal.version, [ProposalAccepted(
-        proposal_id=proposal.id, project_id=project.id, freelancer_id=proposal.freelancer_id)])
-    uow.append(project.id, projects.STREAM, project.version, [ProjectAwarded(
-        project_id=project.id, proposal_id=proposal.id, freelancer_id=proposal.freelancer_id)])
+    uow.append(
+        proposal.id,
+        STREAM,
+        proposal.version,
+        [ProposalAccepted(proposal_id=proposal.id, project_id=project.id, freelancer_id=proposal.freelancer_id)],
+    )
+    uow.append(
+        project.id,
+        projects.STREAM,
+        project.version,
+        [ProjectAwarded(project_id=project.id, proposal_id=proposal.id, freelancer_id=proposal.freelancer_id)],
+    )
     for other_id in _proposal_ids(uow, project.id):
         if other_id == proposal.id:
             continue
         other = load_proposal(uow, other_id)
         if other.status == "submitted":
-            uow.append(other.id, STREAM, other.version, [ProposalRejected(
-                proposal_id=other.id, project_id=project.id, reason="another_accepted")])
+            uow.append(
+                other.id,
+                STREAM,
+                other.version,
+                [ProposalRejected(proposal_id=other.id, project_id=project.id, reason="another_accepted")],
+            )
 
 
 def _proposal_ids(uow: UnitOfWork, project_id: str) -> list[str]:

@@ -12,9 +12,7 @@ from core.events.sessions import RefreshTokenReused, SessionOpened, SessionRevok
 from core.store import UnitOfWork
 
 STREAM = "session"
-INSERT_TOKEN = (
-    "INSERT INTO refresh_tokens (jti, family_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)"
-)
+INSERT_TOKEN = "INSERT INTO refresh_tokens (jti, family_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)"
 SELECT_TOKEN = "SELECT family_id, user_id, spent_at, revoked_at, expires_at FROM refresh_tokens WHERE jti = ?"
 SPEND_TOKEN = "UPDATE refresh_tokens SET spent_at = ? WHERE jti = ? AND spent_at IS NULL AND revoked_at IS NULL"
 REVOKE_FAMILY = "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL"
@@ -62,8 +60,9 @@ def store_token(uow: UnitOfWork, jti: str, family_id: str, user_id: str, expires
 
 def open_session(uow: UnitOfWork, cmd: OpenSession) -> str:
     store_token(uow, cmd.jti, cmd.family_id, cmd.user_id, cmd.expires_at)
-    uow.append(cmd.family_id, STREAM, 0, [SessionOpened(family_id=cmd.family_id, user_id=cmd.user_id,
-                                                        method=cmd.method)])
+    uow.append(
+        cmd.family_id, STREAM, 0, [SessionOpened(family_id=cmd.family_id, user_id=cmd.user_id, method=cmd.method)]
+    )
     return cmd.family_id
 
 
@@ -77,8 +76,9 @@ def rotate_refresh_token(uow: UnitOfWork, cmd: RotateRefreshToken) -> Rotation:
         raise Unauthenticated("This session has ended; sign in again", "token_invalid")
     if spent_at is not None:
         revoke_family(uow, family_id, user_id, reason="reuse")
-        uow.append(family_id, STREAM, uow.version_of(family_id),
-                   [RefreshTokenReused(family_id=family_id, user_id=user_id)])
+        uow.append(
+            family_id, STREAM, uow.version_of(family_id), [RefreshTokenReused(family_id=family_id, user_id=user_id)]
+        )
         return Rotation(user_id, family_id, reused=True)
     uow.conn.execute(SPEND_TOKEN, (rfc3339(uow.now), cmd.jti))
     store_token(uow, cmd.next_jti, family_id, user_id, cmd.next_expires_at)
@@ -95,8 +95,12 @@ def revoke_session(uow: UnitOfWork, cmd: RevokeSession) -> None:
 
 def revoke_family(uow: UnitOfWork, family_id: str, user_id: str, reason: str) -> None:
     uow.conn.execute(REVOKE_FAMILY, (rfc3339(uow.now), family_id))
-    uow.append(family_id, STREAM, uow.version_of(family_id),
-               [SessionRevoked(family_id=family_id, user_id=user_id, reason=reason)])
+    uow.append(
+        family_id,
+        STREAM,
+        uow.version_of(family_id),
+        [SessionRevoked(family_id=family_id, user_id=user_id, reason=reason)],
+    )
 
 
 def revoke_all_for_user(uow: UnitOfWork, user_id: str) -> None:

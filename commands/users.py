@@ -129,12 +129,21 @@ def check_version(user: User, expected: int | None) -> None:
 def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
     if uow.load(cmd.user_id):
         raise Conflict("That user id is taken")
-    uow.claim(EMAIL_CLAIM, normalize_email(cmd.email), cmd.user_id, code="email_taken",
-              detail="An account with that e-mail already exists")
+    uow.claim(
+        EMAIL_CLAIM,
+        normalize_email(cmd.email),
+        cmd.user_id,
+        code="email_taken",
+        detail="An account with that e-mail already exists",
+    )
     uow.conn.execute(UPSERT_CREDENTIALS, (cmd.user_id, cmd.password_hash, rfc3339(uow.now)))
     event = UserRegistered(
-        user_id=cmd.user_id, email=cmd.email.strip(), name=cmd.name, role=cmd.role,
-        joined_at=rfc3339(uow.now), created_by=cmd.created_by,
+        user_id=cmd.user_id,
+        email=cmd.email.strip(),
+        name=cmd.name,
+        role=cmd.role,
+        joined_at=rfc3339(uow.now),
+        created_by=cmd.created_by,
     )
     uow.append(cmd.user_id, STREAM, 0, [event])
     if cmd.session is not None:
@@ -164,8 +173,7 @@ def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
         raise Conflict("Admins cannot demote or deactivate themselves; ask another admin", "invalid_state")
     events: list[Event] = []
     if cmd.role is not None and cmd.role != user.role:
-        events.append(UserRoleChanged(user_id=user.id, role=cmd.role, previous_role=user.role,
-                                      changed_by=cmd.admin_id))
+        events.append(UserRoleChanged(user_id=user.id, role=cmd.role, previous_role=user.role, changed_by=cmd.admin_id))
     if cmd.is_active is False and user.is_active:
         events.append(UserDeactivated(user_id=user.id, changed_by=cmd.admin_id))
     if cmd.is_active is True and not user.is_active:

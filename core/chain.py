@@ -89,9 +89,7 @@ class UsdcVerifier:
         error and raises ValueError (not ServiceUnavailable). Requests are not retried:
         a failure surfaces at once as ServiceUnavailable and the caller may retry.
         """
-        provider = HTTPProvider(
-            rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
-        )
+        provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
         verifier = cls(Web3(provider), token_address, min_confirmations)
         verifier._expected_chain_id = chain_id
         return verifier
@@ -160,9 +158,7 @@ class UsdcVerifier:
             _refuse("The transaction contains no transfer of the accepted token.", "wrong_token")
         transfers = [t for t in transfers if t.sender == sender]
         if not transfers:
-            _refuse(
-                "The token transfer in this transaction was not sent from the payer's wallet.", "wrong_sender"
-            )
+            _refuse("The token transfer in this transaction was not sent from the payer's wallet.", "wrong_sender")
         transfers = [t for t in transfers if t.recipient == recipient]
         if not transfers:
             _refuse(

@@ -47,8 +47,9 @@ def claim(conn: Connection, c: Claim, now: datetime) -> None:
         conn.execute(INSERT, (c.user_id, c.key, c.fingerprint, rfc3339_ms(now)))
     except Exception as exc:
         if is_unique_violation(exc):
-            raise Conflict("A request with this Idempotency-Key is already being processed",
-                           "idempotency_in_progress") from exc
+            raise Conflict(
+                "A request with this Idempotency-Key is already being processed", "idempotency_in_progress"
+            ) from exc
         raise
 
 

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
-REDACTED_KEYS = frozenset({"password", "current_password", "access_token", "refresh_token", "secret_key",
-                           "authorization", "token", "signature"})
+REDACTED_KEYS = frozenset(
+    {
+        "password",
+        "current_password",
+        "access_token",
+        "refresh_token",
+        "secret_key",
+        "authorization",
+        "token",
+        "signature",
+    }
+)
 
 
-def redact(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a secret through, whatever a caller passes."""
     for key in list(event_dict):
         if key.lower() in REDACTED_KEYS:

@@ -110,7 +110,9 @@ def ensure_secret_key(settings: Settings) -> str:
     if key not in WEAK_SECRETS and len(key) >= MIN_SECRET_LENGTH:
         return key
     if settings.environment == "production":
-        raise InsecureSettings(f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random characters in production")
+        raise InsecureSettings(
+            f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} random characters in production"
+        )
     path = settings.data_dir / ".secret_key"
     if path.exists():
         stored = path.read_text().strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import filetype  # type: ignore[import-untyped]
+import filetype
 
 # How many leading bytes `sniff_content_type` wants. Every check below needs far fewer (16 at most), but
 # 261 is what `filetype` documents as enough for any of its matchers, so callers can keep one constant.

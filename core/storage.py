@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from botocore import exceptions as bce  # type: ignore[import-untyped]
+from botocore import exceptions as bce
 
 from core.errors import ServiceUnavailable
 
@@ -205,9 +205,7 @@ class LocalStorage:
             expires_in=expires_in,
         )
 
-    def verify_presigned(
-        self, key: str, content_type: str, size: int, expires: int, sig: str, now: float
-    ) -> bool:
+    def verify_presigned(self, key: str, content_type: str, size: int, expires: int, sig: str, now: float) -> bool:
         """True iff `sig` is ours for exactly these values and `now` is before `expires`. Never raises."""
         if _KEY_RE.fullmatch(key) is None or size < 0 or now >= expires:
             return False
@@ -232,15 +230,13 @@ _PART_CHECKSUMS = ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "Chec
 class S3Storage:
     """Any S3-compatible store. Pass `client` to choose credentials/config; else boto3's default chain."""
 
-    def __init__(
-        self, bucket: str, region: str, endpoint_url: str | None = None, client: Any | None = None
-    ) -> None:
+    def __init__(self, bucket: str, region: str, endpoint_url: str | None = None, client: Any | None = None) -> None:
         if not bucket:
             raise ValueError("bucket must not be empty")
         self._bucket = bucket
         if client is None:
-            import boto3  # type: ignore[import-untyped]
-            from botocore.config import Config  # type: ignore[import-untyped]
+            import boto3
+            from botocore.config import Config
 
             config = Config(
                 signature_version="s3v4",
@@ -391,9 +387,7 @@ def _translate(exc: Exception) -> BaseException:
             return StoredObjectMissing(str(response.get("Error", {}).get("Message") or "object not found"))
         if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
             return ServiceUnavailable("storage service is unavailable", "storage_unavailable")
-    if isinstance(
-        exc, (bce.ConnectionError, bce.HTTPClientError, bce.ResponseStreamingError, bce.IncompleteReadError)
-    ):
+    if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError, bce.ResponseStreamingError, bce.IncompleteReadError)):
         return ServiceUnavailable("storage service is unreachable", "storage_unavailable")
     return exc  # including other ClientErrors (AccessDenied, NoSuchBucket...): configuration problems
 

@@ -96,8 +96,16 @@ def append(
         try:
             cursor = conn.execute(
                 INSERT_EVENT,
-                (stream_id, stream_type, version, event.TYPE, event.VERSION, orjson.dumps(data).decode(),
-                 meta_json, recorded_at),
+                (
+                    stream_id,
+                    stream_type,
+                    version,
+                    event.TYPE,
+                    event.VERSION,
+                    orjson.dumps(data).decode(),
+                    meta_json,
+                    recorded_at,
+                ),
             )
         except Exception as exc:
             if is_unique_violation(exc):
@@ -110,8 +118,9 @@ def append(
     return stored
 
 
-def claim(conn: Connection, kind: str, key: str, owner: str, at: str, code: str = "conflict",
-          detail: str | None = None) -> None:
+def claim(
+    conn: Connection, kind: str, key: str, owner: str, at: str, code: str = "conflict", detail: str | None = None
+) -> None:
     """Reserve a key that must be unique across streams; Conflict(code) when taken."""
     try:
         conn.execute(INSERT_CLAIM, (kind, key, owner, at))

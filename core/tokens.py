@@ -53,13 +53,26 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def issue(self, sub: str, role: str, token_type: TokenType, now: datetime, family: str | None = None,
-              jti: str | None = None) -> tuple[str, Claims]:
+    def issue(
+        self,
+        sub: str,
+        role: str,
+        token_type: TokenType,
+        now: datetime,
+        family: str | None = None,
+        jti: str | None = None,
+    ) -> tuple[str, Claims]:
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
         iat = int(now.timestamp())
         claims = Claims(sub, role, token_type, jti or new_id(), iat, iat + int(ttl.total_seconds()), family)
-        payload: dict[str, Any] = {"sub": sub, "role": role, "type": token_type, "jti": claims.jti,
-                                   "iat": iat, "exp": claims.exp}
+        payload: dict[str, Any] = {
+            "sub": sub,
+            "role": role,
+            "type": token_type,
+            "jti": claims.jti,
+            "iat": iat,
+            "exp": claims.exp,
+        }
         if family:
             payload["fam"] = family
         token = jwt.encode(payload, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._signing_kid})
@@ -72,7 +85,9 @@ class TokenService:
             if key is None or header.get("alg") != ALGORITHM:
                 raise Unauthenticated("The token was not issued by this service", "token_invalid")
             payload = jwt.decode(
-                token, key, algorithms=[ALGORITHM],
+                token,
+                key,
+                algorithms=[ALGORITHM],
                 options={"require": ["sub", "type", "jti", "iat", "exp"], "verify_exp": False},
             )
         except jwt.PyJWTError as exc:
@@ -81,5 +96,12 @@ class TokenService:
             raise Unauthenticated(f"An {expected_type} token is required here", "token_invalid")
         if not isinstance(payload["exp"], int) or payload["exp"] <= int(now.timestamp()):
             raise Unauthenticated("The token has expired", "token_expired")
-        return Claims(str(payload["sub"]), str(payload.get("role", "")), str(payload["type"]), str(payload["jti"]),
-                      int(payload["iat"]), int(payload["exp"]), payload.get("fam"))
+        return Claims(
+            str(payload["sub"]),
+            str(payload.get("role", "")),
+            str(payload["type"]),
+            str(payload["jti"]),
+            int(payload["iat"]),
+            int(payload["exp"]),
+            payload.get("fam"),
+        )

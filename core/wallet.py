@@ -39,9 +39,7 @@ _SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*"
 _DOMAIN = r"[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]+"  # RFC 3986 authority: no / ? # or whitespace
 _URI = _SCHEME + r":[\x21-\x7e]+"  # scheme ":" then printable ASCII without spaces
 _STATEMENT = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+"  # reserved / unreserved / space
-_DATETIME = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+\-][0-9]{2}:[0-9]{2})"
-)
+_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+\-][0-9]{2}:[0-9]{2})"
 _NONCE = r"[A-Za-z0-9]{8,128}"
 _MESSAGE_RE = re.compile(
     rf"(?:(?P<scheme>{_SCHEME})://)?(?P<domain>{_DOMAIN}) wants you to sign in with your Ethereum account:\n"

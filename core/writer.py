@@ -8,6 +8,7 @@ for many commands). Callers on the event loop await a future; the loop never blo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -91,7 +92,7 @@ class Writer:
     def _run(self, ready: Future[None]) -> None:
         try:
             conn = self._opener()
-        except BaseException as exc:  # surfaced to start()
+        except BaseException as exc:  # noqa: BLE001 - surfaced to start()
             ready.set_exception(exc)
             return
         ready.set_result(None)
@@ -126,7 +127,7 @@ class Writer:
             for job in batch:
                 self._run_job(conn, job)
             conn.execute("COMMIT")
-        except Exception as exc:  # the transaction failed as a whole: nobody's work is kept
+        except Exception as exc:  # noqa: BLE001 - the transaction failed as a whole: nobody's work is kept
             log.error("write_batch_failed", error=str(exc), jobs=len(batch))
             self._rollback(conn)
             failure = ServiceUnavailable("The database could not commit the change; nothing was saved")
@@ -148,14 +149,12 @@ class Writer:
         conn.execute("SAVEPOINT job")
         try:
             job.result = job.fn(conn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the job's own failure, handed to its caller
             conn.execute("ROLLBACK TO job")
             job.error = exc
         conn.execute("RELEASE job")
 
     @staticmethod
     def _rollback(conn: Connection) -> None:
-        try:
+        with contextlib.suppress(Exception):  # no transaction open: nothing to undo
             conn.execute("ROLLBACK")
-        except Exception:  # no transaction open: nothing to undo
-            pass

@@ -27,8 +27,14 @@ UPLOAD_PATHS = ("/api/uploads",)
 
 def operations() -> list[Operation]:
     """Every public endpoint, in the order the docs list them."""
-    return [*health.OPERATIONS, *auth.OPERATIONS, *users.OPERATIONS, *projects.OPERATIONS, *proposals.OPERATIONS,
-            *docs.OPERATIONS]
+    return [
+        *health.OPERATIONS,
+        *auth.OPERATIONS,
+        *users.OPERATIONS,
+        *projects.OPERATIONS,
+        *proposals.OPERATIONS,
+        *docs.OPERATIONS,
+    ]
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -48,24 +54,48 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await asyncio.to_thread(runtime.close)
 
     middleware = [
-        Middleware(EdgeMiddleware, region=settings.region_name, tracker=runtime.tracker, metrics=metrics,
-                   max_body_bytes=settings.max_body_bytes, hsts=settings.environment == "production",
-                   unlimited_paths=UPLOAD_PATHS),
+        Middleware(
+            EdgeMiddleware,
+            region=settings.region_name,
+            tracker=runtime.tracker,
+            metrics=metrics,
+            max_body_bytes=settings.max_body_bytes,
+            hsts=settings.environment == "production",
+            unlimited_paths=UPLOAD_PATHS,
+        ),
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
-        middleware.append(Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
-                                     allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                                     allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
-                                                    "If-Match", "X-Consistency-Token", "X-Request-ID"],
-                                     expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"]))
-    app = Starlette(routes=[*routes(ops), docs.static_mount()], middleware=middleware,
-                    exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_credentials=False,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "If-Match",
+                    "X-Consistency-Token",
+                    "X-Request-ID",
+                ],
+                expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"],
+            )
+        )
+    app = Starlette(
+        routes=[*routes(ops), docs.static_mount()],
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.openapi = build_spec(ops, settings.app_name)
-    app.state.limits = RateLimits(enabled=settings.rate_limit_enabled,
-                                  auth_per_minute=settings.rate_limit_auth_per_minute,
-                                  writes_per_minute=settings.rate_limit_writes_per_minute,
-                                  trusted_proxies=settings.trusted_proxies)
+    app.state.limits = RateLimits(
+        enabled=settings.rate_limit_enabled,
+        auth_per_minute=settings.rate_limit_auth_per_minute,
+        writes_per_minute=settings.rate_limit_writes_per_minute,
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core import store
-from core.db import connect
+from core.db import Connection, connect
 from core.settings import load_settings
 from edge.runtime import prepare_primary, run_command_sync
 from migrations.runner import migrate as run_migrations
@@ -24,14 +24,23 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=not sys.stderr.isatty())
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=not sys.stderr.isatty(),
+    )
 
 
-def primary_connection():  # type: ignore[no-untyped-def]
+def primary_connection() -> Connection:
     settings = load_settings()
-    return connect(settings.resolved_database_url(), auth_token=settings.database_auth_token,
-                   synchronous=settings.synchronous, replica_path=str(settings.data_dir / "primary-replica.db"))
+    return connect(
+        settings.resolved_database_url(),
+        auth_token=settings.database_auth_token,
+        synchronous=settings.synchronous,
+        replica_path=str(settings.data_dir / "primary-replica.db"),
+    )
 
 
 @app.command()
@@ -57,9 +66,21 @@ def serve(
             prepare_primary(conn, projection())
         finally:
             conn.close()
-    uvicorn.run("edge.app:create_app", factory=True, host=host, port=port, workers=workers, loop="uvloop",
-                http="httptools", log_level="warning", access_log=False, timeout_keep_alive=5,
-                timeout_graceful_shutdown=10, h11_max_incomplete_event_size=16384, proxy_headers=False)
+    uvicorn.run(
+        "edge.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=16384,
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -115,8 +136,9 @@ def verify() -> None:
 def create_admin(
     email: Annotated[str, typer.Option(prompt=True)],
     name: Annotated[str, typer.Option(prompt=True)] = "Administrator",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          envvar="MEGILANCE_ADMIN_PASSWORD")] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="MEGILANCE_ADMIN_PASSWORD")
+    ] = "",
 ) -> None:
     """Create an admin account (the only way besides another admin)."""
     from commands.users import RegisterUser
@@ -132,13 +154,15 @@ def create_admin(
         typer.echo(f"invalid input: {exc}", err=True)
         raise typer.Exit(2) from exc
     hashed = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism).hash(
-        body.password)
+        body.password
+    )
     conn = primary_connection()
     try:
         prepare_primary(conn, projection())
         user_id = new_id()
-        command = RegisterUser(user_id=user_id, email=body.email, name=body.name, role="admin", password_hash=hashed,
-                               created_by="cli")
+        command = RegisterUser(
+            user_id=user_id, email=body.email, name=body.name, role="admin", password_hash=hashed, created_by="cli"
+        )
         run_command_sync(conn, projection(), command, {"actor": "cli", "region": settings.region_name})
     except DomainError as exc:
         typer.echo(f"refused: {exc.detail} ({exc.code})", err=True)
@@ -173,19 +197,29 @@ def seed_demo(
 
     settings = load_settings()
     hashed = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism).hash(
-        DEMO_PASSWORD)
+        DEMO_PASSWORD
+    )
     conn = primary_connection()
     try:
         prepare_primary(conn, projection())
         with progress_bar() as bar:
             task = bar.add_task("seeding demo marketplace", total=None)
-            demo = seed(conn, projection(), hashed, users_n=users, projects_n=projects, proposals_n=proposals,
-                        progress=lambda n: bar.advance(task, n))
+            demo = seed(
+                conn,
+                projection(),
+                hashed,
+                users_n=users,
+                projects_n=projects,
+                proposals_n=proposals,
+                progress=lambda n: bar.advance(task, n),
+            )
         head = store.head(conn)
     finally:
         conn.close()
-    typer.echo(f"seeded {len(demo.clients)} clients, {len(demo.freelancers)} freelancers, {len(demo.projects)} "
-               f"projects, {sum(len(v) for v in demo.proposals.values())} proposals; log head {head}")
+    typer.echo(
+        f"seeded {len(demo.clients)} clients, {len(demo.freelancers)} freelancers, {len(demo.projects)} "
+        f"projects, {sum(len(v) for v in demo.proposals.values())} proposals; log head {head}"
+    )
 
 
 def main() -> None:

@@ -30,16 +30,25 @@ STATUS: dict[type[e.DomainError], int] = {
 }
 
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 412: "precondition_failed", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "validation_failed", 429: "rate_limited", 503: "service_unavailable",
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    503: "service_unavailable",
 }
 
 
 def status_for(exc: e.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
@@ -52,8 +61,9 @@ async def domain_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     exc = cast(HTTPException, exc)
     detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)
-    return error_response(exc.status_code, detail, HTTP_CODES.get(exc.status_code, "error"),
-                          headers=dict(exc.headers or {}))
+    return error_response(
+        exc.status_code, detail, HTTP_CODES.get(exc.status_code, "error"), headers=dict(exc.headers or {})
+    )
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -18,16 +18,27 @@ from edge.responses import error_response
 log = structlog.get_logger("access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 STRICT_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            b"script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'")
+DOCS_CSP = (
+    b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    b"script-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'"
+)
 DOCS_PATHS = ("/api/docs", "/api/redoc", "/api/static/")
 
 
 class EdgeMiddleware:
     """Everything every response carries, and the one access-log line per request."""
 
-    def __init__(self, app: ASGIApp, *, region: str, tracker: PositionTracker, metrics: Metrics,
-                 max_body_bytes: int, hsts: bool, unlimited_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        region: str,
+        tracker: PositionTracker,
+        metrics: Metrics,
+        max_body_bytes: int,
+        hsts: bool,
+        unlimited_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.region = region.encode()
         self.tracker = tracker
@@ -66,8 +77,15 @@ class EdgeMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "<unmatched>")
             self.metrics.requests.labels(scope["method"], template, str(status)).observe(elapsed)
-            log.info("request", request_id=request_id, method=scope["method"], route=template,
-                     status=status, duration_ms=round(elapsed * 1000, 2), region=self.region.decode())
+            log.info(
+                "request",
+                request_id=request_id,
+                method=scope["method"],
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                region=self.region.decode(),
+            )
 
     @staticmethod
     def _request_id(scope: Scope) -> bytes:
@@ -75,7 +93,7 @@ class EdgeMiddleware:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
                 if REQUEST_ID.match(text):
-                    return value
+                    return bytes(value)
         return uuid.uuid4().hex.encode()
 
     @staticmethod

@@ -15,9 +15,17 @@ from edge.schemas import ErrorBody
 REF = "#/components/schemas/{model}"
 PATH_PARAM = re.compile(r"{([a-z_]+)}")
 REASONS = {
-    400: "Malformed request", 401: "Not signed in or token invalid", 403: "Wrong role", 404: "Not found",
-    409: "Conflict with current state", 412: "If-Match does not match", 413: "Too large",
-    415: "Wrong content type", 422: "Validation failed", 429: "Rate limited", 503: "Unavailable",
+    400: "Malformed request",
+    401: "Not signed in or token invalid",
+    403: "Wrong role",
+    404: "Not found",
+    409: "Conflict with current state",
+    412: "If-Match does not match",
+    413: "Too large",
+    415: "Wrong content type",
+    422: "Validation failed",
+    429: "Rate limited",
+    503: "Unavailable",
 }
 
 
@@ -35,18 +43,17 @@ def _register(spec: APISpec, model: type[BaseModel], mode: str = "validation") -
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema()
     params = []
-    for name, prop in schema.get("properties", {}).items():
-        prop = dict(prop)
-        prop.pop("title", None)
-        params.append({"name": name, "in": "query", "required": name in schema.get("required", []),
-                       "schema": prop})
+    for name, raw in schema.get("properties", {}).items():
+        prop = {k: v for k, v in raw.items() if k != "title"}
+        params.append({"name": name, "in": "query", "required": name in schema.get("required", []), "schema": prop})
     return params
 
 
 def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": op.handler.__name__ + "_" + op.tag}
-    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-              for n in PATH_PARAM.findall(op.path)]
+    params = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in PATH_PARAM.findall(op.path)
+    ]
     if op.query is not None:
         params += _query_parameters(op.query)
     if params:
@@ -59,8 +66,10 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): ok}
     error_ref = _register(spec, ErrorBody, "serialization")
     for status in sorted(set(op.errors) | ({401} if op.auth else set())):
-        responses[str(status)] = {"description": REASONS.get(status, "Error"),
-                                  "content": {"application/json": {"schema": error_ref}}}
+        responses[str(status)] = {
+            "description": REASONS.get(status, "Error"),
+            "content": {"application/json": {"schema": error_ref}},
+        }
     doc["responses"] = responses
     if op.auth:
         doc["security"] = [{"bearer": []}]
@@ -68,8 +77,12 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
 
 
 def build_spec(operations: list[Operation], title: str) -> dict[str, Any]:
-    spec = APISpec(title=title, version=app_version(), openapi_version="3.1.0",
-                   info={"description": "MegiLance freelancing marketplace API (edge-replicated CQRS on libSQL)."})
+    spec = APISpec(
+        title=title,
+        version=app_version(),
+        openapi_version="3.1.0",
+        info={"description": "MegiLance freelancing marketplace API (edge-replicated CQRS on libSQL)."},
+    )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     by_path: dict[str, dict[str, Any]] = {}
     for op in operations:

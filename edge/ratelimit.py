@@ -25,8 +25,9 @@ class RateLimits:
         self.auth = parse(f"{auth_per_minute}/minute")
         self.writes = parse(f"{writes_per_minute}/minute")
         self.failed_logins = FAILED_LOGINS
-        self._trusted = [ipaddress.ip_network(net.strip(), strict=False)
-                         for net in trusted_proxies.split(",") if net.strip()]
+        self._trusted = [
+            ipaddress.ip_network(net.strip(), strict=False) for net in trusted_proxies.split(",") if net.strip()
+        ]
 
     def hit(self, item: RateLimitItem, *key: str) -> None:
         """Count one request; 429 when the window is full."""
@@ -36,8 +37,9 @@ class RateLimits:
     def check(self, item: RateLimitItem, *key: str) -> None:
         """Refuse if the window is already full, without counting."""
         if self.enabled and not self._limiter.test(item, *key):
-            raise RateLimited("Too many failed sign-ins for this account; try again later",
-                              self.retry_after(item, *key))
+            raise RateLimited(
+                "Too many failed sign-ins for this account; try again later", self.retry_after(item, *key)
+            )
 
     def count(self, item: RateLimitItem, *key: str) -> None:
         if self.enabled:

@@ -23,6 +23,11 @@ def error_body(detail: str, error_type: str, errors: list[dict[str, Any]] | None
     return body
 
 
-def error_response(status: int, detail: str, error_type: str, errors: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> JSON:
+def error_response(
+    status: int,
+    detail: str,
+    error_type: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSON:
     return JSON(error_body(detail, error_type, errors), status_code=status, headers=headers)

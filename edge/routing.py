@@ -90,8 +90,9 @@ async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The body is not valid JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object",
-                               errors=[{"loc": ["body"], "msg": "expected an object"}])
+        raise ValidationFailed(
+            "The body must be a JSON object", errors=[{"loc": ["body"], "msg": "expected an object"}]
+        )
     if depth(data) > MAX_JSON_DEPTH:
         raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -131,8 +132,10 @@ async def idempotent(call: Call, op: Operation) -> Response:
     """Replay the first response for a repeated key; refuse the key with a different request."""
     key = call.request.headers["idempotency-key"].strip()
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
-                               errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid length"}])
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 characters",
+            errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid length"}],
+        )
     raw = await call.request.body()
     digest = hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), raw)).hexdigest()
     runtime, user = call.runtime, call.user.sub
@@ -142,8 +145,12 @@ async def idempotent(call: Call, op: Operation) -> Response:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
         if stored.status is None or stored.body is None:
             raise Conflict("A request with this Idempotency-Key is still being processed", "idempotency_in_progress")
-        return Response(stored.body, status_code=stored.status, media_type="application/json",
-                        headers={"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"})
+        return Response(
+            stored.body,
+            status_code=stored.status,
+            media_type="application/json",
+            headers={"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"},
+        )
     claim = call.idempotency = idempotency.Claim(user, key, digest)
     response = await op.handler(call)
     if call.idempotency is None and 200 <= response.status_code < 300:  # the claim was taken by a command

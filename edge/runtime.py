@@ -11,6 +11,7 @@ from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, store
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect
+from core.events.base import StoredEvent
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
@@ -47,8 +48,12 @@ class Runtime:
 
     def connect_primary(self) -> Connection:
         s = self.settings
-        return connect(s.resolved_database_url(), auth_token=s.database_auth_token, synchronous=s.synchronous,
-                       replica_path=str(s.data_dir / "primary-replica.db"))
+        return connect(
+            s.resolved_database_url(),
+            auth_token=s.database_auth_token,
+            synchronous=s.synchronous,
+            replica_path=str(s.data_dir / "primary-replica.db"),
+        )
 
     def open(self) -> None:
         """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
@@ -78,7 +83,7 @@ class Runtime:
         try:
             await asyncio.wait_for(self.read(lambda conn: conn.execute("SELECT 1").fetchone()), 2.0)
             checks["database"] = {"ok": True}
-        except Exception as exc:  # any failure means not ready; the reason is reported
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
@@ -92,13 +97,14 @@ class Runtime:
 
     # -- the two paths ---------------------------------------------------------------------
 
-    async def execute(self, command: Any, meta: dict[str, Any],
-                      claim: idempotency.Claim | None = None) -> tuple[Any, int]:
+    async def execute(
+        self, command: Any, meta: dict[str, Any], claim: idempotency.Claim | None = None
+    ) -> tuple[Any, int]:
         """Run a command in the writer; returns its result and the position of its last event."""
         handler = COMMAND_HANDLERS[type(command)]
         projection, clock = self.projection, self.clock
 
-        def job(conn: Connection) -> tuple[Any, list[store.StoredEvent]]:
+        def job(conn: Connection) -> tuple[Any, list[StoredEvent]]:
             uow = store.UnitOfWork(conn, meta, clock)
             if claim is not None:
                 idempotency.claim(conn, claim, uow.now)
@@ -128,8 +134,9 @@ class Runtime:
         return await asyncio.to_thread(fn, *args)
 
 
-def run_command_sync(conn: Connection, projection: Projection, command: Any, meta: dict[str, Any],
-                     clock: Clock | None = None) -> Any:
+def run_command_sync(
+    conn: Connection, projection: Projection, command: Any, meta: dict[str, Any], clock: Clock | None = None
+) -> Any:
     """One command in its own transaction on a connection of the caller's (CLI, seeding)."""
     handler = COMMAND_HANDLERS[type(command)]
     conn.execute("BEGIN IMMEDIATE")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from core.money import BadAmount, format_amount, parse_amount
 
@@ -43,7 +42,11 @@ def _money(value: Any) -> str:
 Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
-MoneyIn = Annotated[str | int | Decimal, AfterValidator(_money), Field(json_schema_extra={"examples": ["45.00"]})]
+MoneyIn = Annotated[
+    str,
+    BeforeValidator(_money),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["45.00"]}),
+]
 Skill = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_name)]
 
 

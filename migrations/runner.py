@@ -62,7 +62,9 @@ def migrate(conn: Any, kinds: tuple[Kind, ...] = ("log", "read")) -> list[str]:
             if migration.version in have:
                 continue
             now = datetime.now(UTC).isoformat()
-            record = f"INSERT INTO schema_migrations VALUES ('{kind}', {migration.version}, '{migration.name}', '{now}');"
+            record = (
+                f"INSERT INTO schema_migrations VALUES ('{kind}', {migration.version}, '{migration.name}', '{now}');"
+            )
             try:
                 # One script, one transaction: a failing file leaves nothing behind.
                 conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")

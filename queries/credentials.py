@@ -33,5 +33,7 @@ class Credentials:
 
 def get_credentials(conn: Connection, email_key: str | None, *, user_id: str | None = None) -> Credentials | None:
     """Whose account is this e-mail (normalised) or id, with the hash to check against? None if unknown."""
-    row = (conn.execute(SELECT_BY_ID, (user_id,)) if user_id else conn.execute(SELECT_BY_EMAIL, (email_key,))).fetchone()
+    row = (
+        conn.execute(SELECT_BY_ID, (user_id,)) if user_id else conn.execute(SELECT_BY_EMAIL, (email_key,))
+    ).fetchone()
     return Credentials(row[0], row[1], row[2], bool(row[3])) if row else None

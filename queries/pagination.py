@@ -29,7 +29,9 @@ def bad_cursor() -> dict[str, object]:
     return {"loc": ["query", "cursor"], "msg": "invalid cursor"}
 
 
-def page(rows: list[tuple[object, ...]], limit: int, key: "tuple[int, ...]") -> tuple[list[tuple[object, ...]], str | None]:
+def page(
+    rows: list[tuple[object, ...]], limit: int, key: tuple[int, ...]
+) -> tuple[list[tuple[object, ...]], str | None]:
     """Rows were fetched with LIMIT limit+1; cut to `limit` and make the next cursor from `key` columns."""
     if len(rows) <= limit:
         return rows, None

@@ -58,8 +58,16 @@ SET_STATUS = "UPDATE rm_projects SET status = ?, updated_at = ?, version = ? WHE
 DELETE = "DELETE FROM rm_projects WHERE id = ?"
 COUNT = "UPDATE rm_projects SET proposals_count = proposals_count + ? WHERE id = ?"
 RENAME_CLIENT = "UPDATE rm_projects SET client_name = ? WHERE client_id = ?"
-REVISABLE = ("title", "description", "category", "budget_type", "budget_min_minor", "budget_max_minor",
-             "experience_level", "estimated_duration")
+REVISABLE = (
+    "title",
+    "description",
+    "category",
+    "budget_type",
+    "budget_min_minor",
+    "budget_max_minor",
+    "experience_level",
+    "estimated_duration",
+)
 
 
 def _at(event: StoredEvent) -> str:
@@ -74,9 +82,26 @@ def on_posted(event: StoredEvent) -> list[Statement]:
     d = event.data
     at = _at(event)
     return [
-        (INSERT, (d["project_id"], d["client_id"], d["client_id"], d["title"], d["description"], d["category"],
-                  d["budget_type"], d["budget_min_minor"], d["budget_max_minor"], d["experience_level"],
-                  d["estimated_duration"], orjson.dumps(d["skills"]).decode(), at, at, event.version)),
+        (
+            INSERT,
+            (
+                d["project_id"],
+                d["client_id"],
+                d["client_id"],
+                d["title"],
+                d["description"],
+                d["category"],
+                d["budget_type"],
+                d["budget_min_minor"],
+                d["budget_max_minor"],
+                d["experience_level"],
+                d["estimated_duration"],
+                orjson.dumps(d["skills"]).decode(),
+                at,
+                at,
+                event.version,
+            ),
+        ),
         (INSERT_FTS, (d["project_id"],)),
         *_skills(d["project_id"], d["skills"]),
     ]
@@ -93,8 +118,12 @@ def on_revised(event: StoredEvent) -> list[Statement]:
         out += _skills(project_id, changes["skills"])
     sets += ["updated_at = ?", "version = ?"]
     params += [_at(event), event.version, project_id]
-    return [(DELETE_FTS, (project_id,)), (f"UPDATE rm_projects SET {', '.join(sets)} WHERE id = ?", params),
-            (INSERT_FTS, (project_id,)), *out]
+    return [
+        (DELETE_FTS, (project_id,)),
+        (f"UPDATE rm_projects SET {', '.join(sets)} WHERE id = ?", params),
+        (INSERT_FTS, (project_id,)),
+        *out,
+    ]
 
 
 def on_status(event: StoredEvent) -> list[Statement]:
@@ -137,11 +166,22 @@ PROJECTORS = {
 
 def _row(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
-        "id": row[0], "client_id": row[1], "client": {"id": row[1], "name": row[2]}, "title": row[3],
-        "description": row[4], "category": row[5], "budget_type": row[6],
-        "budget_min": format_minor(row[7], "USD"), "budget_max": format_minor(row[8], "USD"),
-        "experience_level": row[9], "estimated_duration": row[10], "skills": orjson.loads(row[11]),
-        "status": row[12], "proposals_count": row[13], "created_at": row[14], "updated_at": row[15],
+        "id": row[0],
+        "client_id": row[1],
+        "client": {"id": row[1], "name": row[2]},
+        "title": row[3],
+        "description": row[4],
+        "category": row[5],
+        "budget_type": row[6],
+        "budget_min": format_minor(row[7], "USD"),
+        "budget_max": format_minor(row[8], "USD"),
+        "experience_level": row[9],
+        "estimated_duration": row[10],
+        "skills": orjson.loads(row[11]),
+        "status": row[12],
+        "proposals_count": row[13],
+        "created_at": row[14],
+        "updated_at": row[15],
     }
 
 
@@ -154,9 +194,17 @@ def get_project(conn: Connection, project_id: str) -> tuple[dict[str, Any], int]
 
 
 def list_projects(
-    conn: Connection, *, limit: int, cursor: str | None = None, status: str | None = None,
-    category: str | None = None, skill: str | None = None, q: str | None = None,
-    budget_min_minor: int | None = None, budget_max_minor: int | None = None, client_id: str | None = None,
+    conn: Connection,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    skill: str | None = None,
+    q: str | None = None,
+    budget_min_minor: int | None = None,
+    budget_max_minor: int | None = None,
+    client_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Which projects match, newest first? `q` is full-text over title, description and skills."""
     where: list[str] = []
@@ -169,11 +217,15 @@ def list_projects(
         source = "rm_projects_fts f JOIN rm_projects p ON p.rowid = f.rowid"
         where.append("rm_projects_fts MATCH ?")
         params.append(expression)
-    filters = (("p.id < ?", decode_cursor(cursor, 1)[0] if cursor else None), ("p.status = ?", status),
-               ("p.category = ?", category), ("p.client_id = ?", client_id),
-               ("p.budget_max_minor >= ?", budget_min_minor), ("p.budget_min_minor <= ?", budget_max_minor),
-               ("p.id IN (SELECT project_id FROM rm_project_skills WHERE skill = ?)",
-                skill.lower() if skill else None))
+    filters = (
+        ("p.id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
+        ("p.status = ?", status),
+        ("p.category = ?", category),
+        ("p.client_id = ?", client_id),
+        ("p.budget_max_minor >= ?", budget_min_minor),
+        ("p.budget_min_minor <= ?", budget_max_minor),
+        ("p.id IN (SELECT project_id FROM rm_project_skills WHERE skill = ?)", skill.lower() if skill else None),
+    )
     for clause, value in filters:
         if value is not None:
             where.append(clause)

@@ -49,9 +49,26 @@ def _at(event: StoredEvent) -> str:
 def on_submitted(event: StoredEvent) -> list[Statement]:
     d = event.data
     at = _at(event)
-    return [(INSERT, (d["proposal_id"], d["project_id"], d["client_id"], d["freelancer_id"], d["freelancer_id"],
-                      d["cover_letter"], d["estimated_hours"], d["hourly_rate_minor"], d["availability"],
-                      orjson.dumps(d["attachments"]).decode(), at, at, event.version))]
+    return [
+        (
+            INSERT,
+            (
+                d["proposal_id"],
+                d["project_id"],
+                d["client_id"],
+                d["freelancer_id"],
+                d["freelancer_id"],
+                d["cover_letter"],
+                d["estimated_hours"],
+                d["hourly_rate_minor"],
+                d["availability"],
+                orjson.dumps(d["attachments"]).decode(),
+                at,
+                at,
+                event.version,
+            ),
+        )
+    ]
 
 
 def on_revised(event: StoredEvent) -> list[Statement]:
@@ -87,9 +104,17 @@ PROJECTORS = {
 
 def _row(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
-        "id": row[0], "project_id": row[1], "freelancer_id": row[3], "freelancer": {"id": row[3], "name": row[4]},
-        "cover_letter": row[5], "estimated_hours": row[6], "hourly_rate": format_minor(row[7], "USD"),
-        "availability": row[8], "attachments": orjson.loads(row[9]), "status": row[10], "created_at": row[11],
+        "id": row[0],
+        "project_id": row[1],
+        "freelancer_id": row[3],
+        "freelancer": {"id": row[3], "name": row[4]},
+        "cover_letter": row[5],
+        "estimated_hours": row[6],
+        "hourly_rate": format_minor(row[7], "USD"),
+        "availability": row[8],
+        "attachments": orjson.loads(row[9]),
+        "status": row[10],
+        "created_at": row[11],
         "updated_at": row[12],
     }
 
@@ -107,8 +132,14 @@ def get_proposal(conn: Connection, proposal_id: str, viewer_id: str, viewer_role
 
 
 def list_proposals(
-    conn: Connection, *, viewer_id: str, viewer_role: str, limit: int, cursor: str | None = None,
-    project_id: str | None = None, status: str | None = None,
+    conn: Connection,
+    *,
+    viewer_id: str,
+    viewer_role: str,
+    limit: int,
+    cursor: str | None = None,
+    project_id: str | None = None,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The proposals this viewer may see: their own (freelancer), on their projects (client), all (admin)."""
     where: list[str] = []
@@ -119,8 +150,11 @@ def list_proposals(
     elif viewer_role != "admin":
         where.append("client_id = ?")
         params.append(viewer_id)
-    for clause, value in (("id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
-                          ("project_id = ?", project_id), ("status = ?", status)):
+    for clause, value in (
+        ("id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
+        ("project_id = ?", project_id),
+        ("status = ?", status),
+    ):
         if value is not None:
             where.append(clause)
             params.append(value)

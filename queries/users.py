@@ -45,8 +45,9 @@ INSERT_SKILL = "INSERT OR IGNORE INTO rm_user_skills (skill, user_id) VALUES (?,
 
 def on_registered(event: StoredEvent) -> list[Statement]:
     d = event.data
-    return [(INSERT_USER, (d["user_id"], d["email"], d["name"], d["role"], d["joined_at"], d["joined_at"],
-                           event.version))]
+    return [
+        (INSERT_USER, (d["user_id"], d["email"], d["name"], d["role"], d["joined_at"], d["joined_at"], event.version))
+    ]
 
 
 def on_profile_updated(event: StoredEvent) -> list[Statement]:
@@ -104,8 +105,15 @@ PROJECTORS = {
 
 def _row(row: tuple[Any, ...], private: bool) -> dict[str, Any]:
     user: dict[str, Any] = {
-        "id": row[0], "name": row[2], "role": row[3], "bio": row[5], "skills": orjson.loads(row[6]),
-        "hourly_rate": row[7], "location": row[8], "profile_image_url": row[9], "wallet_address": row[10],
+        "id": row[0],
+        "name": row[2],
+        "role": row[3],
+        "bio": row[5],
+        "skills": orjson.loads(row[6]),
+        "hourly_rate": row[7],
+        "location": row[8],
+        "profile_image_url": row[9],
+        "wallet_address": row[10],
         "joined_at": row[11],
     }
     if private:
@@ -123,11 +131,17 @@ def get_user(conn: Connection, user_id: str, *, private: bool = False) -> tuple[
 
 
 def list_users(
-    conn: Connection, *, limit: int, cursor: str | None = None, role: str | None = None,
-    skill: str | None = None, q: str | None = None, private: bool = False,
+    conn: Connection,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    role: str | None = None,
+    skill: str | None = None,
+    q: str | None = None,
+    private: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Which users match these filters, newest first?"""
-    where, params = [], []  # type: ignore[var-annotated]
+    where, params = [], []
     if cursor:
         where.append("u.id < ?")
         params.append(decode_cursor(cursor, 1)[0])

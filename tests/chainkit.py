@@ -22,9 +22,7 @@ from web3.types import Wei
 
 ARTIFACT = Path(__file__).parent / "contracts" / "TestUSDC.json"
 TOKEN_DECIMALS = 6
-TRANSFER_GAS = (
-    100_000  # explicit gas lets a failing transfer be mined (status 0) instead of failing estimation
-)
+TRANSFER_GAS = 100_000  # explicit gas lets a failing transfer be mined (status 0) instead of failing estimation
 
 
 @cache
@@ -89,14 +87,10 @@ def mint(token: Contract, to: str, amount_units: int) -> str:
     return tx.to_0x_hex()
 
 
-def send_transfer(
-    token: Contract, sender: str, recipient: str, amount_units: int, *, gas: int = TRANSFER_GAS
-) -> str:
+def send_transfer(token: Contract, sender: str, recipient: str, amount_units: int, *, gas: int = TRANSFER_GAS) -> str:
     """`sender` (unlocked) transfers raw units to `recipient`; returns the 0x tx hash, even if it reverted."""
     w3 = token.w3
-    tx = token.functions.transfer(_addr(recipient), amount_units).transact(
-        {"from": _addr(sender), "gas": gas}
-    )
+    tx = token.functions.transfer(_addr(recipient), amount_units).transact({"from": _addr(sender), "gas": gas})
     w3.eth.wait_for_transaction_receipt(tx)
     return tx.to_0x_hex()
 

@@ -22,8 +22,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {
-        "DATA_DIR": data_dir, "ENVIRONMENT": "test", "SECRET_KEY": "t" * 48, "LOG_LEVEL": "warning",
-        "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024, "RATE_LIMIT_ENABLED": False, "DB_SYNCHRONOUS": "NORMAL",
+        "DATA_DIR": data_dir,
+        "ENVIRONMENT": "test",
+        "SECRET_KEY": "t" * 48,
+        "LOG_LEVEL": "warning",
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_KIB": 1024,
+        "RATE_LIMIT_ENABLED": False,
+        "DB_SYNCHRONOUS": "NORMAL",
     }
     base.update(overrides)
     return load_settings(**base)

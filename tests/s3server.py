@@ -27,9 +27,7 @@ def s3_endpoint() -> Iterator[str]:
     """Start moto's S3 server on a kernel-chosen free port of 127.0.0.1; yield its base URL."""
     # port=0: the kernel picks the port at bind time, so there is no probe-then-bind race. (If the bind
     # failed, ThreadedMotoServer.start() would wait forever on its ready event.)
-    access_log = logging.getLogger(
-        "werkzeug"
-    )  # moto logs every request at INFO; keep failure output readable
+    access_log = logging.getLogger("werkzeug")  # moto logs every request at INFO; keep failure output readable
     previous_level = access_log.level
     access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -60,8 +60,13 @@ class ProfileBody(Strict):
 def token_response(call: Call, user: dict[str, Any], refresh: str, position: int, status: int) -> JSON:
     now = call.runtime.clock.now()
     access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now)
-    body = {"user": user, "access_token": access, "refresh_token": refresh, "token_type": "bearer",
-            "expires_in": int(call.runtime.tokens.access_ttl.total_seconds())}
+    body = {
+        "user": user,
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": int(call.runtime.tokens.access_ttl.total_seconds()),
+    }
     return written(body, position, status)
 
 
@@ -81,10 +86,16 @@ async def register(call: Call) -> Response:
     password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     user_id, family, now = new_id(), new_id(), runtime.clock.now()
     refresh, claims = new_refresh(call, user_id, body.role, family, now)
-    session = OpenSession(user_id=user_id, family_id=family, jti=claims.jti,
-                          expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)), method="register")
-    command = RegisterUser(user_id=user_id, email=body.email, name=body.name, role=body.role,
-                           password_hash=password_hash, session=session)
+    session = OpenSession(
+        user_id=user_id,
+        family_id=family,
+        jti=claims.jti,
+        expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)),
+        method="register",
+    )
+    command = RegisterUser(
+        user_id=user_id, email=body.email, name=body.name, role=body.role, password_hash=password_hash, session=session
+    )
     _, position = await execute(call, command)
     user, _ = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
     return token_response(call, user, refresh, position, 201)
@@ -109,8 +120,12 @@ async def login(call: Call) -> Response:
     now = runtime.clock.now()
     family = new_id()
     refresh, claims = new_refresh(call, found.user_id, found.role, family, now)
-    session = OpenSession(user_id=found.user_id, family_id=family, jti=claims.jti,
-                          expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)))
+    session = OpenSession(
+        user_id=found.user_id,
+        family_id=family,
+        jti=claims.jti,
+        expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)),
+    )
     _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
     user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
     return token_response(call, user, refresh, position, 200)
@@ -125,8 +140,11 @@ async def refresh(call: Call) -> Response:
     if not user["is_active"]:
         raise Unauthenticated("This account has been deactivated", "token_invalid")
     successor, next_claims = new_refresh(call, claims.sub, user["role"], claims.fam or "", now)
-    command = RotateRefreshToken(jti=claims.jti, next_jti=next_claims.jti,
-                                 next_expires_at=rfc3339(datetime.fromtimestamp(next_claims.exp, now.tzinfo)))
+    command = RotateRefreshToken(
+        jti=claims.jti,
+        next_jti=next_claims.jti,
+        next_expires_at=rfc3339(datetime.fromtimestamp(next_claims.exp, now.tzinfo)),
+    )
     rotation, position = await execute(call, command)
     if rotation.reused:
         raise Unauthenticated("This refresh token was already used; the session has been revoked", "token_invalid")
@@ -151,30 +169,81 @@ async def update_me(call: Call) -> Response:
     password_hash = None
     if body.password is not None:
         found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
-        ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None,
-                                     body.current_password or "")
+        ok = await runtime.in_thread(
+            runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
+        )
         if not ok:
-            raise ValidationFailed("current_password is wrong", "invalid_credentials",
-                                   errors=[{"loc": ["body", "current_password"], "msg": "does not match"}])
+            raise ValidationFailed(
+                "current_password is wrong",
+                "invalid_credentials",
+                errors=[{"loc": ["body", "current_password"], "msg": "does not match"}],
+            )
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
-    command = UpdateProfile(user_id=call.user.sub, changes=changes, password_hash=password_hash,
-                            expected_version=if_match(call))
+    command = UpdateProfile(
+        user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_version=if_match(call)
+    )
     _, position = await execute(call, command)
     user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
     return written(user, position, etag=version)
 
 
 OPERATIONS = [
-    Operation("POST", "/api/auth/register", register, "Create an account (client or freelancer)", "auth",
-              body=RegisterBody, response=TokenPair, status=201, auth=False, errors=SUMMARY_ERRORS),
-    Operation("POST", "/api/auth/login", login, "Sign in with e-mail and password", "auth",
-              body=LoginBody, response=TokenPair, auth=False, errors=(400, 401, 415, 422, 429)),
-    Operation("POST", "/api/auth/refresh", refresh, "Trade a refresh token for a new pair (rotation)", "auth",
-              body=RefreshBody, response=TokenPair, auth=False, errors=(400, 401, 415, 422, 429)),
-    Operation("POST", "/api/auth/logout", logout, "End the session a refresh token belongs to", "auth",
-              body=RefreshBody, status=204, auth=False, errors=(400, 401, 415, 422)),
-    Operation("GET", "/api/auth/me", me, "The signed-in user (private view)", "auth",
-              response=UserPrivate, errors=(401,)),
-    Operation("PUT", "/api/auth/me", update_me, "Update one's own profile (and password)", "auth",
-              body=ProfileBody, response=UserPrivate, errors=(400, 401, 412, 415, 422)),
+    Operation(
+        "POST",
+        "/api/auth/register",
+        register,
+        "Create an account (client or freelancer)",
+        "auth",
+        body=RegisterBody,
+        response=TokenPair,
+        status=201,
+        auth=False,
+        errors=SUMMARY_ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/api/auth/login",
+        login,
+        "Sign in with e-mail and password",
+        "auth",
+        body=LoginBody,
+        response=TokenPair,
+        auth=False,
+        errors=(400, 401, 415, 422, 429),
+    ),
+    Operation(
+        "POST",
+        "/api/auth/refresh",
+        refresh,
+        "Trade a refresh token for a new pair (rotation)",
+        "auth",
+        body=RefreshBody,
+        response=TokenPair,
+        auth=False,
+        errors=(400, 401, 415, 422, 429),
+    ),
+    Operation(
+        "POST",
+        "/api/auth/logout",
+        logout,
+        "End the session a refresh token belongs to",
+        "auth",
+        body=RefreshBody,
+        status=204,
+        auth=False,
+        errors=(400, 401, 415, 422),
+    ),
+    Operation(
+        "GET", "/api/auth/me", me, "The signed-in user (private view)", "auth", response=UserPrivate, errors=(401,)
+    ),
+    Operation(
+        "PUT",
+        "/api/auth/me",
+        update_me,
+        "Update one's own profile (and password)",
+        "auth",
+        body=ProfileBody,
+        response=UserPrivate,
+        errors=(400, 401, 412, 415, 422),
+    ),
 ]

@@ -14,14 +14,14 @@ from edge.routing import Call, Operation
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 SWAGGER_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MegiLance API – Swagger UI</title>
+<html lang="en"><head><meta charset="utf-8"><title>MegiLance API - Swagger UI</title>
 <link rel="stylesheet" href="/api/static/swagger-ui/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/api/static/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/api/static/swagger-init.js"></script></body></html>"""
 
 REDOC_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MegiLance API – ReDoc</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>MegiLance API - ReDoc</title></head>
 <body><redoc spec-url="/api/openapi.json"></redoc>
 <script src="/api/static/redoc/redoc.standalone.js"></script></body></html>"""
 

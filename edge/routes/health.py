@@ -69,11 +69,20 @@ async def metrics(call: Call) -> Response:
 
 
 OPERATIONS = [
-    Operation("GET", "/", root, "Service name, version and where the docs are", "health", response=RootInfo,
-              auth=False),
+    Operation(
+        "GET", "/", root, "Service name, version and where the docs are", "health", response=RootInfo, auth=False
+    ),
     Operation("GET", "/api", api_info, "API name, version, region and role", "health", response=ApiInfo, auth=False),
     Operation("GET", "/api/health/live", live, "200 while the process runs", "health", response=Live, auth=False),
-    Operation("GET", "/api/health/ready", ready, "200 when the database answers (and an edge is caught up)",
-              "health", response=Ready, auth=False, errors=(503,)),
+    Operation(
+        "GET",
+        "/api/health/ready",
+        ready,
+        "200 when the database answers (and an edge is caught up)",
+        "health",
+        response=Ready,
+        auth=False,
+        errors=(503,),
+    ),
     Operation("GET", "/api/health/metrics", metrics, "Prometheus metrics (text format)", "health", auth=False),
 ]

@@ -121,10 +121,20 @@ def patch_changes(body: ProjectPatch) -> dict[str, Any]:
 
 async def list_all(call: Call) -> Response:
     f: ProjectFilters = call.query
-    items, cursor = await call.runtime.read(lambda conn: list_projects(
-        conn, limit=f.limit, cursor=f.cursor, status=f.status, category=f.category, skill=f.skill, q=f.q,
-        budget_min_minor=cents(f.budget_min) if f.budget_min else None,
-        budget_max_minor=cents(f.budget_max) if f.budget_max else None, client_id=f.client_id))
+    items, cursor = await call.runtime.read(
+        lambda conn: list_projects(
+            conn,
+            limit=f.limit,
+            cursor=f.cursor,
+            status=f.status,
+            category=f.category,
+            skill=f.skill,
+            q=f.q,
+            budget_min_minor=cents(f.budget_min) if f.budget_min else None,
+            budget_max_minor=cents(f.budget_max) if f.budget_max else None,
+            client_id=f.client_id,
+        )
+    )
     return JSON({"items": items, "next_cursor": cursor})
 
 
@@ -137,10 +147,18 @@ async def create(call: Call) -> Response:
     body: ProjectBody = call.body
     project_id = new_id()
     command = PostProject(
-        project_id=project_id, client_id=call.user.sub, title=body.title, description=body.description,
-        category=body.category, budget_type=body.budget_type, budget_min_minor=cents(body.budget_min),
-        budget_max_minor=cents(body.budget_max), experience_level=body.experience_level,
-        estimated_duration=body.estimated_duration, skills=list(body.skills))
+        project_id=project_id,
+        client_id=call.user.sub,
+        title=body.title,
+        description=body.description,
+        category=body.category,
+        budget_type=body.budget_type,
+        budget_min_minor=cents(body.budget_min),
+        budget_max_minor=cents(body.budget_max),
+        experience_level=body.experience_level,
+        estimated_duration=body.estimated_duration,
+        skills=list(body.skills),
+    )
     _, position = await execute(call, command)
     project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
     return written(project, position, 201, etag=version)
@@ -149,29 +167,67 @@ async def create(call: Call) -> Response:
 async def update(call: Call) -> Response:
     body: ProjectPatch = call.body
     project_id = call.path["project_id"]
-    command = ReviseProject(project_id=project_id, actor_id=call.user.sub, changes=patch_changes(body),
-                            status=body.status, expected_version=if_match(call))
+    command = ReviseProject(
+        project_id=project_id,
+        actor_id=call.user.sub,
+        changes=patch_changes(body),
+        status=body.status,
+        expected_version=if_match(call),
+    )
     _, position = await execute(call, command)
     project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
     return written(project, position, etag=version)
 
 
 async def delete(call: Call) -> Response:
-    command = DeleteProject(project_id=call.path["project_id"], actor_id=call.user.sub,
-                            expected_version=if_match(call))
+    command = DeleteProject(project_id=call.path["project_id"], actor_id=call.user.sub, expected_version=if_match(call))
     _, position = await execute(call, command)
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 
 
 OPERATIONS = [
-    Operation("GET", "/api/projects", list_all, "Browse and search projects (q: full text)", "projects",
-              query=ProjectFilters, response=ProjectList, errors=(401, 422)),
-    Operation("GET", "/api/projects/{project_id}", get_one, "One project", "projects", response=ProjectOut,
-              errors=(401, 404)),
-    Operation("POST", "/api/projects", create, "Post a project (clients)", "projects", body=ProjectBody,
-              response=ProjectOut, status=201, roles=CLIENT, errors=(400, 401, 403, 415, 422)),
-    Operation("PUT", "/api/projects/{project_id}", update, "Edit an open project or move its status (owner)",
-              "projects", body=ProjectPatch, response=ProjectOut, errors=(400, 401, 404, 409, 412, 415, 422)),
-    Operation("DELETE", "/api/projects/{project_id}", delete, "Delete an open project (owner)", "projects",
-              status=204, errors=(401, 404, 409, 412)),
+    Operation(
+        "GET",
+        "/api/projects",
+        list_all,
+        "Browse and search projects (q: full text)",
+        "projects",
+        query=ProjectFilters,
+        response=ProjectList,
+        errors=(401, 422),
+    ),
+    Operation(
+        "GET", "/api/projects/{project_id}", get_one, "One project", "projects", response=ProjectOut, errors=(401, 404)
+    ),
+    Operation(
+        "POST",
+        "/api/projects",
+        create,
+        "Post a project (clients)",
+        "projects",
+        body=ProjectBody,
+        response=ProjectOut,
+        status=201,
+        roles=CLIENT,
+        errors=(400, 401, 403, 415, 422),
+    ),
+    Operation(
+        "PUT",
+        "/api/projects/{project_id}",
+        update,
+        "Edit an open project or move its status (owner)",
+        "projects",
+        body=ProjectPatch,
+        response=ProjectOut,
+        errors=(400, 401, 404, 409, 412, 415, 422),
+    ),
+    Operation(
+        "DELETE",
+        "/api/projects/{project_id}",
+        delete,
+        "Delete an open project (owner)",
+        "projects",
+        status=204,
+        errors=(401, 404, 409, 412),
+    ),
 ]

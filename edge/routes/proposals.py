@@ -81,9 +81,17 @@ async def read_back(call: Call, proposal_id: str) -> tuple[dict[str, object], in
 
 async def list_all(call: Call) -> Response:
     f: ProposalFilters = call.query
-    items, cursor = await call.runtime.read(lambda conn: list_proposals(
-        conn, viewer_id=call.user.sub, viewer_role=call.user.role, limit=f.limit, cursor=f.cursor,
-        project_id=f.project_id, status=f.status))
+    items, cursor = await call.runtime.read(
+        lambda conn: list_proposals(
+            conn,
+            viewer_id=call.user.sub,
+            viewer_role=call.user.role,
+            limit=f.limit,
+            cursor=f.cursor,
+            project_id=f.project_id,
+            status=f.status,
+        )
+    )
     return JSON({"items": items, "next_cursor": cursor})
 
 
@@ -96,9 +104,15 @@ async def create(call: Call) -> Response:
     body: ProposalBody = call.body
     proposal_id = new_id()
     command = SubmitProposal(
-        proposal_id=proposal_id, project_id=body.project_id, freelancer_id=call.user.sub,
-        cover_letter=body.cover_letter, estimated_hours=body.estimated_hours,
-        hourly_rate_minor=cents(body.hourly_rate), availability=body.availability, attachments=list(body.attachments))
+        proposal_id=proposal_id,
+        project_id=body.project_id,
+        freelancer_id=call.user.sub,
+        cover_letter=body.cover_letter,
+        estimated_hours=body.estimated_hours,
+        hourly_rate_minor=cents(body.hourly_rate),
+        availability=body.availability,
+        attachments=list(body.attachments),
+    )
     _, position = await execute(call, command)
     proposal, version = await read_back(call, proposal_id)
     return written(proposal, position, 201, etag=version)
@@ -110,14 +124,20 @@ async def update(call: Call) -> Response:
     if "hourly_rate" in changes:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
     proposal_id = call.path["proposal_id"]
-    _, position = await execute(call, ReviseProposal(proposal_id=proposal_id, actor_id=call.user.sub,
-                                                     changes=changes, expected_version=if_match(call)))
+    _, position = await execute(
+        call,
+        ReviseProposal(
+            proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_version=if_match(call)
+        ),
+    )
     return await _answer(call, proposal_id, position)
 
 
 async def withdraw(call: Call) -> Response:
-    _, position = await execute(call, WithdrawProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub,
-                                                       expected_version=if_match(call)))
+    _, position = await execute(
+        call,
+        WithdrawProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub, expected_version=if_match(call)),
+    )
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 
 
@@ -137,19 +157,74 @@ async def _answer(call: Call, proposal_id: str, position: int) -> Response:
 
 
 OPERATIONS = [
-    Operation("GET", "/api/proposals", list_all, "Proposals the caller may see", "proposals",
-              query=ProposalFilters, response=ProposalList, errors=(401, 422)),
-    Operation("GET", "/api/proposals/{proposal_id}", get_one, "One proposal (author, project owner, admin)",
-              "proposals", response=ProposalOut, errors=(401, 404)),
-    Operation("POST", "/api/proposals", create, "Bid on an open project (freelancers)", "proposals",
-              body=ProposalBody, response=ProposalOut, status=201, roles=FREELANCER,
-              errors=(400, 401, 403, 404, 409, 415, 422)),
-    Operation("PUT", "/api/proposals/{proposal_id}", update, "Revise a submitted proposal (author)", "proposals",
-              body=ProposalPatch, response=ProposalOut, errors=(400, 401, 403, 404, 409, 412, 415, 422)),
-    Operation("DELETE", "/api/proposals/{proposal_id}", withdraw, "Withdraw a submitted proposal (author)",
-              "proposals", status=204, errors=(401, 403, 404, 409, 412)),
-    Operation("POST", "/api/proposals/{proposal_id}/accept", accept, "Accept: hire this freelancer (project owner)",
-              "proposals", response=ProposalOut, roles=CLIENT, errors=(401, 403, 404, 409)),
-    Operation("POST", "/api/proposals/{proposal_id}/reject", reject, "Decline a proposal (project owner)",
-              "proposals", response=ProposalOut, roles=CLIENT, errors=(401, 403, 404, 409)),
+    Operation(
+        "GET",
+        "/api/proposals",
+        list_all,
+        "Proposals the caller may see",
+        "proposals",
+        query=ProposalFilters,
+        response=ProposalList,
+        errors=(401, 422),
+    ),
+    Operation(
+        "GET",
+        "/api/proposals/{proposal_id}",
+        get_one,
+        "One proposal (author, project owner, admin)",
+        "proposals",
+        response=ProposalOut,
+        errors=(401, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/proposals",
+        create,
+        "Bid on an open project (freelancers)",
+        "proposals",
+        body=ProposalBody,
+        response=ProposalOut,
+        status=201,
+        roles=FREELANCER,
+        errors=(400, 401, 403, 404, 409, 415, 422),
+    ),
+    Operation(
+        "PUT",
+        "/api/proposals/{proposal_id}",
+        update,
+        "Revise a submitted proposal (author)",
+        "proposals",
+        body=ProposalPatch,
+        response=ProposalOut,
+        errors=(400, 401, 403, 404, 409, 412, 415, 422),
+    ),
+    Operation(
+        "DELETE",
+        "/api/proposals/{proposal_id}",
+        withdraw,
+        "Withdraw a submitted proposal (author)",
+        "proposals",
+        status=204,
+        errors=(401, 403, 404, 409, 412),
+    ),
+    Operation(
+        "POST",
+        "/api/proposals/{proposal_id}/accept",
+        accept,
+        "Accept: hire this freelancer (project owner)",
+        "proposals",
+        response=ProposalOut,
+        roles=CLIENT,
+        errors=(401, 403, 404, 409),
+    ),
+    Operation(
+        "POST",
+        "/api/proposals/{proposal_id}/reject",
+        reject,
+        "Decline a proposal (project owner)",
+        "proposals",
+        response=ProposalOut,
+        roles=CLIENT,
+        errors=(401, 403, 404, 409),
+    ),
 ]

@@ -40,8 +40,7 @@ async def list_all(call: Call) -> Response:
     f: UserFilters = call.query
     admin = call.user.role == "admin"
     items, cursor = await call.runtime.read(
-        lambda conn: list_users(conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q,
-                                private=admin)
+        lambda conn: list_users(conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q, private=admin)
     )
     return JSON({"items": items, "next_cursor": cursor})
 
@@ -57,8 +56,14 @@ async def create(call: Call) -> Response:
     runtime = call.runtime
     password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     user_id = new_id()
-    command = RegisterUser(user_id=user_id, email=body.email, name=body.name, role=body.role,
-                           password_hash=password_hash, created_by=call.user.sub)
+    command = RegisterUser(
+        user_id=user_id,
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        password_hash=password_hash,
+        created_by=call.user.sub,
+    )
     _, position = await execute(call, command)
     user, version = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
     return written(user, position, 201, etag=version)
@@ -67,21 +72,59 @@ async def create(call: Call) -> Response:
 async def change(call: Call) -> Response:
     body: ChangeUserBody = call.body
     user_id = call.path["user_id"]
-    command = ChangeAccount(user_id=user_id, admin_id=call.user.sub, role=body.role, is_active=body.is_active,
-                            expected_version=if_match(call))
+    command = ChangeAccount(
+        user_id=user_id,
+        admin_id=call.user.sub,
+        role=body.role,
+        is_active=body.is_active,
+        expected_version=if_match(call),
+    )
     _, position = await execute(call, command)
     user, version = await call.runtime.read(lambda conn: get_user(conn, user_id, private=True))
     return written(user, position, etag=version)
 
 
 OPERATIONS = [
-    Operation("GET", "/api/users", list_all, "List user profiles (admins also see e-mail and status)", "users",
-              query=UserFilters, response=UserList, errors=(401, 422)),
-    Operation("GET", "/api/users/{user_id}", get_one, "A user's public profile", "users",
-              response=UserAdminView, errors=(401, 404)),
-    Operation("POST", "/api/users", create, "Create an account with any role (admin)", "users",
-              body=CreateUserBody, response=UserAdminView, status=201, roles=ADMIN,
-              errors=(400, 401, 403, 409, 415, 422)),
-    Operation("PATCH", "/api/users/{user_id}", change, "Change a user's role or active state (admin)", "users",
-              body=ChangeUserBody, response=UserAdminView, roles=ADMIN, errors=(400, 401, 403, 404, 409, 412, 422)),
+    Operation(
+        "GET",
+        "/api/users",
+        list_all,
+        "List user profiles (admins also see e-mail and status)",
+        "users",
+        query=UserFilters,
+        response=UserList,
+        errors=(401, 422),
+    ),
+    Operation(
+        "GET",
+        "/api/users/{user_id}",
+        get_one,
+        "A user's public profile",
+        "users",
+        response=UserAdminView,
+        errors=(401, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/users",
+        create,
+        "Create an account with any role (admin)",
+        "users",
+        body=CreateUserBody,
+        response=UserAdminView,
+        status=201,
+        roles=ADMIN,
+        errors=(400, 401, 403, 409, 415, 422),
+    ),
+    Operation(
+        "PATCH",
+        "/api/users/{user_id}",
+        change,
+        "Change a user's role or active state (admin)",
+        "users",
+        body=ChangeUserBody,
+        response=UserAdminView,
+        roles=ADMIN,
+        errors=(400, 401, 403, 404, 409, 412, 422),
+    ),
 ]

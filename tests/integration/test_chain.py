@@ -128,9 +128,7 @@ def test_a_transfer_of_another_token_is_the_wrong_token(chain: Chain) -> None:
 
 
 def test_a_transaction_without_token_logs_is_the_wrong_token(chain: Chain) -> None:
-    tx = chain.w3.eth.send_transaction(
-        {"from": chain.payer.address, "to": chain.payee.address, "value": Wei(1)}
-    )
+    tx = chain.w3.eth.send_transaction({"from": chain.payer.address, "to": chain.payee.address, "value": Wei(1)})
 
     assert refused(chain, tx.to_0x_hex()) == "wrong_token"
 

@@ -52,9 +52,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("local", LocalStorage(root, SIGNING_KEY, "http://testserver"), root=root)
     endpoint: str = request.getfixturevalue("s3_endpoint")
     client, bucket = create_bucket(endpoint)
-    return Backend(
-        "s3", S3Storage(bucket, "us-east-1", endpoint, client=client), client=client, bucket=bucket
-    )
+    return Backend("s3", S3Storage(bucket, "us-east-1", endpoint, client=client), client=client, bucket=bucket)
 
 
 def closed_port_url() -> str:

@@ -21,12 +21,7 @@ def make_png() -> bytes:
     """A complete, valid 1x1 RGBA PNG."""
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
     idat = zlib.compress(b"\x00\xff\x00\x00\xff")
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 # A complete 1x1 GIF89a.
@@ -138,9 +133,7 @@ def test_rejected(content: bytes) -> None:
     assert sniff_content_type(content) is None
 
 
-@pytest.mark.parametrize(
-    "name", ["photo.png", "invoice.pdf", "evil.exe", "page.html", "archive.zip", "noext"]
-)
+@pytest.mark.parametrize("name", ["photo.png", "invoice.pdf", "evil.exe", "page.html", "archive.zip", "noext"])
 def test_png_is_png_whatever_it_is_called(tmp_path: Path, name: str) -> None:
     # Only the content counts: a PNG saved under any name sniffs as PNG, and HTML named "x.png" does not.
     path = tmp_path / name

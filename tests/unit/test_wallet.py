@@ -42,9 +42,7 @@ def sign(message: str, account: LocalAccount = SIGNER) -> str:
     return account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
 
 
-def verify(
-    message: str, signature: str, *, nonce: str = NONCE, domain: str = DOMAIN, now: datetime = NOW
-) -> str:
+def verify(message: str, signature: str, *, nonce: str = NONCE, domain: str = DOMAIN, now: datetime = NOW) -> str:
     return verify_signed_message(message, signature, expected_nonce=nonce, expected_domain=domain, now=now)
 
 
