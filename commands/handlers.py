@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands import projects, proposals, sessions, users
+from commands import contracts, portfolio, projects, proposals, sessions, users
 from core.store import UnitOfWork
 
 Handler = Callable[[UnitOfWork, Any], Any]
@@ -24,6 +24,12 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     proposals.WithdrawProposal: proposals.withdraw_proposal,
     proposals.AcceptProposal: proposals.accept_proposal,
     proposals.RejectProposal: proposals.reject_proposal,
+    contracts.CreateContract: contracts.create_contract,
+    contracts.ReviseContract: contracts.revise_contract,
+    contracts.CancelContract: contracts.cancel_contract,
+    portfolio.AddPortfolioItem: portfolio.add_portfolio_item,
+    portfolio.RevisePortfolioItem: portfolio.revise_portfolio_item,
+    portfolio.RemovePortfolioItem: portfolio.remove_portfolio_item,
     sessions.RotateRefreshToken: sessions.rotate_refresh_token,
     sessions.RevokeSession: sessions.revoke_session,
 }

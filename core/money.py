@@ -18,7 +18,7 @@ def parse_amount(value: object, currency: str = "USDC", *, allow_zero: bool = Fa
         raise BadAmount("an amount must be a decimal string or a number")
     try:
         amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except InvalidOperation as exc:
+    except (InvalidOperation, ValueError) as exc:  # ValueError: an int too long to print
         raise BadAmount("not a decimal number") from exc
     if not amount.is_finite():
         raise BadAmount("an amount must be finite")

@@ -74,6 +74,31 @@ def read_until(conn: Connection, last: int, batch: int = 5000) -> Iterator[Store
         yield event
 
 
+FEED_COLUMNS = "position, stream_id, stream_type, version, type, schema_version, data, recorded_at"
+SELECT_FEED = f"SELECT {FEED_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+
+
+def read_feed(conn: Connection, position: int, limit: int) -> list[tuple[Any, ...]]:
+    """Raw rows for the replication feed (data stays JSON text: it is relayed, not parsed)."""
+    return [tuple(row) for row in conn.execute(SELECT_FEED, (position, limit)).fetchall()]
+
+
+def feed_event(item: dict[str, Any]) -> StoredEvent:
+    """An event as received from the primary's feed, upcast like one read from the log."""
+    version, data = upcast(item["type"], item.get("schema_version", 1), item["data"])
+    return StoredEvent(
+        item["position"],
+        item["stream_id"],
+        item.get("stream_type", ""),
+        item["version"],
+        item["type"],
+        version,
+        data,
+        {},
+        item["recorded_at"],
+    )
+
+
 def head(conn: Connection) -> int:
     return int(conn.execute(SELECT_HEAD).fetchone()[0])
 

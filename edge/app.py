@@ -12,13 +12,15 @@ from starlette.middleware.cors import CORSMiddleware
 
 from core.clock import Clock
 from core.logging import configure
-from core.settings import Settings, load_settings
+from core.settings import InsecureSettings, Settings, load_settings
 from edge.errors import EXCEPTION_HANDLERS
+from edge.forwarding import Forwarder, RegionMiddleware
 from edge.metrics import Metrics
 from edge.middleware import EdgeMiddleware
 from edge.openapi import build_spec
 from edge.ratelimit import RateLimits
-from edge.routes import auth, docs, health, projects, proposals, users
+from edge.replicator import Replicator
+from edge.routes import auth, contracts, docs, health, internal, portfolio, projects, proposals, users
 from edge.routing import Operation, routes
 from edge.runtime import Runtime
 
@@ -33,7 +35,10 @@ def operations() -> list[Operation]:
         *users.OPERATIONS,
         *projects.OPERATIONS,
         *proposals.OPERATIONS,
+        *contracts.OPERATIONS,
+        *portfolio.OPERATIONS,
         *docs.OPERATIONS,
+        *internal.OPERATIONS,
     ]
 
 
@@ -44,15 +49,34 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     metrics = Metrics()
     ops = operations()
 
+    if not settings.is_primary and not settings.primary_url:
+        raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
+    forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime.tracker.bind(asyncio.get_running_loop())
         await asyncio.to_thread(runtime.open)
+        if not settings.is_primary:
+            runtime.replicator = Replicator(runtime, metrics)
+            runtime.replicator.start()
         try:
             yield
         finally:
+            if runtime.replicator is not None:
+                await runtime.replicator.stop()
+            if forwarder is not None:
+                await forwarder.close()
             await asyncio.to_thread(runtime.close)
 
+    region_middleware = Middleware(
+        RegionMiddleware,
+        tracker=runtime.tracker,
+        metrics=metrics,
+        wait_s=settings.read_your_writes_timeout_ms / 1000,
+        forwarder=forwarder,
+        fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
+    )
     middleware = [
         Middleware(
             EdgeMiddleware,
@@ -83,6 +107,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"],
             )
         )
+    middleware.append(region_middleware)
     app = Starlette(
         routes=[*routes(ops), docs.static_mount()],
         middleware=middleware,

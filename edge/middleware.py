@@ -56,12 +56,13 @@ class EdgeMiddleware:
         position = self.tracker.position
         path: str = scope["path"]
         status = 500
+        started = False
         limit = None if path.startswith(self.unlimited) else self.max_body
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers = message.setdefault("headers", [])
                 self._decorate(headers, request_id, position, path)
             await send(message)
@@ -72,6 +73,19 @@ class EdgeMiddleware:
                 await response(scope, receive, send_wrapper)
             else:
                 await self.app(scope, self._limited(receive, limit) if limit else receive, send_wrapper)
+        except Exception as exc:  # noqa: BLE001 - the one place an unhandled error becomes a 500
+            log.error(
+                "unhandled_error",
+                request_id=request_id.decode(),
+                error_class=type(exc).__name__,
+                error=str(exc)[:500],
+                path=path,
+            )
+            if not started:  # a response already under way cannot be replaced
+                response = error_response(
+                    500, "The server failed to handle this request; it has been logged", "internal_error"
+                )
+                await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -123,10 +137,14 @@ class EdgeMiddleware:
 
     def _decorate(self, headers: list[Any], request_id: bytes, position: int, path: str) -> None:
         present = {name.lower() for name, _ in headers}
-        headers.append((b"x-request-id", request_id))
-        headers.append((b"x-region", self.region))
+        if b"x-request-id" not in present:
+            headers.append((b"x-request-id", request_id))
+        if b"x-region" not in present:  # a response relayed from the primary keeps the primary's region
+            headers.append((b"x-region", self.region))
         if b"x-consistency-token" not in present:
             headers.append((b"x-consistency-token", str(position).encode()))
+        if b"x-content-type-options" in present:  # relayed: the primary already set the security headers
+            return
         headers.append((b"x-content-type-options", b"nosniff"))
         headers.append((b"x-frame-options", b"DENY"))
         headers.append((b"referrer-policy", b"no-referrer"))

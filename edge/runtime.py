@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, store
@@ -18,10 +18,13 @@ from core.settings import Settings
 from core.tokens import TokenService, parse_key_ring
 from core.writer import Writer
 from migrations.runner import migrate
-from queries.projection import Projection, checkpoint
+from queries.projection import Projection, checkpoint, reset
 from queries.rebuild import rebuild
 from queries.registry import projection as make_projection
 from queries.sessions import Sessions
+
+if TYPE_CHECKING:
+    from edge.replicator import Replicator
 
 T = TypeVar("T")
 
@@ -42,6 +45,7 @@ class Runtime:
         )
         self.sessions = Sessions()
         self.writer: Writer | None = None
+        self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -55,18 +59,39 @@ class Runtime:
             replica_path=str(s.data_dir / "primary-replica.db"),
         )
 
+    def connect_read_store(self) -> Connection:
+        """An edge's own read store: a local libSQL file kept current from the primary's feed."""
+        return connect(self.settings.resolved_read_path(), synchronous=self.settings.synchronous)
+
     def open(self) -> None:
         """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
-        conn = self.connect_primary()
+        opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
+        conn = opener()
         try:
-            prepare_primary(conn, self.projection)
+            if self.settings.is_primary:
+                prepare_primary(conn, self.projection)
+            else:
+                prepare_edge(conn, self.projection)
             self.tracker.advance(checkpoint(conn))
             self.sessions.load(conn)
         finally:
             conn.close()
-        self.writer = Writer(self.connect_primary, on_commit=self._committed, max_batch=self.settings.group_commit_max)
+        self.writer = Writer(opener, on_commit=self._committed, max_batch=self.settings.group_commit_max)
         self.writer.start()
-        self.reads = ReadPool(self.connect_primary, self.settings.read_threads)
+        self.reads = ReadPool(opener, self.settings.read_threads)
+
+    async def apply_feed(self, events: list[StoredEvent]) -> None:
+        """Edge: apply one feed batch and its checkpoint in one transaction, skipping what is already applied."""
+        projection = self.projection
+
+        def job(conn: Connection) -> None:
+            fresh = [e for e in events if e.position > checkpoint(conn)]
+            projection.apply_events(conn, fresh)
+
+        if self.writer is None:
+            raise RuntimeError("runtime not opened")
+        await self.writer.submit(job)
+        self.sessions.observe(events)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -87,13 +112,25 @@ class Runtime:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
+        if self.replicator is not None:
+            r, limit = self.replicator, self.settings.max_replication_lag_s
+            checks["replication"] = {
+                "ok": r.connected and r.lag_seconds <= limit,
+                "connected": r.connected,
+                "head": r.head,
+                "lag_events": r.lag_events,
+                "lag_seconds": round(r.lag_seconds, 3),
+                "max_lag_seconds": limit,
+                "last_error": r.last_error,
+            }
         return checks
 
     def refresh_gauges(self, metrics: Any) -> None:
         metrics.position.set(self.tracker.position)
-        metrics.head.set(self.tracker.position)
-        metrics.lag_events.set(0)
-        metrics.lag_seconds.set(0)
+        r = self.replicator
+        metrics.head.set(r.head if r is not None else self.tracker.position)
+        metrics.lag_events.set(r.lag_events if r is not None else 0)
+        metrics.lag_seconds.set(r.lag_seconds if r is not None else 0)
 
     # -- the two paths ---------------------------------------------------------------------
 
@@ -112,8 +149,8 @@ class Runtime:
             projection.apply_events(conn, uow.new_events)
             return result, uow.new_events
 
-        if self.writer is None:
-            raise RuntimeError("runtime not opened")
+        if self.writer is None or not self.settings.is_primary:
+            raise RuntimeError("commands run on the primary only (edges forward writes)")
         result, events = await self.writer.submit(job)
         self.sessions.observe(events)
         return result, events[-1].position if events else self.tracker.position
@@ -149,6 +186,19 @@ def run_command_sync(
         conn.execute("ROLLBACK")
         raise
     return result
+
+
+def prepare_edge(conn: Connection, projection: Projection) -> None:
+    """Edge read store: migrations for the read side; stale read models restart from position 0."""
+    migrate(conn, ("read",))
+    if projection.stale_models(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            reset(conn, projection)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def prepare_primary(conn: Connection, projection: Projection) -> list[str]:

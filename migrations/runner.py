@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ CREATE_TABLE = (
     "PRIMARY KEY (kind, version))"
 )
 SELECT_APPLIED = "SELECT version FROM schema_migrations WHERE kind = ?"
+INSERT_APPLIED = "INSERT INTO schema_migrations (kind, version, name, applied_at) VALUES (?, ?, ?, ?)"
 
 
 class SchemaTooNew(RuntimeError):
@@ -62,15 +64,32 @@ def migrate(conn: Any, kinds: tuple[Kind, ...] = ("log", "read")) -> list[str]:
             if migration.version in have:
                 continue
             now = datetime.now(UTC).isoformat()
-            record = (
-                f"INSERT INTO schema_migrations VALUES ('{kind}', {migration.version}, '{migration.name}', '{now}');"
-            )
+            # One file, one transaction: a failing statement leaves nothing behind. (libsql's
+            # executescript stops silently at an error, so statements are executed one by one.)
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                # One script, one transaction: a failing file leaves nothing behind.
-                conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
-            except Exception:
-                if getattr(conn, "in_transaction", False):
-                    conn.execute("ROLLBACK")
+                for statement in split_statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(INSERT_APPLIED, (kind, migration.version, migration.name, now))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
                 raise
             done.append(f"{kind}/{migration.name}")
     return done
+
+
+def split_statements(script: str) -> list[str]:
+    """Complete SQL statements of a script, as SQLite's own tokenizer judges them (trigger bodies stay whole)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            text = pending.strip()
+            if text and not all(part.strip().startswith("--") for part in text.splitlines() if part.strip()):
+                statements.append(text)
+            pending = ""
+    if pending.strip() and not all(p.strip().startswith("--") for p in pending.splitlines() if p.strip()):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:80]}")
+    return statements

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from queries import projects, proposals, users
+from queries import contracts, portfolio, projects, proposals, users
 from queries.projection import Projection
 
-READ_MODELS = (users, projects, proposals)
+READ_MODELS = (users, projects, proposals, contracts, portfolio)
 
 
 def projection() -> Projection:

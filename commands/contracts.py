@@ -1,0 +1,243 @@
+"""Contracts, write side: create (one live contract per project), revise, move status, and fold payments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from commands import projects
+from commands.common import Command, check_version, fold
+from core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
+from core.events.base import StoredEvent
+from core.events.contracts import ContractCreated, ContractRevised, ContractStatusChanged
+from core.money import BadAmount, parse_amount, to_minor
+from core.store import UnitOfWork
+
+STREAM = "contract"
+CLAIM = "contract"  # key project_id → the id of its one contract that is not cancelled
+# Where an active contract may go, and which side may send it there.
+MOVES = {
+    "completed": frozenset({"client"}),
+    "cancelled": frozenset({"client", "freelancer"}),
+    "disputed": frozenset({"client", "freelancer"}),
+}
+CLIENT_FIELDS = frozenset({"description", "terms", "end_date", "milestones"})
+
+
+class Milestone(BaseModel):
+    """One planned payment step: a title, an amount in minor units, an optional ISO due date."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    amount_minor: int
+    due_date: str | None = None
+
+
+class CreateContract(Command):
+    """Sign a contract with the freelancer whose proposal was accepted on the project (its owner only)."""
+
+    contract_id: str
+    project_id: str
+    client_id: str
+    freelancer_id: str
+    amount_minor: int
+    currency: str
+    platform_fee_minor: int
+    description: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    milestones: list[Milestone] = Field(default_factory=list)
+    terms: str | None = None
+
+
+class ReviseContract(Command):
+    """Edit an active contract (client: description, terms, end_date, milestones) and/or move its status.
+
+    Milestone amounts in `changes` are decimal strings: only the contract knows its currency's decimals.
+    """
+
+    contract_id: str
+    actor_id: str
+    changes: dict[str, Any]
+    status: str | None = None
+    expected_version: int | None = None
+
+
+class CancelContract(Command):
+    """Call off an active contract nothing has been paid on (client only)."""
+
+    contract_id: str
+    actor_id: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """What the write side needs to know about a contract."""
+
+    id: str
+    project_id: str
+    client_id: str
+    freelancer_id: str
+    amount_minor: int
+    currency: str
+    start_date: str | None
+    end_date: str | None
+    status: str
+    paid_minor: int
+    version: int
+
+
+def evolve(state: Contract | None, event: StoredEvent) -> Contract | None:
+    d = event.data
+    if event.type == "ContractCreated":
+        return Contract(
+            d["contract_id"],
+            d["project_id"],
+            d["client_id"],
+            d["freelancer_id"],
+            d["amount_minor"],
+            d["currency"],
+            d["start_date"],
+            d["end_date"],
+            "active",
+            0,
+            event.version,
+        )
+    if state is None:
+        return None
+    state = replace(state, version=event.version)
+    if event.type == "ContractRevised":
+        return replace(state, end_date=d["changes"].get("end_date", state.end_date))
+    if event.type == "ContractStatusChanged":
+        return replace(state, status=d["status"])
+    if event.type == "ContractPaymentCompleted":
+        return replace(state, paid_minor=state.paid_minor + d["amount_minor"])
+    if event.type == "ContractPaymentRefunded":
+        return replace(state, paid_minor=state.paid_minor - d["amount_minor"])
+    return state
+
+
+def load_contract(uow: UnitOfWork, contract_id: str) -> Contract:
+    return fold(uow, contract_id, evolve, "contract")
+
+
+def party_contract(uow: UnitOfWork, contract_id: str, actor_id: str) -> Contract:
+    """The contract, if the actor is its client or freelancer; anyone else is told it does not exist."""
+    contract = load_contract(uow, contract_id)
+    if actor_id not in (contract.client_id, contract.freelancer_id):
+        raise NotFound("No contract with that id")
+    return contract
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", errors=[{"loc": ["body", field], "msg": message}])
+
+
+def check_dates(start_date: str | None, end_date: str | None) -> None:
+    # ISO `YYYY-MM-DD` strings order like the dates they name.
+    if start_date is not None and end_date is not None and end_date <= start_date:
+        raise _invalid("end_date", "must be after start_date")
+
+
+def check_milestones(milestones: list[dict[str, Any]], amount_minor: int) -> None:
+    if sum(m["amount_minor"] for m in milestones) > amount_minor:
+        raise _invalid("milestones", "the milestone amounts add up to more than the contract amount")
+
+
+def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
+    try:
+        project = projects.load_project(uow, cmd.project_id)
+    except NotFound:
+        raise NotFound("No project with that id") from None
+    if project.client_id != cmd.client_id:
+        raise Forbidden("Only the project's owner can make a contract for it")
+    if project.accepted_freelancer_id is None:
+        raise InvalidState("The project has no accepted proposal yet")
+    if project.accepted_freelancer_id != cmd.freelancer_id:
+        raise _invalid("freelancer_id", "must be the freelancer whose proposal was accepted on this project")
+    event = ContractCreated(**cmd.model_dump())
+    check_dates(event.start_date, event.end_date)
+    check_milestones(event.milestones, event.amount_minor)
+    uow.claim(
+        CLAIM, cmd.project_id, cmd.contract_id, detail="This project already has a contract that is not cancelled"
+    )
+    uow.append(cmd.contract_id, STREAM, 0, [event])
+    return cmd.contract_id
+
+
+def revise_contract(uow: UnitOfWork, cmd: ReviseContract) -> None:
+    contract = party_contract(uow, cmd.contract_id, cmd.actor_id)
+    if cmd.changes and cmd.actor_id != contract.client_id:
+        raise Forbidden(f"Only the client can edit {', '.join(sorted(CLIENT_FIELDS & cmd.changes.keys()))}")
+    check_version(contract.version, cmd.expected_version, "contract")
+    events: list[Any] = []
+    if cmd.changes:
+        if contract.status != "active":
+            raise InvalidState(f"A contract can only be edited while active (it is {contract.status})")
+        events.append(ContractRevised(contract_id=contract.id, changes=_revision(contract, cmd.changes)))
+    if cmd.status is not None and cmd.status != contract.status:
+        events.append(_move(contract, cmd.status, cmd.actor_id))
+    _append(uow, contract, events)
+
+
+def cancel_contract(uow: UnitOfWork, cmd: CancelContract) -> None:
+    contract = party_contract(uow, cmd.contract_id, cmd.actor_id)
+    if cmd.actor_id != contract.client_id:
+        raise Forbidden("Only the client can delete a contract; the freelancer may set its status to cancelled")
+    check_version(contract.version, cmd.expected_version, "contract")
+    _append(uow, contract, [_move(contract, "cancelled", cmd.actor_id)])
+
+
+def _revision(contract: Contract, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes as the event stores them: milestone amounts in minor units, every rule checked."""
+    unknown = changes.keys() - CLIENT_FIELDS
+    if unknown:
+        raise _invalid(sorted(unknown)[0], "cannot be changed")
+    revision = dict(changes)
+    if "end_date" in revision:
+        check_dates(contract.start_date, revision["end_date"])
+    if "milestones" in revision:
+        revision["milestones"] = [_milestone(contract.currency, i, m) for i, m in enumerate(revision["milestones"])]
+        check_milestones(revision["milestones"], contract.amount_minor)
+    return revision
+
+
+def _milestone(currency: str, index: int, milestone: dict[str, Any]) -> dict[str, Any]:
+    try:
+        amount_minor = to_minor(parse_amount(milestone["amount"], currency), currency)
+    except BadAmount as exc:
+        raise ValidationFailed(
+            f"milestones[{index}].amount: {exc}",
+            errors=[{"loc": ["body", "milestones", index, "amount"], "msg": str(exc)}],
+        ) from exc
+    return {"title": milestone["title"], "amount_minor": amount_minor, "due_date": milestone.get("due_date")}
+
+
+def _move(contract: Contract, status: str, actor_id: str) -> ContractStatusChanged:
+    if contract.status != "active" or status not in MOVES:
+        raise InvalidState(f"A contract cannot move from {contract.status} to {status}")
+    side = "client" if actor_id == contract.client_id else "freelancer"
+    if side not in MOVES[status]:
+        raise Forbidden(f"Only the client can mark a contract {status}")
+    if status == "cancelled" and contract.paid_minor > 0:
+        raise InvalidState("A contract cannot be cancelled once money has been paid on it")
+    return ContractStatusChanged(
+        contract_id=contract.id,
+        project_id=contract.project_id,
+        status=status,
+        previous_status=contract.status,
+        actor_id=actor_id,
+    )
+
+
+def _append(uow: UnitOfWork, contract: Contract, events: list[Any]) -> None:
+    if not events:
+        return
+    uow.append(contract.id, STREAM, contract.version, events)
+    if any(isinstance(e, ContractStatusChanged) and e.status == "cancelled" for e in events):
+        # The project may get a new contract once this one is called off.
+        uow.release_claim(CLAIM, contract.project_id, contract.id)

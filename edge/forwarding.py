@@ -1,0 +1,155 @@
+"""Regions: reads wait for the client's consistency token or go to the primary; writes go to the primary.
+
+On Fly (`FLY_REGION` set) a write is answered with `fly-replay: region=<primary>` and Fly's proxy
+replays it there; elsewhere the edge proxies it to `PRIMARY_URL` itself and relays the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.positions import PositionTracker
+from edge.metrics import Metrics
+from edge.responses import error_response
+
+log = structlog.get_logger("forwarding")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    }
+)
+LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
+
+
+class Forwarder:
+    """A streaming reverse proxy to the primary (httpx, bounded timeouts)."""
+
+    def __init__(self, primary_url: str) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=primary_url,
+            timeout=httpx.Timeout(connect=3.0, read=60.0, write=60.0, pool=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP and k != b"x-forwarded-for"]
+        peer = scope.get("client")[0] if scope.get("client") else "unknown"
+        prior = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        headers.append((b"x-forwarded-for", ", ".join([*prior, peer]).encode("latin-1")))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        url = scope["path"] + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
+        body = _body(receive) if scope["method"] in WRITE_METHODS else None
+        request = self.client.build_request(scope["method"], url, headers=headers, content=body)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("forward_failed", error=type(exc).__name__, path=scope["path"])
+            await error_response(
+                503,
+                "The primary region cannot be reached; retry shortly",
+                "service_unavailable",
+                headers={"Retry-After": "1"},
+            )(scope, receive, send)
+            return
+        try:
+            relayed = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": relayed})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+class RegionMiddleware:
+    """Honours X-Consistency-Token on reads; on an edge also sends writes (and late reads) to the primary."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracker: PositionTracker,
+        metrics: Metrics,
+        wait_s: float,
+        forwarder: Forwarder | None,
+        fly_primary_region: str | None,
+    ) -> None:
+        self.app = app
+        self.tracker = tracker
+        self.metrics = metrics
+        self.wait_s = wait_s
+        self.forwarder = forwarder
+        self.fly_primary = fly_primary_region
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(LOCAL_PATHS):
+            await self.app(scope, receive, send)
+            return
+        edge = self.forwarder is not None or self.fly_primary is not None
+        if edge and scope["method"] in WRITE_METHODS:
+            await self._to_primary(scope, receive, send, "write")
+            return
+        token = _header(scope, b"x-consistency-token")
+        if token is not None:
+            target = int(token) if token.isdigit() and len(token) < 19 else -1
+            if target < 0:
+                await error_response(400, "X-Consistency-Token must be a position this API issued", "bad_request")(
+                    scope, receive, send
+                )
+                return
+            if not await self.tracker.wait_for(target, self.wait_s):
+                if edge:
+                    await self._to_primary(scope, receive, send, "consistency")
+                else:
+                    await error_response(400, "X-Consistency-Token is ahead of the event log", "bad_request")(
+                        scope, receive, send
+                    )
+                return
+        await self.app(scope, receive, send)
+
+    async def _to_primary(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+        self.metrics.forwarded.labels(reason).inc()
+        if self.fly_primary is not None:
+            body = error_response(
+                409, "Replayed in the primary region", "replayed", headers={"fly-replay": f"region={self.fly_primary}"}
+            )
+            await body(scope, receive, send)
+            return
+        if self.forwarder is None:  # constructed with neither: only on a misconfigured edge
+            raise RuntimeError("edge without PRIMARY_URL or FLY_REGION")
+        await self.forwarder.forward(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1").strip())
+    return None

@@ -1,0 +1,94 @@
+"""The edge's replicator: long-polls the primary's feed and applies batches with the same projectors.
+
+Each batch is applied in one transaction together with the checkpoint, so a crash leaves the
+store at a batch boundary and the loop resumes from its checkpoint. Connection failures back off
+exponentially (with jitter) and never stop the loop: an edge survives the primary restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+import structlog
+
+from core.store import feed_event
+
+if TYPE_CHECKING:
+    from edge.metrics import Metrics
+    from edge.runtime import Runtime
+
+log = structlog.get_logger("replicator")
+BATCH = 1000
+WAIT_MS = 20_000
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 5.0
+
+
+class Replicator:
+    def __init__(self, runtime: Runtime, metrics: Metrics | None = None) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+        self.head = 0
+        self.connected = False
+        self.caught_up_at = time.monotonic()
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="replicator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def lag_events(self) -> int:
+        return max(0, self.head - self.runtime.tracker.position)
+
+    @property
+    def lag_seconds(self) -> float:
+        return 0.0 if self.lag_events == 0 else time.monotonic() - self.caught_up_at
+
+    async def _run(self) -> None:
+        settings = self.runtime.settings
+        timeout = httpx.Timeout(connect=2.0, read=WAIT_MS / 1000 + 10, write=5.0, pool=2.0)
+        headers = {"Authorization": f"Bearer {settings.replication_token}"}
+        backoff = BACKOFF_MIN_S
+        async with httpx.AsyncClient(base_url=settings.primary_url, headers=headers, timeout=timeout) as client:
+            while True:
+                try:
+                    await self._poll(client)
+                    backoff = BACKOFF_MIN_S
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure: log, back off, try again
+                    self.connected = False
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                    log.warning("replication_error", error=self.last_error, retry_in_s=round(backoff, 2))
+                    await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter only
+                    backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def _poll(self, client: httpx.AsyncClient) -> None:
+        position = self.runtime.tracker.position
+        wait = WAIT_MS if position >= self.head else 0
+        response = await client.get("/internal/events", params={"after": position, "limit": BATCH, "wait_ms": wait})
+        if response.status_code != 200:
+            raise RuntimeError(f"feed answered {response.status_code}: {response.text[:200]}")
+        body: dict[str, Any] = orjson.loads(response.content)
+        self.connected = True
+        self.head = max(self.head, int(body["head"]))
+        events = [feed_event(item) for item in body["events"]]
+        if events:
+            await self.runtime.apply_feed(events)
+            if self.metrics is not None:
+                self.metrics.feed_batch.observe(len(events))
+        if self.runtime.tracker.position >= self.head:
+            self.caught_up_at = time.monotonic()

@@ -1,0 +1,200 @@
+"""`/api/portfolio`: freelancers show past work; anyone signed in may browse any freelancer's portfolio."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
+from starlette.responses import Response
+
+from commands.portfolio import AddPortfolioItem, RemovePortfolioItem, RevisePortfolioItem
+from core.ids import new_id
+from edge.commanding import execute, if_match, written
+from edge.responses import JSON
+from edge.routing import Call, Operation
+from edge.schemas import Page, Strict
+from queries.portfolio import get_portfolio_item, list_portfolio_items
+
+FREELANCER = frozenset({"freelancer"})
+# An upload's id (see /api/uploads): only its format is checked here; a later slice checks it exists.
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _https_url(value: str) -> str:
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must be an https URL without spaces")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https URL")
+    return value
+
+
+def _image(value: str) -> str:
+    return value if UPLOAD_ID.match(value) else _https_url(value)
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_text)]
+Description = Annotated[str, Field(max_length=5000)]
+ImageUrl = Annotated[
+    str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
+]
+HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_https_url)]
+Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_text)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
+
+
+class PortfolioItemBody(Strict):
+    title: Title
+    description: Description = ""
+    image_url: ImageUrl
+    project_url: HttpsUrl | None = None
+    tags: Tags = Field(default_factory=list)
+
+
+class PortfolioItemPatch(Strict):
+    """Only the fields sent change; `project_url: null` removes the link."""
+
+    title: Title | None = None
+    description: Description | None = None
+    image_url: ImageUrl | None = None
+    project_url: HttpsUrl | None = None
+    tags: Tags | None = None
+
+
+class PortfolioFilters(Page):
+    freelancer_id: str | None = Field(None, max_length=64, description="whose portfolio (default: your own)")
+
+
+class PortfolioItemOut(Strict):
+    id: str
+    freelancer_id: str
+    title: str
+    description: str
+    image_url: str
+    project_url: str | None
+    tags: list[str]
+    created_at: str
+    updated_at: str
+
+
+class PortfolioList(Strict):
+    items: list[PortfolioItemOut]
+    next_cursor: str | None
+
+
+def patch_changes(body: PortfolioItemPatch) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    return {k: v for k, v in changes.items() if v is not None or k == "project_url"}
+
+
+async def list_all(call: Call) -> Response:
+    f: PortfolioFilters = call.query
+    owner = f.freelancer_id or call.user.sub
+    items, cursor = await call.runtime.read(
+        lambda conn: list_portfolio_items(conn, freelancer_id=owner, limit=f.limit, cursor=f.cursor)
+    )
+    return JSON({"items": items, "next_cursor": cursor})
+
+
+async def get_one(call: Call) -> Response:
+    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, call.path["item_id"]))
+    return JSON(item, headers={"ETag": f'"{version}"'})
+
+
+async def create(call: Call) -> Response:
+    body: PortfolioItemBody = call.body
+    item_id = new_id()
+    command = AddPortfolioItem(
+        item_id=item_id,
+        freelancer_id=call.user.sub,
+        title=body.title,
+        description=body.description,
+        image_url=body.image_url,
+        project_url=body.project_url,
+        tags=list(body.tags),
+    )
+    _, position = await execute(call, command)
+    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))
+    return written(item, position, 201, etag=version)
+
+
+async def update(call: Call) -> Response:
+    body: PortfolioItemPatch = call.body
+    item_id = call.path["item_id"]
+    command = RevisePortfolioItem(
+        item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_version=if_match(call)
+    )
+    _, position = await execute(call, command)
+    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))
+    return written(item, position, etag=version)
+
+
+async def delete(call: Call) -> Response:
+    command = RemovePortfolioItem(item_id=call.path["item_id"], actor_id=call.user.sub, expected_version=if_match(call))
+    _, position = await execute(call, command)
+    return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/api/portfolio",
+        list_all,
+        "A freelancer's portfolio (default: your own)",
+        "portfolio",
+        query=PortfolioFilters,
+        response=PortfolioList,
+        errors=(401, 422),
+    ),
+    Operation(
+        "GET",
+        "/api/portfolio/{item_id}",
+        get_one,
+        "One portfolio item",
+        "portfolio",
+        response=PortfolioItemOut,
+        errors=(401, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/portfolio",
+        create,
+        "Add a portfolio item (freelancers)",
+        "portfolio",
+        body=PortfolioItemBody,
+        response=PortfolioItemOut,
+        status=201,
+        roles=FREELANCER,
+        errors=(400, 401, 403, 415, 422),
+    ),
+    Operation(
+        "PUT",
+        "/api/portfolio/{item_id}",
+        update,
+        "Edit your portfolio item (owner)",
+        "portfolio",
+        body=PortfolioItemPatch,
+        response=PortfolioItemOut,
+        errors=(400, 401, 404, 412, 415, 422),
+    ),
+    Operation(
+        "DELETE",
+        "/api/portfolio/{item_id}",
+        delete,
+        "Remove your portfolio item (owner)",
+        "portfolio",
+        status=204,
+        errors=(401, 404, 412),
+    ),
+]

@@ -1,0 +1,124 @@
+"""Read model `portfolio`: each freelancer's portfolio items, for anyone signed in to browse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.db import Connection
+from core.errors import NotFound
+from core.events.base import StoredEvent
+from queries.pagination import decode_cursor, page
+from queries.projection import Statement
+
+NAME = "portfolio"
+VERSION = 1
+TABLES = ("rm_portfolio_items",)
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_portfolio_items (
+        id TEXT PRIMARY KEY, freelancer_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
+        image_url TEXT NOT NULL, project_url TEXT, tags TEXT NOT NULL, created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL, version INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_portfolio_items_freelancer ON rm_portfolio_items (freelancer_id, id)",
+)
+COLUMNS = "id, freelancer_id, title, description, image_url, project_url, tags, created_at, updated_at, version"
+INSERT = (
+    "INSERT INTO rm_portfolio_items (id, freelancer_id, title, description, image_url, project_url, tags, "
+    "created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_ONE = f"SELECT {COLUMNS} FROM rm_portfolio_items WHERE id = ?"
+SELECT_FIRST_PAGE = f"SELECT {COLUMNS} FROM rm_portfolio_items WHERE freelancer_id = ? ORDER BY id DESC LIMIT ?"
+SELECT_NEXT_PAGE = (
+    f"SELECT {COLUMNS} FROM rm_portfolio_items WHERE freelancer_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+)
+DELETE = "DELETE FROM rm_portfolio_items WHERE id = ?"
+REVISABLE = ("title", "description", "image_url", "project_url")
+
+
+def _at(event: StoredEvent) -> str:
+    return event.recorded_at[:19] + "Z"
+
+
+def on_added(event: StoredEvent) -> list[Statement]:
+    d = event.data
+    at = _at(event)
+    return [
+        (
+            INSERT,
+            (
+                d["item_id"],
+                d["freelancer_id"],
+                d["title"],
+                d["description"],
+                d["image_url"],
+                d["project_url"],
+                orjson.dumps(d["tags"]).decode(),
+                at,
+                at,
+                event.version,
+            ),
+        )
+    ]
+
+
+def on_revised(event: StoredEvent) -> list[Statement]:
+    changes = event.data["changes"]
+    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
+    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
+    if "tags" in changes:
+        sets.append("tags = ?")
+        params.append(orjson.dumps(changes["tags"]).decode())
+    sets += ["updated_at = ?", "version = ?"]
+    params += [_at(event), event.version, event.data["item_id"]]
+    return [(f"UPDATE rm_portfolio_items SET {', '.join(sets)} WHERE id = ?", params)]
+
+
+def on_removed(event: StoredEvent) -> list[Statement]:
+    return [(DELETE, (event.data["item_id"],))]
+
+
+PROJECTORS = {
+    "PortfolioItemAdded": on_added,
+    "PortfolioItemRevised": on_revised,
+    "PortfolioItemRemoved": on_removed,
+}
+
+
+def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "freelancer_id": row[1],
+        "title": row[2],
+        "description": row[3],
+        "image_url": row[4],
+        "project_url": row[5],
+        "tags": orjson.loads(row[6]),
+        "created_at": row[7],
+        "updated_at": row[8],
+    }
+
+
+def get_portfolio_item(conn: Connection, item_id: str) -> tuple[dict[str, Any], int]:
+    """What does this portfolio item look like now? (view, version for the ETag)"""
+    row = conn.execute(SELECT_ONE, (item_id,)).fetchone()
+    if row is None:
+        raise NotFound("No portfolio item with that id")
+    return _row(row), int(row[9])
+
+
+def list_portfolio_items(
+    conn: Connection,
+    *,
+    freelancer_id: str,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Which items does this freelancer's portfolio show, newest first?"""
+    if cursor:
+        found = conn.execute(SELECT_NEXT_PAGE, (freelancer_id, decode_cursor(cursor, 1)[0], limit + 1)).fetchall()
+    else:
+        found = conn.execute(SELECT_FIRST_PAGE, (freelancer_id, limit + 1)).fetchall()
+    rows, next_cursor = page(found, limit, (0,))
+    return [_row(row) for row in rows], next_cursor
