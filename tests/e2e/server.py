@@ -97,6 +97,7 @@ class LiveServer:
         data_dir: Path | None = None,
         ready_timeout: float = 30.0,
         host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> Self:
         """Start the server and wait (up to `ready_timeout` seconds) until GET /api/health/ready answers 200.
 
@@ -109,7 +110,7 @@ class LiveServer:
         workdir.mkdir(parents=True, exist_ok=True)
         data_dir = workdir / "data" if data_dir is None else data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port(host)
+        port = port or free_port(host)
         env = {
             **os.environ,
             **TEST_ENV,

@@ -1,0 +1,570 @@
+"""`python -m bench.run [scenario ...]`: the API against a bare Starlette baseline, and the writer in-process.
+
+Prints machine info and a Markdown table on stdout (progress on stderr) and writes the full results to
+bench/results/<timestamp>.json. See bench/README.md for what each scenario measures and its target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.servers import APP_LOG_LEVEL, ARGON2_DEFAULTS, Server, app_server, bare_server, bench_workdir
+from bench.wrk import WrkResult, ensure_wrk, run_wrk, wrk_version
+from core import store
+from core.clock import rfc3339_ms
+from core.events.base import Event
+from core.settings import load_settings
+from edge.runtime import Runtime
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PASSWORD = "bench-password-123"
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().rstrip("s")
+    return int(raw) if raw else default
+
+
+DURATION_S = env_int("BENCH_DURATION", 10)
+CONNECTIONS = env_int("BENCH_CONNECTIONS", 32)
+WARMUP_S = env_int("BENCH_WARMUP", 2)
+LOGIN_N = env_int("BENCH_LOGIN_N", 200)
+APPEND_N = env_int("BENCH_APPEND_N", 20000)
+APPEND_SEQ_N = env_int("BENCH_APPEND_SEQ_N", 2000)
+APPEND_CONCURRENCY = (64, 256)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchPinged(Event):
+    """The tiny event the append scenario writes, one per stream."""
+
+    TYPE = "BenchPinged"
+    n: int
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    name: str
+    rps: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: str = "0"
+    ratio: float | None = None
+    target: str = ""
+    ok: bool | None = None
+    notes: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile (samples in any order)."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def wrk_errors(*results: WrkResult) -> str:
+    totals: dict[str, int] = {}
+    for result in results:
+        for key, count in result.errors.items():
+            totals[key] = totals.get(key, 0) + count
+    total = sum(totals.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"{k} {v}" for k, v in totals.items() if v) + ")"
+
+
+# -- the shared servers ------------------------------------------------------------------------
+
+
+class Bench:
+    """Lazily started servers shared by the HTTP scenarios, all stopped at the end."""
+
+    def __init__(self) -> None:
+        self.workdir = bench_workdir()
+        self._bare: Server | None = None
+        self._app: Server | None = None
+
+    @property
+    def bare(self) -> Server:
+        if self._bare is None:
+            progress("starting the bare Starlette baseline")
+            self._bare = bare_server(self.workdir).start()
+        return self._bare
+
+    @property
+    def app(self) -> Server:
+        if self._app is None:
+            progress(f"starting the app (megilance serve, LOG_LEVEL={APP_LOG_LEVEL}, DB_SYNCHRONOUS=FULL)")
+            self._app = app_server(self.workdir).start()
+        return self._app
+
+    def app_log_lines(self) -> int | None:
+        if self._app is None:
+            return None
+        try:
+            with open(self._app.stdout_path, "rb") as fh:
+                return sum(1 for _ in fh)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        for server in (self._app, self._bare):
+            if server is not None:
+                server.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def register(server: Server, label: str) -> tuple[str, str]:
+    """A fresh client account over HTTP; returns (email, access token)."""
+    email = f"{label}-{secrets.token_hex(6)}@bench.example.com"
+    with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+        response = client.post(
+            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Bench User", "role": "client"}
+        )
+    if response.status_code != 201:
+        raise RuntimeError(f"register failed: HTTP {response.status_code} {response.text[:300]}")
+    return email, str(response.json()["access_token"])
+
+
+def compare(
+    bench: Bench, scenario: str, path: str, target_ratio: float, headers: dict[str, str] | None = None
+) -> list[Row]:
+    """wrk the bare app, the app, the bare app again; ratio = app req/s / mean of the two bare runs."""
+    bare_url, app_url = bench.bare.url("/"), bench.app.url(path)
+    opts: dict[str, Any] = {"connections": CONNECTIONS}
+    if WARMUP_S > 0:
+        progress(f"{scenario}: warm-up {WARMUP_S}s each")
+        run_wrk(bare_url, duration_s=WARMUP_S, **opts)
+        run_wrk(app_url, duration_s=WARMUP_S, headers=headers, **opts)
+    progress(f"{scenario}: bare, app, bare ({DURATION_S}s each, -t1 -c{CONNECTIONS})")
+    first = run_wrk(bare_url, duration_s=DURATION_S, **opts)
+    app = run_wrk(app_url, duration_s=DURATION_S, headers=headers, **opts)
+    second = run_wrk(bare_url, duration_s=DURATION_S, **opts)
+    base_rps = (first.rps + second.rps) / 2
+    spread = abs(first.rps - second.rps) / base_rps if base_rps else 0.0
+    ratio = app.rps / base_rps if base_rps else 0.0
+    base_row = Row(
+        scenario,
+        f"{scenario}: bare Starlette (mean of 2)",
+        base_rps,
+        (first.p50_ms + second.p50_ms) / 2,
+        (first.p99_ms + second.p99_ms) / 2,
+        wrk_errors(first, second),
+        1.0,
+        notes=f"runs {first.rps:,.0f} / {second.rps:,.0f} req/s (spread {spread:.0%})",
+        detail={"runs": [first.to_dict(), second.to_dict()], "spread": spread},
+    )
+    app_row = Row(
+        scenario,
+        f"{scenario}: GET {path}",
+        app.rps,
+        app.p50_ms,
+        app.p99_ms,
+        wrk_errors(app),
+        ratio,
+        f">= {target_ratio}",
+        ratio >= target_ratio and app.error_total == 0,
+        notes="baseline spread > 10%: noisy" if spread > 0.10 else "",
+        detail={"run": app.to_dict(), "baseline_rps": base_rps},
+    )
+    return [base_row, app_row]
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+def scenario_live(bench: Bench) -> list[Row]:
+    return compare(bench, "live", "/api/health/live", 0.8)
+
+
+def scenario_me(bench: Bench) -> list[Row]:
+    _, token = register(bench.app, "me")
+    headers = {"Authorization": f"Bearer {token}"}
+    check = httpx.get(bench.app.url("/api/auth/me"), headers=headers, timeout=10.0)
+    if check.status_code != 200:
+        raise RuntimeError(f"/api/auth/me answered {check.status_code}: {check.text[:300]}")
+    return compare(bench, "me", "/api/auth/me", 0.6, headers)
+
+
+def scenario_login(bench: Bench) -> list[Row]:
+    from argon2 import PasswordHasher
+
+    t, m, p = (int(ARGON2_DEFAULTS[k]) for k in ("ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM"))
+    hasher = PasswordHasher(time_cost=t, memory_cost=m, parallelism=p)
+    stored = hasher.hash(PASSWORD)
+    email, _ = register(bench.app, "login")
+    verify_ms: list[float] = []
+    login_ms: list[float] = []
+    failures: dict[str, int] = {}
+
+    def verify_batch(n: int) -> None:
+        for _ in range(n):
+            start = time.perf_counter()
+            hasher.verify(stored, PASSWORD)
+            verify_ms.append((time.perf_counter() - start) * 1000)
+
+    progress(f"login: {LOGIN_N} argon2 verifies (t={t}, m={m} KiB, p={p}) around {LOGIN_N} sequential logins")
+    for _ in range(3):
+        hasher.verify(stored, PASSWORD)
+    verify_batch(LOGIN_N // 2)
+    with httpx.Client(base_url=bench.app.base_url, timeout=30.0) as client:
+        body = {"email": email, "password": PASSWORD}
+        for _ in range(3):
+            client.post("/api/auth/login", json=body)
+        started = time.perf_counter()
+        for _ in range(LOGIN_N):
+            start = time.perf_counter()
+            response = client.post("/api/auth/login", json=body)
+            login_ms.append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200:
+                key = f"HTTP {response.status_code}"
+                failures[key] = failures.get(key, 0) + 1
+        elapsed = time.perf_counter() - started
+    verify_batch(LOGIN_N - LOGIN_N // 2)
+    v50, l50 = percentile(verify_ms, 50), percentile(login_ms, 50)
+    ratio = l50 / v50
+    errors = sum(failures.values())
+    return [
+        Row(
+            "login",
+            f"login: argon2 verify in-process (t={t}, m={m}, p={p})",
+            1000 / (sum(verify_ms) / len(verify_ms)),
+            v50,
+            percentile(verify_ms, 99),
+            "0",
+            None,
+            "p50 20-100 ms",
+            20 <= v50 <= 100,
+            notes=f"{len(verify_ms)} calls, sequential",
+            detail={"samples": len(verify_ms), "mean_ms": sum(verify_ms) / len(verify_ms)},
+        ),
+        Row(
+            "login",
+            "login: POST /api/auth/login",
+            LOGIN_N / elapsed,
+            l50,
+            percentile(login_ms, 99),
+            f"{errors} ({', '.join(f'{k} {v}' for k, v in failures.items())})" if errors else "0",
+            ratio,
+            "<= 1.3 (p50 vs verify p50)",
+            ratio <= 1.3 and errors == 0,
+            notes=f"{LOGIN_N} sequential, httpx keep-alive",
+            detail={"samples": len(login_ms), "mean_ms": sum(login_ms) / len(login_ms), "failures": failures},
+        ),
+    ]
+
+
+def scenario_append(bench: Bench) -> list[Row]:
+    rows: list[Row] = []
+    for sync in ("FULL", "NORMAL"):
+        baseline: float | None = None
+        for concurrency in (1, *APPEND_CONCURRENCY):
+            n = APPEND_SEQ_N if concurrency == 1 else APPEND_N
+            progress(f"append: DB_SYNCHRONOUS={sync}, {n} commands, concurrency {concurrency}")
+            result = append_run(sync, n, concurrency)
+            rate = result["commands_per_s"]
+            if concurrency == 1:
+                baseline = rate
+                target, ok = "group-commit baseline", None
+            elif sync == "FULL":
+                target, ok = ">= 5,000/s", rate >= 5000 and result["failed"] == 0
+            else:
+                target, ok = "(comparison)", None
+            rows.append(
+                Row(
+                    "append",
+                    f"append {sync} c={concurrency}",
+                    rate,
+                    result["p50_ms"],
+                    result["p99_ms"],
+                    str(result["failed"]),
+                    rate / baseline if baseline else None,
+                    target,
+                    ok,
+                    notes=f"avg batch {result['avg_batch']:.1f}, {n} cmds" + (", one per commit" * (concurrency == 1)),
+                    detail=result,
+                )
+            )
+    return rows
+
+
+def append_run(sync: str, n: int, concurrency: int) -> dict[str, Any]:
+    """N single-event commands through a fresh runtime's writer from `concurrency` asyncio tasks."""
+    data_dir = Path(tempfile.mkdtemp(prefix="megilance-append-"))
+    settings = load_settings(
+        data_dir=data_dir,
+        synchronous=sync,
+        secret_key=secrets.token_urlsafe(48),
+        environment="test",
+        database_url="",
+        region="",
+        primary_region="",
+        log_level="warning",
+    )
+    runtime = Runtime(settings)
+    runtime.open()
+    writer = runtime.writer
+    assert writer is not None
+    projection = runtime.projection
+    meta = {"actor": "bench", "region": "local"}
+    prefix = secrets.token_hex(4)
+
+    def make_job(i: int) -> Callable[[Any], Any]:
+        stream_id = f"bench-{prefix}-{i}"
+        event = BenchPinged(n=i)
+
+        def job(conn: Any) -> Any:
+            events = store.append(conn, stream_id, "bench", 0, [event], meta, rfc3339_ms(runtime.clock.now()))
+            projection.apply_events(conn, events)
+            return events
+
+        return job
+
+    latencies: list[float] = []
+    failed = 0
+
+    async def worker(indices: range) -> None:
+        nonlocal failed
+        for i in indices:
+            start = time.perf_counter()
+            try:
+                await writer.submit(make_job(i))
+            except Exception:
+                failed += 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    async def drive(offset: int, count: int) -> float:
+        per, extra = divmod(count, concurrency)
+        chunks, at = [], offset
+        for k in range(concurrency):
+            size = per + (1 if k < extra else 0)
+            chunks.append(range(at, at + size))
+            at += size
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(chunk) for chunk in chunks))
+        return time.perf_counter() - start
+
+    async def main() -> dict[str, Any]:
+        nonlocal failed
+        runtime.tracker.bind(asyncio.get_running_loop())
+        await drive(0, min(500, n))  # warm-up: caches, page allocation
+        latencies.clear()
+        failed = 0
+        jobs0, batches0 = writer.jobs, writer.batches
+        elapsed = await drive(10_000_000, n)
+        jobs, batches = writer.jobs - jobs0, writer.batches - batches0
+        return {
+            "sync": sync,
+            "concurrency": concurrency,
+            "commands": n,
+            "seconds": elapsed,
+            "commands_per_s": n / elapsed,
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+            "avg_batch": jobs / batches if batches else 0.0,
+            "batches": batches,
+            "failed": failed,
+        }
+
+    try:
+        return run_loop(main)
+    finally:
+        runtime.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_loop(main: Callable[[], Any]) -> Any:
+    """On uvloop, as the server runs."""
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
+    "live": scenario_live,
+    "me": scenario_me,
+    "login": scenario_login,
+    "append": scenario_append,
+}
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], check=False, capture_output=True, text=True, timeout=5).stdout.strip()
+    except OSError:
+        nproc = str(os.cpu_count())
+    import libsql
+
+    conn = libsql.connect(":memory:")
+    sqlite = conn.execute("SELECT sqlite_version()").fetchone()[0]
+    conn.close()
+
+    def pkg(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "?"
+
+    return {
+        "nproc": nproc,
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite (libsql)": sqlite,
+        "libsql": pkg("libsql"),
+        "uvicorn": pkg("uvicorn"),
+        "starlette": pkg("starlette"),
+        "wrk": wrk_version(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | req/s | p50 ms | p99 ms | errors | ratio | target | ok | notes |",
+        "|---|---:|---:|---:|---|---:|---|---|---|",
+    ]
+    for row in rows:
+        verdict = "-" if row.ok is None else ("yes" if row.ok else "**NO**")
+        lines.append(
+            f"| {row.name} | {fmt(row.rps, 0 if (row.rps or 0) >= 100 else 1)} | {fmt(row.p50_ms)} | "
+            f"{fmt(row.p99_ms)} | {row.errors} | {fmt(row.ratio)} | {row.target} | {verdict} | {row.notes} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(__doc__)
+        print("scenarios:", " ".join(SCENARIOS))
+        return 0
+    unknown = [name for name in argv if name not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {' '.join(unknown)}; choose from: {' '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    chosen = argv or list(SCENARIOS)
+    if any(name in ("live", "me") for name in chosen):
+        ensure_wrk()
+    started = datetime.now(UTC)
+    machine = machine_info()
+    config = {
+        "wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s",
+        "warmup_s": WARMUP_S,
+        "login_n": LOGIN_N,
+        "append_n": APPEND_N,
+        "append_seq_n": APPEND_SEQ_N,
+        "app_env": {
+            "LOG_LEVEL": APP_LOG_LEVEL,
+            "ENVIRONMENT": "test",
+            "RATE_LIMIT_ENABLED": "false",
+            "DB_SYNCHRONOUS": "FULL",
+            **ARGON2_DEFAULTS,
+        },
+    }
+    rows: list[Row] = []
+    failures: dict[str, str] = {}
+    bench = Bench()
+    try:
+        for name in chosen:
+            progress(f"scenario {name}")
+            try:
+                rows.extend(SCENARIOS[name](bench))
+            except Exception as exc:
+                failures[name] = f"{type(exc).__name__}: {exc}"
+                rows.append(Row(name, f"{name}: FAILED", ok=False, notes=failures[name][:200]))
+                progress(f"scenario {name} failed: {failures[name]}")
+        access_lines = bench.app_log_lines()
+    finally:
+        bench.close()
+    finished = datetime.now(UTC)
+
+    header = [f"# megilance bench — {started:%Y-%m-%d %H:%M:%SZ} ({(finished - started).total_seconds():.0f}s)", ""]
+    header += [f"- {key}: {value}" for key, value in machine.items()]
+    header += [
+        f"- wrk {config['wrk']} (+{WARMUP_S}s warm-up per server); ratio = app req/s / mean(bare before, bare after)",
+        f"- app: `megilance serve` (1 worker, uvloop, httptools), LOG_LEVEL={APP_LOG_LEVEL} (per-request "
+        f"access-log lines are info, so suppressed), ENVIRONMENT=test, RATE_LIMIT_ENABLED=false, "
+        f"DB_SYNCHRONOUS=FULL, argon2 t={ARGON2_DEFAULTS['ARGON2_TIME_COST']} "
+        f"m={ARGON2_DEFAULTS['ARGON2_MEMORY_KIB']} KiB p={ARGON2_DEFAULTS['ARGON2_PARALLELISM']}"
+        + (f"; app stdout lines: {access_lines}" if access_lines is not None else ""),
+        "- append: in-process Runtime writer, ratio = commands/s vs one-command-per-commit (c=1) in the same sync mode",
+        "",
+    ]
+    print("\n".join(header))
+    print(table(rows))
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "started_at": started.isoformat(),
+                "finished_at": finished.isoformat(),
+                "machine": machine,
+                "config": config,
+                "scenarios": chosen,
+                "failures": failures,
+                "app_stdout_lines": access_lines,
+                "rows": [asdict(row) for row in rows],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"\nresults: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
