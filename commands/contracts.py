@@ -149,10 +149,7 @@ def check_milestones(milestones: list[dict[str, Any]], amount_minor: int) -> Non
 
 
 def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
-    try:
-        project = projects.load_project(uow, cmd.project_id)
-    except NotFound:
-        raise NotFound("No project with that id") from None
+    project = projects.load_project(uow, cmd.project_id)
     if project.client_id != cmd.client_id:
         raise Forbidden("Only the project's owner can make a contract for it")
     if project.accepted_freelancer_id is None:
@@ -172,7 +169,7 @@ def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
 def revise_contract(uow: UnitOfWork, cmd: ReviseContract) -> None:
     contract = party_contract(uow, cmd.contract_id, cmd.actor_id)
     if cmd.changes and cmd.actor_id != contract.client_id:
-        raise Forbidden(f"Only the client can edit {', '.join(sorted(CLIENT_FIELDS & cmd.changes.keys()))}")
+        raise Forbidden("Only the client can edit a contract's description, terms, end_date or milestones")
     check_version(contract.version, cmd.expected_version, "contract")
     events: list[Any] = []
     if cmd.changes:

@@ -31,6 +31,12 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return event_dict
 
 
+def logging_enabled(configured: str, level: str) -> bool:
+    """Would a line at `level` be written under the configured level? (lets hot paths skip building it)"""
+    wanted = logging.getLevelName(configured.upper())
+    return not isinstance(wanted, int) or logging.getLevelName(level.upper()) >= wanted
+
+
 def configure(level: str = "info", stream: object = None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):

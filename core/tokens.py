@@ -14,6 +14,7 @@ from core.errors import Unauthenticated
 from core.ids import new_id
 
 ALGORITHM = "HS256"
+VERIFIED_CACHE_SIZE = 50_000
 TokenType = Literal["access", "refresh"]
 
 
@@ -28,6 +29,7 @@ class Claims:
     iat: int
     exp: int
     fam: str | None = None
+    pos: int = 0  # the log position the issuer had reached: tokens older than a role change are refused
 
 
 def parse_key_ring(jwt_keys: str, secret_key: str) -> list[tuple[str, bytes]]:
@@ -52,6 +54,7 @@ class TokenService:
         self._keys = dict(key_ring)
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._verified: dict[str, Claims] = {}
 
     def issue(
         self,
@@ -61,10 +64,11 @@ class TokenService:
         now: datetime,
         family: str | None = None,
         jti: str | None = None,
+        position: int = 0,
     ) -> tuple[str, Claims]:
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
         iat = int(now.timestamp())
-        claims = Claims(sub, role, token_type, jti or new_id(), iat, iat + int(ttl.total_seconds()), family)
+        claims = Claims(sub, role, token_type, jti or new_id(), iat, iat + int(ttl.total_seconds()), family, position)
         payload: dict[str, Any] = {
             "sub": sub,
             "role": role,
@@ -73,12 +77,28 @@ class TokenService:
             "iat": iat,
             "exp": claims.exp,
         }
+        if position:
+            payload["pos"] = position
         if family:
             payload["fam"] = family
         token = jwt.encode(payload, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._signing_kid})
         return token, claims
 
     def verify(self, token: str, expected_type: TokenType, now: datetime) -> Claims:
+        """Signature checked once per token; a verified token is remembered, its expiry checked every time."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify_signature(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.type != expected_type:
+            raise Unauthenticated(f"An {expected_type} token is required here", "token_invalid")
+        if claims.exp <= int(now.timestamp()):
+            raise Unauthenticated("The token has expired", "token_expired")
+        return claims
+
+    def _verify_signature(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(str(header.get("kid")))
@@ -92,10 +112,8 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("The token is malformed or its signature is wrong", "token_invalid") from exc
-        if payload.get("type") != expected_type:
-            raise Unauthenticated(f"An {expected_type} token is required here", "token_invalid")
-        if not isinstance(payload["exp"], int) or payload["exp"] <= int(now.timestamp()):
-            raise Unauthenticated("The token has expired", "token_expired")
+        if payload.get("type") not in ("access", "refresh") or not isinstance(payload["exp"], int):
+            raise Unauthenticated("The token's claims are not ones this service issues", "token_invalid")
         return Claims(
             str(payload["sub"]),
             str(payload.get("role", "")),
@@ -104,4 +122,5 @@ class TokenService:
             int(payload["iat"]),
             int(payload["exp"]),
             payload.get("fam"),
+            payload["pos"] if isinstance(payload.get("pos"), int) else 0,
         )

@@ -11,8 +11,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from core.clock import Clock
-from core.logging import configure
+from core.logging import configure, logging_enabled
 from core.settings import InsecureSettings, Settings, load_settings
+from edge.cache import ResponseCache
 from edge.errors import EXCEPTION_HANDLERS
 from edge.forwarding import Forwarder, RegionMiddleware
 from edge.metrics import Metrics
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             max_body_bytes=settings.max_body_bytes,
             hsts=settings.environment == "production",
             unlimited_paths=UPLOAD_PATHS,
+            access_log=logging_enabled(settings.log_level, "info"),
         ),
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
+    app.state.cache = ResponseCache()
     app.state.openapi = build_spec(ops, settings.app_name)
     app.state.limits = RateLimits(
         enabled=settings.rate_limit_enabled,

@@ -49,7 +49,8 @@ class Forwarder:
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP and k != b"x-forwarded-for"]
-        peer = scope.get("client")[0] if scope.get("client") else "unknown"
+        client = scope.get("client")
+        peer = str(client[0]) if client else "unknown"
         prior = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
         headers.append((b"x-forwarded-for", ", ".join([*prior, peer]).encode("latin-1")))
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -38,6 +38,7 @@ class EdgeMiddleware:
         max_body_bytes: int,
         hsts: bool,
         unlimited_paths: tuple[str, ...] = (),
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.region = region.encode()
@@ -46,25 +47,27 @@ class EdgeMiddleware:
         self.max_body = max_body_bytes
         self.hsts = hsts
         self.unlimited = unlimited_paths
+        self.region_text = region
+        self.access_log = access_log
+        self._histograms: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        began = time.perf_counter()
         request_id = self._request_id(scope)
         position = self.tracker.position
         path: str = scope["path"]
         status = 500
-        started = False
+        responded = False
         limit = None if path.startswith(self.unlimited) else self.max_body
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
-                headers = message.setdefault("headers", [])
-                self._decorate(headers, request_id, position, path)
+                status, responded = message["status"], True
+                self._decorate(message.setdefault("headers", []), request_id, position, path)
             await send(message)
 
         try:
@@ -81,24 +84,31 @@ class EdgeMiddleware:
                 error=str(exc)[:500],
                 path=path,
             )
-            if not started:  # a response already under way cannot be replaced
+            if not responded:  # a response already under way cannot be replaced
                 response = error_response(
                     500, "The server failed to handle this request; it has been logged", "internal_error"
                 )
                 await response(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", "<unmatched>")
-            self.metrics.requests.labels(scope["method"], template, str(status)).observe(elapsed)
+            self._record(scope, status, time.perf_counter() - began, request_id)
+
+    def _record(self, scope: Scope, status: int, elapsed: float, request_id: bytes) -> None:
+        """One histogram observation and (when info is on) one access-log line."""
+        template = getattr(scope.get("route"), "path", "<unmatched>")
+        key = (scope["method"], template, status)
+        child = self._histograms.get(key)
+        if child is None:
+            child = self._histograms[key] = self.metrics.requests.labels(scope["method"], template, str(status))
+        child.observe(elapsed)
+        if self.access_log:
             log.info(
                 "request",
-                request_id=request_id,
+                request_id=request_id.decode(),
                 method=scope["method"],
                 route=template,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
-                region=self.region.decode(),
+                region=self.region_text,
             )
 
     @staticmethod
@@ -108,7 +118,7 @@ class EdgeMiddleware:
                 text = value.decode("latin-1")
                 if REQUEST_ID.match(text):
                     return bytes(value)
-        return uuid.uuid4().hex.encode()
+        return os.urandom(16).hex().encode()
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

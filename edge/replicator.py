@@ -8,6 +8,7 @@ exponentially (with jitter) and never stop the loop: an edge survives the primar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,10 +45,8 @@ class Replicator:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     @property
     def lag_events(self) -> int:

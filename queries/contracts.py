@@ -28,6 +28,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS rm_contracts_client ON rm_contracts (client_id, id)",
     "CREATE INDEX IF NOT EXISTS rm_contracts_freelancer ON rm_contracts (freelancer_id, id)",
     "CREATE INDEX IF NOT EXISTS rm_contracts_status ON rm_contracts (status, id)",
+    # `?status=` for a party: without these the planner would walk every contract with that status.
+    "CREATE INDEX IF NOT EXISTS rm_contracts_client_status ON rm_contracts (client_id, status, id)",
+    "CREATE INDEX IF NOT EXISTS rm_contracts_freelancer_status ON rm_contracts (freelancer_id, status, id)",
 )
 COLUMNS = (
     "id, project_id, client_id, client_name, freelancer_id, freelancer_name, amount_minor, currency, "

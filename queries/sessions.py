@@ -1,7 +1,9 @@
-"""Read model `sessions` (in memory): accounts whose tokens must stop working before they expire.
+"""Read model `sessions` (in memory): accounts whose access tokens must stop working before they expire.
 
-Only accounts that were deactivated or changed role are tracked; a token is refused when the
-account is inactive or the role in it is no longer the account's role.
+Only accounts that were deactivated or changed role are tracked. Each token carries the log
+position its issuer had reached; a token issued before the account's last role change or
+deactivation is refused, and so is every token of an inactive account. Positions, not clocks:
+exact ordering on every node, whatever their clocks say.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from core.errors import Unauthenticated
 from core.events.base import StoredEvent
 from core.tokens import Claims
 
-SELECT_CHANGED = "SELECT id, role, is_active FROM rm_users WHERE is_active = 0 OR role_changed = 1"
-
-
+SELECT_CHANGED = "SELECT id, is_active, security_position FROM rm_users WHERE is_active = 0 OR security_position > 0"
 WATCHED = frozenset({"UserRoleChanged", "UserDeactivated", "UserReactivated"})
 
 
@@ -23,30 +23,31 @@ class Sessions:
     """Which accounts' tokens must be refused now; kept current from the events each store applies."""
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[bool, str]] = {}
+        self._state: dict[str, tuple[bool, int]] = {}
 
     def load(self, conn: Connection) -> None:
         """Start from the read store (at startup, before serving)."""
-        self._state = {row[0]: (bool(row[2]), row[1]) for row in conn.execute(SELECT_CHANGED).fetchall()}
+        self._state = {row[0]: (bool(row[1]), int(row[2])) for row in conn.execute(SELECT_CHANGED).fetchall()}
 
     def observe(self, events: Iterable[StoredEvent]) -> None:
         for event in events:
             if event.type not in WATCHED:
                 continue
             user_id = event.data["user_id"]
-            active, role = self._state.get(user_id, (True, ""))
-            if event.type == "UserRoleChanged":
-                role = event.data["role"]
+            active, changed_at = self._state.get(user_id, (True, 0))
+            if event.type == "UserReactivated":
+                active = True
             else:
-                active = event.type == "UserReactivated"
-            self._state[user_id] = (active, role)
+                active = active and event.type != "UserDeactivated"
+                changed_at = event.position
+            self._state[user_id] = (active, changed_at)
 
     def check(self, claims: Claims) -> None:
         state = self._state.get(claims.sub)
         if state is None:
             return
-        active, role = state
+        active, changed_at = state
         if not active:
             raise Unauthenticated("This account has been deactivated", "token_invalid")
-        if role and role != claims.role:
-            raise Unauthenticated("The account's role changed; sign in again", "token_invalid")
+        if claims.pos < changed_at:
+            raise Unauthenticated("The account's role or status changed; sign in again", "token_invalid")

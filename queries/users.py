@@ -13,7 +13,7 @@ from queries.pagination import decode_cursor, page
 from queries.projection import Statement
 
 NAME = "users"
-VERSION = 1
+VERSION = 2
 TABLES = ("rm_users", "rm_user_skills")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_users (
@@ -21,7 +21,7 @@ SCHEMA = (
         is_active INTEGER NOT NULL DEFAULT 1, bio TEXT, skills TEXT NOT NULL DEFAULT '[]',
         hourly_rate TEXT, location TEXT, profile_image_url TEXT, wallet_address TEXT,
         joined_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL,
-        role_changed INTEGER NOT NULL DEFAULT 0
+        security_position INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS rm_users_role ON rm_users (role, id)",
     """CREATE TABLE IF NOT EXISTS rm_user_skills (
@@ -68,8 +68,9 @@ def on_profile_updated(event: StoredEvent) -> list[Statement]:
     return statements
 
 
-SET_ROLE = "UPDATE rm_users SET role = ?, role_changed = 1, updated_at = ?, version = ? WHERE id = ?"
+SET_ROLE = "UPDATE rm_users SET role = ?, security_position = ?, updated_at = ?, version = ? WHERE id = ?"
 SET_ACTIVE = "UPDATE rm_users SET is_active = ?, updated_at = ?, version = ? WHERE id = ?"
+DEACTIVATE = "UPDATE rm_users SET is_active = 0, security_position = ?, updated_at = ?, version = ? WHERE id = ?"
 TOUCH = "UPDATE rm_users SET updated_at = ?, version = ? WHERE id = ?"
 
 
@@ -78,11 +79,11 @@ def _at(event: StoredEvent) -> str:
 
 
 def on_role_changed(event: StoredEvent) -> list[Statement]:
-    return [(SET_ROLE, (event.data["role"], _at(event), event.version, event.data["user_id"]))]
+    return [(SET_ROLE, (event.data["role"], event.position, _at(event), event.version, event.data["user_id"]))]
 
 
 def on_deactivated(event: StoredEvent) -> list[Statement]:
-    return [(SET_ACTIVE, (0, _at(event), event.version, event.data["user_id"]))]
+    return [(DEACTIVATE, (event.position, _at(event), event.version, event.data["user_id"]))]
 
 
 def on_reactivated(event: StoredEvent) -> list[Statement]:

@@ -11,9 +11,11 @@ from starlette.responses import Response
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339
+from core.db import Connection
 from core.errors import Unauthenticated, ValidationFailed
 from core.ids import new_id
 from core.tokens import Claims
+from edge.cache import cached_read, etag
 from edge.commanding import client_ip, execute, if_match, written
 from edge.responses import JSON
 from edge.routing import Call, Operation
@@ -54,12 +56,15 @@ class ProfileBody(Strict):
     def _password_needs_current(self) -> ProfileBody:
         if self.password is not None and not self.current_password:
             raise ValueError("changing the password needs current_password")
+        for required in ("name", "skills", "password"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null (send a value or leave it out)")
         return self
 
 
 def token_response(call: Call, user: dict[str, Any], refresh: str, position: int, status: int) -> JSON:
     now = call.runtime.clock.now()
-    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now)
+    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now, position=position)
     body = {
         "user": user,
         "access_token": access,
@@ -159,8 +164,13 @@ async def logout(call: Call) -> Response:
 
 
 async def me(call: Call) -> Response:
-    user, version = await call.runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
-    return JSON(user, headers={"ETag": f'"{version}"'})
+    user_id = call.user.sub
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        user, version = get_user(conn, user_id, private=True)
+        return user, etag(version)
+
+    return await cached_read(call, ("me", user_id), build)
 
 
 async def update_me(call: Call) -> Response:

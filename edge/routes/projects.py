@@ -8,10 +8,11 @@ from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.projects import DeleteProject, PostProject, ReviseProject
+from core.db import Connection
 from core.ids import new_id
 from core.money import parse_amount, to_minor
+from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
-from edge.responses import JSON
 from edge.routing import Call, Operation
 from edge.schemas import MoneyIn, Page, Skill, Strict
 from queries.projects import get_project, list_projects
@@ -121,8 +122,9 @@ def patch_changes(body: ProjectPatch) -> dict[str, Any]:
 
 async def list_all(call: Call) -> Response:
     f: ProjectFilters = call.query
-    items, cursor = await call.runtime.read(
-        lambda conn: list_projects(
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = list_projects(
             conn,
             limit=f.limit,
             cursor=f.cursor,
@@ -134,13 +136,19 @@ async def list_all(call: Call) -> Response:
             budget_max_minor=cents(f.budget_max) if f.budget_max else None,
             client_id=f.client_id,
         )
-    )
-    return JSON({"items": items, "next_cursor": cursor})
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, ("projects", f), build)
 
 
 async def get_one(call: Call) -> Response:
-    project, version = await call.runtime.read(lambda conn: get_project(conn, call.path["project_id"]))
-    return JSON(project, headers={"ETag": f'"{version}"'})
+    project_id = call.path["project_id"]
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        project, version = get_project(conn, project_id)
+        return project, etag(version)
+
+    return await cached_read(call, ("project", project_id), build)
 
 
 async def create(call: Call) -> Response:

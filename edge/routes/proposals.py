@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 from starlette.responses import Response
 
 from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
+from core.db import Connection
 from core.ids import new_id
+from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
-from edge.responses import JSON
 from edge.routes.projects import Party, cents
 from edge.routing import Call, Operation
 from edge.schemas import MoneyIn, Page, Strict
@@ -81,23 +82,31 @@ async def read_back(call: Call, proposal_id: str) -> tuple[dict[str, object], in
 
 async def list_all(call: Call) -> Response:
     f: ProposalFilters = call.query
-    items, cursor = await call.runtime.read(
-        lambda conn: list_proposals(
+    viewer, role = call.user.sub, call.user.role
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = list_proposals(
             conn,
-            viewer_id=call.user.sub,
-            viewer_role=call.user.role,
+            viewer_id=viewer,
+            viewer_role=role,
             limit=f.limit,
             cursor=f.cursor,
             project_id=f.project_id,
             status=f.status,
         )
-    )
-    return JSON({"items": items, "next_cursor": cursor})
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, ("proposals", viewer, role, f), build)
 
 
 async def get_one(call: Call) -> Response:
-    proposal, version = await read_back(call, call.path["proposal_id"])
-    return JSON(proposal, headers={"ETag": f'"{version}"'})
+    proposal_id, viewer, role = call.path["proposal_id"], call.user.sub, call.user.role
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        proposal, version = get_proposal(conn, proposal_id, viewer, role)
+        return proposal, etag(version)
+
+    return await cached_read(call, ("proposal", viewer, role, proposal_id), build)
 
 
 async def create(call: Call) -> Response:

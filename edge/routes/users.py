@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from starlette.responses import Response
 
 from commands.users import ChangeAccount, RegisterUser
+from core.db import Connection
 from core.ids import new_id
+from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
-from edge.responses import JSON
 from edge.routing import Call, Operation
 from edge.schemas import Email, Name, Page, Password, Strict, UserAdminView, UserList
 from queries.users import get_user, list_users
@@ -39,16 +40,24 @@ class ChangeUserBody(Strict):
 async def list_all(call: Call) -> Response:
     f: UserFilters = call.query
     admin = call.user.role == "admin"
-    items, cursor = await call.runtime.read(
-        lambda conn: list_users(conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q, private=admin)
-    )
-    return JSON({"items": items, "next_cursor": cursor})
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = list_users(
+            conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q, private=admin
+        )
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, ("users", admin, f), build)
 
 
 async def get_one(call: Call) -> Response:
-    admin = call.user.role == "admin"
-    user, version = await call.runtime.read(lambda conn: get_user(conn, call.path["user_id"], private=admin))
-    return JSON(user, headers={"ETag": f'"{version}"'})
+    admin, user_id = call.user.role == "admin", call.path["user_id"]
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        user, version = get_user(conn, user_id, private=admin)
+        return user, etag(version)
+
+    return await cached_read(call, ("user", admin, user_id), build)
 
 
 async def create(call: Call) -> Response:

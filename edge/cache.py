@@ -1,0 +1,58 @@
+"""A response cache for reads, valid only at the read-store position it was computed at.
+
+A GET served at position p may be answered with bytes computed at p: the store has not changed
+in between, so the answer is the same. Any applied event moves the position and so retires every
+entry at once; no invalidation logic can go stale. Auth and visibility are checked before the
+lookup, and the key names everything the answer depends on (path, query, viewer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from core.db import Connection
+from edge.routing import Call
+
+MAX_ENTRIES = 10_000
+Build = Callable[[Connection], tuple[Any, dict[str, str]]]
+
+
+class ResponseCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: dict[tuple[Any, ...], tuple[int, bytes, dict[str, str]]] = {}
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, dict[str, str]] | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != position:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1], entry[2]
+
+    def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: dict[str, str]) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (position, body, headers)
+
+
+async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Response:
+    """Answer from the cache at the current position, or read, serialize, remember and answer."""
+    cache: ResponseCache = call.request.app.state.cache
+    position = call.runtime.tracker.position  # read before the query: the answer is at least this new
+    hit = cache.get(key, position)
+    if hit is None:
+        value, headers = await call.runtime.read(build)
+        hit = (orjson.dumps(value), headers)
+        cache.put(key, position, *hit)
+    return Response(hit[0], media_type="application/json", headers=hit[1])
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
