@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -43,6 +45,22 @@ def operations() -> list[Operation]:
     ]
 
 
+EXTERNAL_WRITES_POLL_S = 1.0
+
+
+async def watch_external_writes(runtime: Runtime) -> None:
+    """Primary: notice commits other processes made to the same file (CLI, seeding) within a second.
+
+    Reads that carry such a write's consistency token do not wait for this: they look at once.
+    """
+    while True:
+        await asyncio.sleep(EXTERNAL_WRITES_POLL_S)
+        try:
+            await runtime.sync_position()
+        except Exception as exc:  # noqa: BLE001 - a failed poll is retried on the next tick
+            structlog.get_logger("app").warning("position_poll_failed", error=type(exc).__name__)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure(settings.log_level)
@@ -61,9 +79,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if not settings.is_primary:
             runtime.replicator = Replicator(runtime, metrics)
             runtime.replicator.start()
+        watcher = (
+            asyncio.get_running_loop().create_task(watch_external_writes(runtime)) if settings.is_primary else None
+        )
+        # Everything built so far lives as long as the process: keep it out of every GC pass.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:
@@ -77,6 +103,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         wait_s=settings.read_your_writes_timeout_ms / 1000,
         forwarder=forwarder,
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
+        sync_position=runtime.sync_position,
     )
     middleware = [
         Middleware(
@@ -111,7 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
     middleware.append(region_middleware)
     app = Starlette(
-        routes=[*routes(ops), docs.static_mount()],
+        routes=[*routes(ops, runtime), docs.static_mount()],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

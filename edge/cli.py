@@ -164,12 +164,14 @@ def create_admin(
             user_id=user_id, email=body.email, name=body.name, role="admin", password_hash=hashed, created_by="cli"
         )
         run_command_sync(conn, projection(), command, {"actor": "cli", "region": settings.region_name})
+        position = store.head(conn)
     except DomainError as exc:
         typer.echo(f"refused: {exc.detail} ({exc.code})", err=True)
         raise typer.Exit(1) from exc
     finally:
         conn.close()
     typer.echo(f"admin created: {user_id}")
+    typer.echo(f"X-Consistency-Token: {position}")
 
 
 @app.command()

@@ -6,7 +6,7 @@ replays it there; elsewhere the edge proxies it to `PRIMARY_URL` itself and rela
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import structlog
@@ -102,8 +102,10 @@ class RegionMiddleware:
         wait_s: float,
         forwarder: Forwarder | None,
         fly_primary_region: str | None,
+        sync_position: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.app = app
+        self.sync_position = sync_position
         self.tracker = tracker
         self.metrics = metrics
         self.wait_s = wait_s
@@ -126,6 +128,8 @@ class RegionMiddleware:
                     scope, receive, send
                 )
                 return
+            if target > self.tracker.position and not edge and self.sync_position is not None:
+                await self.sync_position()  # the token may come from another process's write (the CLI)
             if not await self.tracker.wait_for(target, self.wait_s):
                 if edge:
                     await self._to_primary(scope, receive, send, "consistency")

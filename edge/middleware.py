@@ -50,6 +50,15 @@ class EdgeMiddleware:
         self.region_text = region
         self.access_log = access_log
         self._histograms: dict[tuple[str, str, int], Any] = {}
+        security = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if hsts:
+            security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        self._api_headers = [*security, (b"content-security-policy", STRICT_CSP)]
+        self._docs_headers = [*security, (b"content-security-policy", DOCS_CSP)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +155,7 @@ class EdgeMiddleware:
         return limited
 
     def _decorate(self, headers: list[Any], request_id: bytes, position: int, path: str) -> None:
-        present = {name.lower() for name, _ in headers}
+        present = {name for name, _ in headers}  # ASGI servers and Starlette send lower-case names
         if b"x-request-id" not in present:
             headers.append((b"x-request-id", request_id))
         if b"x-region" not in present:  # a response relayed from the primary keeps the primary's region
@@ -155,9 +164,4 @@ class EdgeMiddleware:
             headers.append((b"x-consistency-token", str(position).encode()))
         if b"x-content-type-options" in present:  # relayed: the primary already set the security headers
             return
-        headers.append((b"x-content-type-options", b"nosniff"))
-        headers.append((b"x-frame-options", b"DENY"))
-        headers.append((b"referrer-policy", b"no-referrer"))
-        headers.append((b"content-security-policy", DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP))
-        if self.hsts:
-            headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        headers.extend(self._docs_headers if path.startswith(DOCS_PATHS) else self._api_headers)

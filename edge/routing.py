@@ -108,15 +108,14 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
         raise ValidationFailed("The query parameters are invalid", errors=validation_errors(exc, "query")) from exc
 
 
-def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
         principal = await authenticate(request, runtime) if op.auth else None
         if op.roles is not None and (principal is None or principal.role not in op.roles):
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
         query = parse_query(op.query, request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
-        call = Call(request, runtime, principal, body, query, dict(request.path_params))
+        call = Call(request, runtime, principal, body, query, request.path_params)
         if op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
             return await idempotent(call, op)
         return await op.handler(call)
@@ -160,5 +159,5 @@ async def idempotent(call: Call, op: Operation) -> Response:
     return response
 
 
-def routes(operations: list[Operation]) -> list[Route]:
-    return [Route(op.path, endpoint(op), methods=[op.method]) for op in operations]
+def routes(operations: list[Operation], runtime: Runtime) -> list[Route]:
+    return [Route(op.path, endpoint(op, runtime), methods=[op.method]) for op in operations]

@@ -99,6 +99,12 @@ class Runtime:
         if self.reads is not None:
             self.reads.close()
 
+    async def sync_position(self) -> int:
+        """Primary: catch up with writes other processes committed to the same file (the CLI, a seed run)."""
+        if self.settings.is_primary and self.reads is not None:
+            self.tracker.advance(await self.read(checkpoint))
+        return self.tracker.position
+
     def _committed(self, conn: Connection) -> None:
         self.tracker.advance(checkpoint(conn))
 

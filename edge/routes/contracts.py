@@ -11,10 +11,11 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
+from core.db import Connection
 from core.ids import new_id
 from core.money import BadAmount, format_amount, parse_amount, to_minor
+from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
-from edge.responses import JSON
 from edge.routes.projects import Party
 from edge.routing import Call, Operation
 from edge.schemas import Page, Strict
@@ -175,17 +176,25 @@ async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], in
 
 async def list_all(call: Call) -> Response:
     f: ContractFilters = call.query
-    items, cursor = await call.runtime.read(
-        lambda conn: list_contracts(
-            conn, viewer_id=call.user.sub, viewer_role=call.user.role, limit=f.limit, cursor=f.cursor, status=f.status
+    viewer, role = call.user.sub, call.user.role
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = list_contracts(
+            conn, viewer_id=viewer, viewer_role=role, limit=f.limit, cursor=f.cursor, status=f.status
         )
-    )
-    return JSON({"items": items, "next_cursor": cursor})
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, ("contracts", viewer, role, f), build)
 
 
 async def get_one(call: Call) -> Response:
-    contract, version = await read_back(call, call.path["contract_id"])
-    return JSON(contract, headers={"ETag": f'"{version}"'})
+    contract_id, viewer, role = call.path["contract_id"], call.user.sub, call.user.role
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        contract, version = get_contract(conn, contract_id, viewer, role)
+        return contract, etag(version)
+
+    return await cached_read(call, ("contract", viewer, role, contract_id), build)
 
 
 async def create(call: Call) -> Response:

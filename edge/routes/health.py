@@ -68,12 +68,13 @@ async def metrics(call: Call) -> Response:
     return Response(generate_latest(call.request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+# Liveness first: probes hit it most, and routes are matched in order.
 OPERATIONS = [
+    Operation("GET", "/api/health/live", live, "200 while the process runs", "health", response=Live, auth=False),
     Operation(
         "GET", "/", root, "Service name, version and where the docs are", "health", response=RootInfo, auth=False
     ),
     Operation("GET", "/api", api_info, "API name, version, region and role", "health", response=ApiInfo, auth=False),
-    Operation("GET", "/api/health/live", live, "200 while the process runs", "health", response=Live, auth=False),
     Operation(
         "GET",
         "/api/health/ready",

@@ -10,9 +10,10 @@ from pydantic import AfterValidator, Field
 from starlette.responses import Response
 
 from commands.portfolio import AddPortfolioItem, RemovePortfolioItem, RevisePortfolioItem
+from core.db import Connection
 from core.ids import new_id
+from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
-from edge.responses import JSON
 from edge.routing import Call, Operation
 from edge.schemas import Page, Strict
 from queries.portfolio import get_portfolio_item, list_portfolio_items
@@ -101,15 +102,22 @@ def patch_changes(body: PortfolioItemPatch) -> dict[str, Any]:
 async def list_all(call: Call) -> Response:
     f: PortfolioFilters = call.query
     owner = f.freelancer_id or call.user.sub
-    items, cursor = await call.runtime.read(
-        lambda conn: list_portfolio_items(conn, freelancer_id=owner, limit=f.limit, cursor=f.cursor)
-    )
-    return JSON({"items": items, "next_cursor": cursor})
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = list_portfolio_items(conn, freelancer_id=owner, limit=f.limit, cursor=f.cursor)
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, ("portfolio", owner, f.limit, f.cursor), build)
 
 
 async def get_one(call: Call) -> Response:
-    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, call.path["item_id"]))
-    return JSON(item, headers={"ETag": f'"{version}"'})
+    item_id = call.path["item_id"]
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        item, version = get_portfolio_item(conn, item_id)
+        return item, etag(version)
+
+    return await cached_read(call, ("portfolio_item", item_id), build)
 
 
 async def create(call: Call) -> Response:

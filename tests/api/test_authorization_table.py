@@ -1,0 +1,127 @@
+"""Who may call what: (anonymous, client, freelancer, admin) x every auth and users endpoint -> status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from commands.users import RegisterUser
+from core.clock import FakeClock
+from core.db import connect
+from core.ids import new_id
+from core.settings import Settings
+from edge.runtime import run_command_sync
+from queries.registry import projection
+
+PASSWORD = "correct-horse-battery"
+CALLERS = ("anonymous", "client", "freelancer", "admin")
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class World:
+    pairs: dict[str, Json]  # caller -> register/login response
+    subject: Json  # a bystander account the calls act on
+
+
+def signup(client: TestClient, email: str, role: str) -> Json:
+    response = client.post(
+        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": role.title(), "role": role}
+    )
+    assert response.status_code == 201, response.text
+    body: Json = response.json()
+    return body
+
+
+def build_world(client: TestClient, settings: Settings, clock: FakeClock) -> World:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    command = RegisterUser(
+        user_id=new_id(),
+        email="admin@example.com",
+        name="Admin",
+        role="admin",
+        password_hash=runtime.passwords.hash(PASSWORD),
+        created_by="test",
+    )
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:
+        run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
+    finally:
+        conn.close()
+    admin = client.post("/api/auth/login", json={"email": "admin@example.com", "password": PASSWORD})
+    assert admin.status_code == 200, admin.text
+    pairs = {
+        "client": signup(client, "client@example.com", "client"),
+        "freelancer": signup(client, "freelancer@example.com", "freelancer"),
+        "admin": admin.json(),
+    }
+    return World(pairs, signup(client, "subject@example.com", "freelancer"))
+
+
+def request_for(endpoint: str, world: World) -> tuple[str, str, Json | None]:
+    subject_id = world.subject["user"]["id"]
+    return {
+        "register": (
+            "POST",
+            "/api/auth/register",
+            {"email": f"new-{new_id()}@example.com", "password": PASSWORD, "name": "New", "role": "client"},
+        ),
+        "login": ("POST", "/api/auth/login", {"email": "subject@example.com", "password": PASSWORD}),
+        "refresh": ("POST", "/api/auth/refresh", {"refresh_token": world.subject["refresh_token"]}),
+        "logout": ("POST", "/api/auth/logout", {"refresh_token": world.subject["refresh_token"]}),
+        "get_me": ("GET", "/api/auth/me", None),
+        "put_me": ("PUT", "/api/auth/me", {"bio": "updated"}),
+        "list_users": ("GET", "/api/users", None),
+        "get_user": ("GET", f"/api/users/{subject_id}", None),
+        "create_user": (
+            "POST",
+            "/api/users",
+            {"email": "made@example.com", "password": PASSWORD, "name": "Made", "role": "freelancer"},
+        ),
+        "patch_user": ("PATCH", f"/api/users/{subject_id}", {"is_active": False}),
+    }[endpoint]
+
+
+EXPECTED: dict[str, dict[str, int]] = {
+    "register": dict.fromkeys(CALLERS, 201),
+    "login": dict.fromkeys(CALLERS, 200),
+    "refresh": dict.fromkeys(CALLERS, 200),
+    "logout": dict.fromkeys(CALLERS, 204),
+    "get_me": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
+    "put_me": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
+    "list_users": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
+    "get_user": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
+    "create_user": {"anonymous": 401, "client": 403, "freelancer": 403, "admin": 201},
+    "patch_user": {"anonymous": 401, "client": 403, "freelancer": 403, "admin": 200},
+}
+ERROR_TYPES = {401: "unauthenticated", 403: "forbidden"}
+CASES = [(caller, endpoint, statuses[caller]) for endpoint, statuses in EXPECTED.items() for caller in CALLERS]
+
+
+@pytest.mark.parametrize(("caller", "endpoint", "expected"), CASES, ids=[f"{c}-{e}-{s}" for c, e, s in CASES])
+def test_authorization_table(
+    client: TestClient, settings: Settings, clock: FakeClock, caller: str, endpoint: str, expected: int
+) -> None:
+    world = build_world(client, settings, clock)
+    method, path, body = request_for(endpoint, world)
+    headers = {} if caller == "anonymous" else {"Authorization": f"Bearer {world.pairs[caller]['access_token']}"}
+    response = client.request(method, path, json=body, headers=headers)
+    assert response.status_code == expected, response.text
+    if expected in ERROR_TYPES:
+        assert response.json()["error_type"] == ERROR_TYPES[expected]
+        # a refused call changed nothing
+        subject = client.get(
+            f"/api/users/{world.subject['user']['id']}",
+            headers={"Authorization": f"Bearer {world.pairs['admin']['access_token']}"},
+        ).json()
+        assert subject["is_active"] is True
+        admin_list = client.get(
+            "/api/users?limit=100", headers={"Authorization": f"Bearer {world.pairs['admin']['access_token']}"}
+        ).json()
+        assert "made@example.com" not in {u["email"] for u in admin_list["items"]}
+    elif endpoint in ("list_users", "get_user"):
+        view = response.json()["items"][0] if endpoint == "list_users" else response.json()
+        assert ("email" in view) is (caller == "admin")

@@ -1,0 +1,155 @@
+"""Refresh-token rotation: reuse detection revokes the family, and a race between two refreshes has one winner."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import jwt
+import orjson
+from starlette.testclient import TestClient
+
+from core.clock import FakeClock
+from core.db import connect
+from core.settings import Settings
+from edge.app import create_app
+
+PASSWORD = "correct-horse-battery"
+Json = dict[str, Any]
+
+
+def register(client: TestClient, email: str = "ann@example.com") -> Json:
+    response = client.post(
+        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Ann", "role": "client"}
+    )
+    assert response.status_code == 201, response.text
+    body: Json = response.json()
+    return body
+
+
+def refresh(client: TestClient, token: str) -> httpx.Response:
+    response: httpx.Response = client.post("/api/auth/refresh", json={"refresh_token": token})
+    return response
+
+
+def family_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["fam"])
+
+
+def family_rows(settings: Settings, family: str) -> list[tuple[Any, ...]]:
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:
+        rows = conn.execute(
+            "SELECT jti, spent_at, revoked_at FROM refresh_tokens WHERE family_id = ?", (family,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [tuple(row) for row in rows]
+
+
+def events_of(settings: Settings, stream_id: str) -> list[tuple[str, Json]]:
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:
+        rows = conn.execute(
+            "SELECT type, data FROM events WHERE stream_id = ? ORDER BY position", (stream_id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(row[0], orjson.loads(row[1])) for row in rows]
+
+
+def test_a_spent_refresh_token_revokes_its_whole_family(client: TestClient, settings: Settings) -> None:
+    first = register(client)
+    other_session = client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}).json()
+    second = refresh(client, first["refresh_token"]).json()
+    third_response = refresh(client, second["refresh_token"])
+    assert third_response.status_code == 200
+    third = third_response.json()
+    family = family_of(first["refresh_token"])
+    assert family_of(second["refresh_token"]) == family_of(third["refresh_token"]) == family
+
+    reused = refresh(client, first["refresh_token"])
+    assert reused.status_code == 401
+    assert reused.json()["error_type"] == "token_invalid"
+    for token in (third["refresh_token"], second["refresh_token"], first["refresh_token"]):
+        response = refresh(client, token)
+        assert response.status_code == 401, response.text
+        assert response.json()["error_type"] == "token_invalid"
+
+    rows = family_rows(settings, family)
+    assert len(rows) == 3
+    assert all(revoked_at is not None for _, _, revoked_at in rows)
+    types = [event_type for event_type, _ in events_of(settings, family)]
+    assert types == ["SessionOpened", "SessionRevoked", "RefreshTokenReused"]
+    revoked = [data for event_type, data in events_of(settings, family) if event_type == "SessionRevoked"]
+    assert revoked[0]["reason"] == "reuse"
+    assert revoked[0]["user_id"] == first["user"]["id"]
+
+    # the user's other session is a different family and keeps working
+    assert refresh(client, other_session["refresh_token"]).status_code == 200
+
+
+def test_reusing_the_latest_token_twice_also_revokes(client: TestClient, settings: Settings) -> None:
+    first = register(client)
+    second = refresh(client, first["refresh_token"]).json()
+    assert refresh(client, second["refresh_token"]).status_code == 200
+    assert refresh(client, second["refresh_token"]).status_code == 401
+    rows = family_rows(settings, family_of(first["refresh_token"]))
+    assert all(revoked_at is not None for _, _, revoked_at in rows)
+
+
+def test_reuse_after_logout_is_refused_without_a_second_revocation(client: TestClient, settings: Settings) -> None:
+    first = register(client)
+    second = refresh(client, first["refresh_token"]).json()
+    assert client.post("/api/auth/logout", json={"refresh_token": second["refresh_token"]}).status_code == 204
+    for token in (first["refresh_token"], second["refresh_token"]):
+        response = refresh(client, token)
+        assert response.status_code == 401
+        assert response.json()["error_type"] == "token_invalid"
+    family = family_of(first["refresh_token"])
+    revocations = [data["reason"] for t, data in events_of(settings, family) if t == "SessionRevoked"]
+    assert revocations == ["logout"]
+
+
+async def race(settings: Settings, clock: FakeClock, contenders: int) -> tuple[list[httpx.Response], httpx.Response]:
+    """Register, then send `contenders` refreshes of the same token at once; finally try the winner's successor."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            registered = await client.post(
+                "/api/auth/register",
+                json={"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"},
+            )
+            assert registered.status_code == 201, registered.text
+            token = registered.json()["refresh_token"]
+            responses = await asyncio.gather(
+                *(client.post("/api/auth/refresh", json={"refresh_token": token}) for _ in range(contenders))
+            )
+            winners = [r for r in responses if r.status_code == 200]
+            successor = winners[0].json()["refresh_token"] if winners else token
+            after = await client.post("/api/auth/refresh", json={"refresh_token": successor})
+    return list(responses), after
+
+
+def test_two_concurrent_refreshes_of_one_token_have_exactly_one_winner(settings: Settings, clock: FakeClock) -> None:
+    responses, after = asyncio.run(race(settings, clock, 2))
+    assert sorted(r.status_code for r in responses) == [200, 401], [r.text for r in responses]
+    loser = next(r for r in responses if r.status_code == 401)
+    assert loser.json()["error_type"] == "token_invalid"
+    winner = next(r for r in responses if r.status_code == 200).json()
+    # the loser's presentation counted as reuse: the winner's successor is revoked with the family
+    assert after.status_code == 401, after.text
+    assert after.json()["error_type"] == "token_invalid"
+    rows = family_rows(settings, family_of(winner["refresh_token"]))
+    assert len(rows) == 2
+    assert all(revoked_at is not None for _, _, revoked_at in rows)
+
+
+def test_many_concurrent_refreshes_of_one_token_have_exactly_one_winner(settings: Settings, clock: FakeClock) -> None:
+    responses, after = asyncio.run(race(settings, clock, 8))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(401) == 7, statuses
+    assert after.status_code == 401
