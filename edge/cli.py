@@ -214,13 +214,15 @@ def seed_demo(
                 projects_n=projects,
                 proposals_n=proposals,
                 progress=lambda n: bar.advance(task, n),
+                fee_bps=settings.platform_fee_bps,
             )
         head = store.head(conn)
     finally:
         conn.close()
     typer.echo(
         f"seeded {len(demo.clients)} clients, {len(demo.freelancers)} freelancers, {len(demo.projects)} "
-        f"projects, {sum(len(v) for v in demo.proposals.values())} proposals; log head {head}"
+        f"projects, {demo.proposal_count} proposals ({len(demo.hired)} accepted), {len(demo.contracts)} contracts, "
+        f"{len(demo.portfolio_items)} portfolio items; log head {head}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -16,6 +17,10 @@ from edge.metrics import Metrics
 from edge.responses import error_response
 
 log = structlog.get_logger("access")
+BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
+REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
+REQUEST_COUNTER = itertools.count(1)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 STRICT_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_CSP = (
@@ -50,15 +55,12 @@ class EdgeMiddleware:
         self.region_text = region
         self.access_log = access_log
         self._histograms: dict[tuple[str, str, int], Any] = {}
-        security = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
+        security = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
         if hsts:
             security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
         self._api_headers = [*security, (b"content-security-policy", STRICT_CSP)]
-        self._docs_headers = [*security, (b"content-security-policy", DOCS_CSP)]
+        # Pages a browser renders also get a referrer policy (JSON responses carry no links to leak).
+        self._docs_headers = [*security, (b"referrer-policy", b"no-referrer"), (b"content-security-policy", DOCS_CSP)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +72,7 @@ class EdgeMiddleware:
         path: str = scope["path"]
         status = 500
         responded = False
-        limit = None if path.startswith(self.unlimited) else self.max_body
+        limit = None if path.startswith(self.unlimited) or scope["method"] in BODYLESS else self.max_body
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, responded
@@ -127,7 +129,7 @@ class EdgeMiddleware:
                 text = value.decode("latin-1")
                 if REQUEST_ID.match(text):
                     return bytes(value)
-        return os.urandom(16).hex().encode()
+        return b"%s%x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

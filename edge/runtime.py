@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, store
+from core.chain import UsdcVerifier
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect
+from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.passwords import Passwords
 from core.positions import PositionTracker
@@ -47,6 +49,7 @@ class Runtime:
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
+        self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -171,6 +174,17 @@ class Runtime:
         if self.reads is None:
             raise RuntimeError("runtime not opened")
         return await self.reads.run(fn)
+
+    def chain(self) -> UsdcVerifier:
+        """The USDC verifier for CHAIN_RPC_URL and USDC_CONTRACT_ADDRESS, made on first use (no request here)."""
+        if self.verifier is None:
+            s = self.settings
+            if not s.chain_rpc_url or not s.usdc_contract_address:
+                raise ServiceUnavailable("On-chain settlement is not configured on this server", "chain_unavailable")
+            self.verifier = UsdcVerifier.from_rpc(
+                s.chain_rpc_url, s.usdc_contract_address, s.min_confirmations, chain_id=s.chain_id
+            )
+        return self.verifier
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """CPU-bound or blocking work (password hashing, chain calls) off the event loop."""
