@@ -129,7 +129,7 @@ class EdgeMiddleware:
                 text = value.decode("latin-1")
                 if REQUEST_ID.match(text):
                     return bytes(value)
-        return b"%s%x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
+        return b"%s%016x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, store
-from core.chain import UsdcVerifier
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect
 from core.errors import ServiceUnavailable
@@ -26,6 +28,8 @@ from queries.registry import projection as make_projection
 from queries.sessions import Sessions
 
 if TYPE_CHECKING:
+    from core.chain import UsdcVerifier
+    from core.storage import Storage
     from edge.replicator import Replicator
 
 T = TypeVar("T")
@@ -50,6 +54,8 @@ class Runtime:
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
+        self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
+        self._storage_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -178,6 +184,8 @@ class Runtime:
     def chain(self) -> UsdcVerifier:
         """The USDC verifier for CHAIN_RPC_URL and USDC_CONTRACT_ADDRESS, made on first use (no request here)."""
         if self.verifier is None:
+            from core.chain import UsdcVerifier  # web3 is heavy: imported when a payment is first confirmed
+
             s = self.settings
             if not s.chain_rpc_url or not s.usdc_contract_address:
                 raise ServiceUnavailable("On-chain settlement is not configured on this server", "chain_unavailable")
@@ -185,6 +193,25 @@ class Runtime:
                 s.chain_rpc_url, s.usdc_contract_address, s.min_confirmations, chain_id=s.chain_id
             )
         return self.verifier
+
+    @property
+    def storage(self) -> Storage:
+        """File storage (STORAGE_BACKEND), made on first use; touch it from a worker thread (boto3 setup blocks)."""
+        with self._storage_lock:
+            if self._storage is None:
+                from core.storage import make_storage
+
+                s = self.settings
+                self._storage = make_storage(
+                    s.storage_backend,
+                    data_dir=s.data_dir,
+                    signing_key=hmac.new(s.secret_key.encode(), b"megilance/uploads/v1", hashlib.sha256).digest(),
+                    bucket=s.s3_bucket_uploads,
+                    region=s.aws_region,
+                    endpoint_url=s.s3_endpoint_url or None,
+                    public_base_url=s.public_base_url,
+                )
+            return self._storage
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """CPU-bound or blocking work (password hashing, chain calls) off the event loop."""
