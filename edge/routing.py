@@ -60,6 +60,7 @@ class Operation:
     roles: frozenset[str] | None = None
     errors: tuple[int, ...] = ()
     public: bool = True
+    ip_limited: bool = False  # counted against RATE_LIMIT_AUTH_PER_MINUTE per client IP, before any parsing
 
 
 def validation_errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
@@ -110,6 +111,9 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
 
 def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
+        if op.ip_limited:
+            limits = request.app.state.limits
+            limits.hit(limits.auth, "auth-ip", limits.client_ip(request))
         principal = await authenticate(request, runtime) if op.auth else None
         if op.roles is not None and (principal is None or principal.role not in op.roles):
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")

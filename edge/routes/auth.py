@@ -16,7 +16,7 @@ from core.errors import Unauthenticated, ValidationFailed
 from core.ids import new_id
 from core.tokens import Claims
 from edge.cache import cached_read, etag
-from edge.commanding import client_ip, execute, if_match, written
+from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routing import Call, Operation
 from edge.schemas import Email, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
@@ -79,13 +79,7 @@ def new_refresh(call: Call, user_id: str, role: str, family: str, now: datetime)
     return call.runtime.tokens.issue(user_id, role, "refresh", now, family=family)
 
 
-def limit_auth(call: Call) -> None:
-    limits = call.request.app.state.limits
-    limits.hit(limits.auth, "auth-ip", client_ip(call))
-
-
 async def register(call: Call) -> Response:
-    limit_auth(call)
     body: RegisterBody = call.body
     runtime = call.runtime
     password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
@@ -107,7 +101,6 @@ async def register(call: Call) -> Response:
 
 
 async def login(call: Call) -> Response:
-    limit_auth(call)
     body: LoginBody = call.body
     runtime, limits = call.runtime, call.request.app.state.limits
     email_key = normalize_email(body.email)
@@ -137,7 +130,6 @@ async def login(call: Call) -> Response:
 
 
 async def refresh(call: Call) -> Response:
-    limit_auth(call)
     runtime = call.runtime
     now = runtime.clock.now()
     claims = runtime.tokens.verify(call.body.refresh_token, "refresh", now)
@@ -208,6 +200,7 @@ OPERATIONS = [
         response=TokenPair,
         status=201,
         auth=False,
+        ip_limited=True,
         errors=SUMMARY_ERRORS,
     ),
     Operation(
@@ -219,6 +212,7 @@ OPERATIONS = [
         body=LoginBody,
         response=TokenPair,
         auth=False,
+        ip_limited=True,
         errors=(400, 401, 415, 422, 429),
     ),
     Operation(
@@ -230,6 +224,7 @@ OPERATIONS = [
         body=RefreshBody,
         response=TokenPair,
         auth=False,
+        ip_limited=True,
         errors=(400, 401, 415, 422, 429),
     ),
     Operation(
@@ -241,7 +236,8 @@ OPERATIONS = [
         body=RefreshBody,
         status=204,
         auth=False,
-        errors=(400, 401, 415, 422),
+        ip_limited=True,
+        errors=(400, 401, 415, 422, 429),
     ),
     Operation(
         "GET", "/api/auth/me", me, "The signed-in user (private view)", "auth", response=UserPrivate, errors=(401,)
