@@ -77,6 +77,7 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,
+        limit_concurrency=2048,  # beyond this, new connections get 503 instead of piling up (slow clients)
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=16384,
         proxy_headers=False,

@@ -17,6 +17,7 @@ from edge.metrics import Metrics
 from edge.responses import error_response
 
 log = structlog.get_logger("access")
+MAX_HEADER_BYTES = 16 * 1024
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
@@ -82,7 +83,12 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            if limit is not None and self._declared_length(scope) > limit:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                response = error_response(
+                    431, f"The request headers exceed {MAX_HEADER_BYTES} bytes", "headers_too_large"
+                )
+                await response(scope, receive, send_wrapper)
+            elif limit is not None and self._declared_length(scope) > limit:
                 response = error_response(413, f"The body exceeds {limit} bytes", "payload_too_large")
                 await response(scope, receive, send_wrapper)
             else:

@@ -305,3 +305,8 @@ def test_a_write_returns_its_consistency_token(client: TestClient) -> None:
     assert int(response.headers["x-consistency-token"]) > before
     assert response.headers.get_list("x-consistency-token") == [response.headers["x-consistency-token"]]
     assert_edge_headers(response)
+
+
+def test_oversized_headers_are_431(client: TestClient) -> None:
+    response = client.get("/api/health/live", headers={"X-Padding": "a" * 20_000})
+    assert_error(response, 431, "headers_too_large")
