@@ -155,18 +155,29 @@ def register(server: Server, label: str) -> tuple[str, str]:
 
 
 def compare(
-    bench: Bench, scenario: str, path: str, target_ratio: float, headers: dict[str, str] | None = None
+    bench: Bench,
+    scenario: str,
+    path: str,
+    target_ratio: float | None,
+    headers: dict[str, str] | None = None,
+    extra_lua: str = "",
+    label: str | None = None,
+    notes: str = "",
 ) -> list[Row]:
-    """wrk the bare app, the app, the bare app again; ratio = app req/s / mean of the two bare runs."""
+    """wrk the bare app, the app, the bare app again; ratio = app req/s / mean of the two bare runs.
+
+    `extra_lua` may define a `request()` that varies each request (then `path` is only the first one);
+    `target_ratio` None reports the ratio without judging it.
+    """
     bare_url, app_url = bench.bare.url("/"), bench.app.url(path)
     opts: dict[str, Any] = {"connections": CONNECTIONS}
     if WARMUP_S > 0:
         progress(f"{scenario}: warm-up {WARMUP_S}s each")
         run_wrk(bare_url, duration_s=WARMUP_S, **opts)
-        run_wrk(app_url, duration_s=WARMUP_S, headers=headers, **opts)
+        run_wrk(app_url, duration_s=WARMUP_S, headers=headers, extra_lua=extra_lua, **opts)
     progress(f"{scenario}: bare, app, bare ({DURATION_S}s each, -t1 -c{CONNECTIONS})")
     first = run_wrk(bare_url, duration_s=DURATION_S, **opts)
-    app = run_wrk(app_url, duration_s=DURATION_S, headers=headers, **opts)
+    app = run_wrk(app_url, duration_s=DURATION_S, headers=headers, extra_lua=extra_lua, **opts)
     second = run_wrk(bare_url, duration_s=DURATION_S, **opts)
     base_rps = (first.rps + second.rps) / 2
     spread = abs(first.rps - second.rps) / base_rps if base_rps else 0.0
@@ -184,15 +195,15 @@ def compare(
     )
     app_row = Row(
         scenario,
-        f"{scenario}: GET {path}",
+        label or f"{scenario}: GET {path}",
         app.rps,
         app.p50_ms,
         app.p99_ms,
         wrk_errors(app),
         ratio,
-        f">= {target_ratio}",
-        ratio >= target_ratio and app.error_total == 0,
-        notes="baseline spread > 10%: noisy" if spread > 0.10 else "",
+        f">= {target_ratio}" if target_ratio is not None else "(reported)",
+        ratio >= target_ratio and app.error_total == 0 if target_ratio is not None else None,
+        notes="; ".join(n for n in (notes, "baseline spread > 10%: noisy" if spread > 0.10 else "") if n),
         detail={"run": app.to_dict(), "baseline_rps": base_rps},
     )
     return [base_row, app_row]

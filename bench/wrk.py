@@ -98,11 +98,15 @@ def lua_string(value: str | None) -> str:
     return '"' + "".join(out) + '"'
 
 
-def lua_script(method: str = "GET", body: str | None = None, headers: dict[str, str] | None = None) -> str:
+def lua_script(
+    method: str = "GET", body: str | None = None, headers: dict[str, str] | None = None, extra_lua: str = ""
+) -> str:
+    """The summary script; `extra_lua` is appended (e.g. a `request()` that varies each request)."""
     lines = [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in (headers or {}).items()]
-    return LUA_TEMPLATE.format(
+    script = LUA_TEMPLATE.format(
         method=lua_string(method), body=lua_string(body), headers="\n".join(lines), marker=MARKER
     )
+    return script + ("\n" + extra_lua if extra_lua else "")
 
 
 def run_wrk(
@@ -115,12 +119,13 @@ def run_wrk(
     body: str | None = None,
     headers: dict[str, str] | None = None,
     timeout_s: int = 2,
+    extra_lua: str = "",
 ) -> WrkResult:
     """One wrk run; raises if wrk fails or prints no summary. Only 127.0.0.1 is allowed."""
     if urlsplit(url).hostname != "127.0.0.1":
         raise ValueError(f"benchmarks only target 127.0.0.1, not {url}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua_script(method, body, headers))
+        fh.write(lua_script(method, body, headers, extra_lua))
         script = fh.name
     cmd = [
         ensure_wrk(),

@@ -89,6 +89,8 @@ class Contract:
     status: str
     paid_minor: int
     version: int
+    pending_minor: int = 0  # held back by pending payments (ContractPaymentReserved, not yet completed/released)
+    reserved: frozenset[str] = frozenset()  # ids of the payments holding those reservations
 
 
 def evolve(state: Contract | None, event: StoredEvent) -> Contract | None:
@@ -114,11 +116,27 @@ def evolve(state: Contract | None, event: StoredEvent) -> Contract | None:
         return replace(state, end_date=d["changes"].get("end_date", state.end_date))
     if event.type == "ContractStatusChanged":
         return replace(state, status=d["status"])
+    if event.type == "ContractPaymentReserved":
+        return replace(
+            state,
+            pending_minor=state.pending_minor + d["amount_minor"],
+            reserved=state.reserved | {d["payment_id"]},
+        )
+    if event.type == "ContractPaymentReleased":
+        return _unreserve(state, d["payment_id"], d["amount_minor"])
     if event.type == "ContractPaymentCompleted":
+        state = _unreserve(state, d["payment_id"], d["amount_minor"])
         return replace(state, paid_minor=state.paid_minor + d["amount_minor"])
     if event.type == "ContractPaymentRefunded":
         return replace(state, paid_minor=state.paid_minor - d["amount_minor"])
     return state
+
+
+def _unreserve(state: Contract, payment_id: str, amount_minor: int) -> Contract:
+    """A reserved payment settled or failed: its amount is no longer pending (unreserved payments change nothing)."""
+    if payment_id not in state.reserved:
+        return state
+    return replace(state, pending_minor=state.pending_minor - amount_minor, reserved=state.reserved - {payment_id})
 
 
 def load_contract(uow: UnitOfWork, contract_id: str) -> Contract:
@@ -222,6 +240,8 @@ def _move(contract: Contract, status: str, actor_id: str) -> ContractStatusChang
         raise Forbidden(f"Only the client can mark a contract {status}")
     if status == "cancelled" and contract.paid_minor > 0:
         raise InvalidState("A contract cannot be cancelled once money has been paid on it")
+    if status == "cancelled" and contract.pending_minor > 0:
+        raise InvalidState("A contract cannot be cancelled while payments on it are pending; cancel them first")
     return ContractStatusChanged(
         contract_id=contract.id,
         project_id=contract.project_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands import contracts, portfolio, projects, proposals, sessions, users
+from commands import contracts, payments, portfolio, projects, proposals, sessions, uploads, users, wallets
 from core.store import UnitOfWork
 
 Handler = Callable[[UnitOfWork, Any], Any]
@@ -30,6 +30,15 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     portfolio.AddPortfolioItem: portfolio.add_portfolio_item,
     portfolio.RevisePortfolioItem: portfolio.revise_portfolio_item,
     portfolio.RemovePortfolioItem: portfolio.remove_portfolio_item,
+    uploads.StoreUpload: uploads.store_upload,
+    uploads.PresignUpload: uploads.presign_upload,
+    uploads.CompleteUpload: uploads.complete_upload,
+    payments.CreatePayment: payments.create_payment,
+    payments.ConfirmPayment: payments.confirm_payment,
+    payments.RefundPayment: payments.refund_payment,
+    payments.CancelPayment: payments.cancel_payment,
+    wallets.IssueWalletNonce: wallets.issue_wallet_nonce,
+    wallets.LinkWallet: wallets.link_wallet,
     sessions.RotateRefreshToken: sessions.rotate_refresh_token,
     sessions.RevokeSession: sessions.revoke_session,
 }

@@ -23,7 +23,20 @@ from edge.middleware import EdgeMiddleware
 from edge.openapi import build_spec
 from edge.ratelimit import RateLimits
 from edge.replicator import Replicator
-from edge.routes import auth, contracts, docs, health, internal, portfolio, projects, proposals, users
+from edge.routes import (
+    auth,
+    contracts,
+    docs,
+    health,
+    internal,
+    payments,
+    portfolio,
+    projects,
+    proposals,
+    uploads,
+    users,
+    wallet,
+)
 from edge.routing import Operation, routes
 from edge.runtime import Runtime
 
@@ -35,11 +48,14 @@ def operations() -> list[Operation]:
     return [
         *health.OPERATIONS,
         *auth.OPERATIONS,
+        *wallet.OPERATIONS,
         *users.OPERATIONS,
         *projects.OPERATIONS,
         *proposals.OPERATIONS,
         *contracts.OPERATIONS,
         *portfolio.OPERATIONS,
+        *payments.OPERATIONS,
+        *uploads.OPERATIONS,
         *docs.OPERATIONS,
         *internal.OPERATIONS,
     ]

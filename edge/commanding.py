@@ -53,4 +53,4 @@ def if_match(call: Call) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     text = raw.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else -1
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1

@@ -122,7 +122,7 @@ class RegionMiddleware:
             return
         token = _header(scope, b"x-consistency-token")
         if token is not None:
-            target = int(token) if token.isdigit() and len(token) < 19 else -1
+            target = int(token) if token.isascii() and token.isdigit() and len(token) < 19 else -1
             if target < 0:
                 await error_response(400, "X-Consistency-Token must be a position this API issued", "bad_request")(
                     scope, receive, send

@@ -23,6 +23,7 @@ REASONS = {
     412: "If-Match does not match",
     413: "Too large",
     415: "Wrong content type",
+    431: "Request headers too large",
     422: "Validation failed",
     429: "Rate limited",
     503: "Unavailable",
@@ -49,6 +50,22 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
+def implied_errors(op: Operation) -> set[int]:
+    """Statuses every operation of a kind can answer, whatever its own list says."""
+    implied = {431}
+    if op.auth:
+        implied |= {401}
+    if op.roles is not None:
+        implied |= {403}
+    if op.body is not None:
+        implied |= {400, 413, 415, 422}
+    if op.query is not None:
+        implied |= {422}
+    if op.ip_limited or (op.auth and op.method != "GET"):
+        implied |= {429}
+    return implied
+
+
 def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": op.handler.__name__ + "_" + op.tag}
     params = [
@@ -65,7 +82,7 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": _register(spec, op.response, "serialization")}}
     responses: dict[str, Any] = {str(op.status): ok}
     error_ref = _register(spec, ErrorBody, "serialization")
-    for status in sorted(set(op.errors) | ({401} if op.auth else set())):
+    for status in sorted(set(op.errors) | implied_errors(op)):
         responses[str(status)] = {
             "description": REASONS.get(status, "Error"),
             "content": {"application/json": {"schema": error_ref}},

@@ -14,7 +14,7 @@ from queries.pagination import decode_cursor, page
 from queries.projection import Statement
 
 NAME = "contracts"
-VERSION = 1
+VERSION = 2
 TABLES = ("rm_contracts",)
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_contracts (
@@ -45,6 +45,7 @@ INSERT = (
 )
 SELECT_ONE = f"SELECT {COLUMNS} FROM rm_contracts WHERE id = ?"
 SET_STATUS = "UPDATE rm_contracts SET status = ?, updated_at = ?, version = ? WHERE id = ?"
+SET_VERSION = "UPDATE rm_contracts SET version = ? WHERE id = ?"
 ADD_PAID = "UPDATE rm_contracts SET amount_paid_minor = amount_paid_minor + ?, updated_at = ?, version = ? WHERE id = ?"
 RENAME_CLIENT = "UPDATE rm_contracts SET client_name = ? WHERE client_id = ?"
 RENAME_FREELANCER = "UPDATE rm_contracts SET freelancer_name = ? WHERE freelancer_id = ?"
@@ -108,6 +109,11 @@ def on_payment_refunded(event: StoredEvent) -> list[Statement]:
     return [(ADD_PAID, (-event.data["amount_minor"], _at(event), event.version, event.data["contract_id"]))]
 
 
+def on_payment_held(event: StoredEvent) -> list[Statement]:
+    """A pending payment reserved or released part of the amount: only the stream version (the ETag) moves."""
+    return [(SET_VERSION, (event.version, event.data["contract_id"]))]
+
+
 def on_user_renamed(event: StoredEvent) -> list[Statement]:
     name = event.data["changes"].get("name")
     user_id = event.data["user_id"]
@@ -120,6 +126,8 @@ PROJECTORS = {
     "ContractStatusChanged": on_status,
     "ContractPaymentCompleted": on_payment_completed,
     "ContractPaymentRefunded": on_payment_refunded,
+    "ContractPaymentReserved": on_payment_held,
+    "ContractPaymentReleased": on_payment_held,
     "UserProfileUpdated": on_user_renamed,
 }
 

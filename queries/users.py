@@ -13,7 +13,7 @@ from queries.pagination import decode_cursor, page
 from queries.projection import Statement
 
 NAME = "users"
-VERSION = 2
+VERSION = 3
 TABLES = ("rm_users", "rm_user_skills")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_users (
@@ -94,6 +94,13 @@ def on_password_changed(event: StoredEvent) -> list[Statement]:
     return [(TOUCH, (_at(event), event.version, event.data["user_id"]))]
 
 
+SET_WALLET = "UPDATE rm_users SET wallet_address = ?, updated_at = ?, version = ? WHERE id = ?"
+
+
+def on_wallet_linked(event: StoredEvent) -> list[Statement]:
+    return [(SET_WALLET, (event.data["address"], _at(event), event.version, event.data["user_id"]))]
+
+
 PROJECTORS = {
     "UserRegistered": on_registered,
     "UserProfileUpdated": on_profile_updated,
@@ -101,6 +108,7 @@ PROJECTORS = {
     "UserDeactivated": on_deactivated,
     "UserReactivated": on_reactivated,
     "UserPasswordChanged": on_password_changed,
+    "WalletLinked": on_wallet_linked,
 }
 
 

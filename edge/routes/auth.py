@@ -18,6 +18,7 @@ from core.tokens import Claims
 from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
 from edge.responses import JSON
+from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
 from edge.schemas import Email, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
 from queries.credentials import get_credentials
@@ -167,6 +168,7 @@ async def me(call: Call) -> Response:
 
 async def update_me(call: Call) -> Response:
     runtime, body = call.runtime, call.body
+    await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     password_hash = None
     if body.password is not None:

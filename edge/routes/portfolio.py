@@ -14,12 +14,13 @@ from core.db import Connection
 from core.ids import new_id
 from edge.cache import cached_read, etag
 from edge.commanding import execute, if_match, written
+from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
 from edge.schemas import Page, Strict
 from queries.portfolio import get_portfolio_item, list_portfolio_items
 
 FREELANCER = frozenset({"freelancer"})
-# An upload's id (see /api/uploads): only its format is checked here; a later slice checks it exists.
+# An upload's id (see /api/uploads): the format is checked here; create/update check it is the caller's stored image.
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -122,6 +123,7 @@ async def get_one(call: Call) -> Response:
 
 async def create(call: Call) -> Response:
     body: PortfolioItemBody = call.body
+    await require_own_image(call, body.image_url, "image_url")
     item_id = new_id()
     command = AddPortfolioItem(
         item_id=item_id,
@@ -139,6 +141,7 @@ async def create(call: Call) -> Response:
 
 async def update(call: Call) -> Response:
     body: PortfolioItemPatch = call.body
+    await require_own_image(call, body.image_url, "image_url")
     item_id = call.path["item_id"]
     command = RevisePortfolioItem(
         item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_version=if_match(call)

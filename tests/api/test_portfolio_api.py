@@ -111,9 +111,14 @@ def test_a_freelancer_adds_an_item(client: TestClient, pat: User) -> None:
 
 
 def test_optional_fields_have_defaults_and_an_upload_id_is_an_image(client: TestClient, pat: User) -> None:
-    body = added(client, pat, image_url=UPLOAD_ID)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)  # an upload id must name a stored image of the caller's
+    upload = client.post("/api/uploads", files={"file": ("shop.png", png, "image/png")}, headers=pat.headers)
+    assert upload.status_code == 201, upload.text
+    upload_id = upload.json()["id"]
 
-    assert (body["description"], body["project_url"], body["tags"], body["image_url"]) == ("", None, [], UPLOAD_ID)
+    body = added(client, pat, image_url=upload_id)
+
+    assert (body["description"], body["project_url"], body["tags"], body["image_url"]) == ("", None, [], upload_id)
 
 
 def test_only_freelancers_add_items(client: TestClient) -> None:

@@ -98,8 +98,11 @@ class LiveServer:
         ready_timeout: float = 30.0,
         host: str = "127.0.0.1",
         port: int | None = None,
+        wait: bool = True,
     ) -> Self:
         """Start the server and wait (up to `ready_timeout` seconds) until GET /api/health/ready answers 200.
+
+        With `wait=False` it returns at once (for a server that is expected never to become ready).
 
         `workdir` holds stdout.log/stderr.log (and DATA_DIR unless `data_dir` is given). If omitted it is a
         fresh temporary directory, removed by `cleanup()` (the context manager does it after `stop()`); a killed
@@ -132,6 +135,8 @@ class LiveServer:
             start_new_session=True,
         )
         server = cls(process, f"http://{host}:{port}", workdir, data_dir, stdout, stderr, owns_workdir)
+        if not wait:
+            return server
         try:
             server.wait_ready(ready_timeout)
         except BaseException:

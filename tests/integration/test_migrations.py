@@ -64,9 +64,10 @@ def test_migrate_from_empty_creates_log_and_read_tables(conn: Connection) -> Non
 
     applied = migrate(conn)
 
-    assert applied == ["log/0001_event_log", "read/0001_read_store"]
+    assert applied == [f"log/{m.name}" for m in runner.available("log")] + ["read/0001_read_store"]
+    assert applied[0] == "log/0001_event_log"
     assert LOG_TABLES | READ_TABLES | {"schema_migrations", "events_no_update", "events_no_delete"} <= tables(conn)
-    assert recorded(conn) == {("log", 1), ("read", 1)}
+    assert recorded(conn) == {("log", m.version) for m in runner.available("log")} | {("read", 1)}
     assert conn.execute("SELECT id, position FROM projection_checkpoint").fetchall() == [(1, 0)]
     assert not conn.in_transaction  # type: ignore[attr-defined]
 
@@ -153,11 +154,11 @@ def test_app_refuses_to_start_on_a_newer_schema(tmp_path: Path) -> None:
 
 @pytest.fixture
 def broken_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the runner's directory with a failing `log/0002` file."""
+    """A copy of the runner's directory with a failing `log/0099` file."""
     here = tmp_path / "migrations"
     for kind in ("log", "read"):
         shutil.copytree(runner.HERE / kind, here / kind)
-    (here / "log" / "0002_broken.sql").write_text(BROKEN_SQL)
+    (here / "log" / "0099_broken.sql").write_text(BROKEN_SQL)
     monkeypatch.setattr(runner, "HERE", here)
     return here
 
@@ -168,7 +169,7 @@ def test_a_failing_migration_leaves_nothing_applied(conn: Connection, broken_mig
 
     assert "half_applied" not in tables(conn)
     assert "after_failure" not in tables(conn)
-    assert ("log", 2) not in recorded(conn)
+    assert ("log", 99) not in recorded(conn)
     assert not conn.in_transaction  # type: ignore[attr-defined]
     # The file before the broken one was committed on its own and is kept.
     assert ("log", 1) in recorded(conn)
@@ -186,7 +187,7 @@ def test_a_failing_migration_is_not_recorded_on_disk(tmp_path: Path, broken_migr
 
     second = connect(path, synchronous="NORMAL")
     try:
-        assert ("log", 2) not in recorded(second)
+        assert ("log", 99) not in recorded(second)
         assert "half_applied" not in tables(second)
     finally:
         second.close()
@@ -195,10 +196,10 @@ def test_a_failing_migration_is_not_recorded_on_disk(tmp_path: Path, broken_migr
 def test_after_fixing_the_file_the_migration_applies(conn: Connection, broken_migrations: Path) -> None:
     with pytest.raises(Exception, match="no_such_table"):
         migrate(conn)
-    (broken_migrations / "log" / "0002_broken.sql").write_text(FIXED_SQL)
+    (broken_migrations / "log" / "0099_broken.sql").write_text(FIXED_SQL)
 
     applied = migrate(conn)
 
-    assert "log/0002_broken" in applied
-    assert ("log", 2) in recorded(conn)
+    assert "log/0099_broken" in applied
+    assert ("log", 99) in recorded(conn)
     assert conn.execute("SELECT COUNT(*) FROM half_applied").fetchone()[0] == 0

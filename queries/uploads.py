@@ -1,0 +1,179 @@
+"""Read model `uploads`: each upload's metadata, and which public profile or portfolio item shows it.
+
+Who may see an upload: its owner, always; anyone signed in, once a profile or portfolio item uses it as its
+image (those are public to signed-in users, so their pictures must be too). Everyone else gets a 404.
+`rm_upload_refs` follows the portfolio and profile events to know which uploads are in such use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.db import Connection
+from core.errors import NotFound
+from core.events.base import StoredEvent
+from core.ids import is_id
+from queries.projection import Statement
+
+NAME = "uploads"
+VERSION = 1
+TABLES = ("rm_uploads", "rm_upload_refs")
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_uploads (
+        id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, status TEXT NOT NULL, content_type TEXT NOT NULL,
+        size INTEGER NOT NULL, sha256 TEXT, backend TEXT NOT NULL, storage_key TEXT, original_name TEXT NOT NULL,
+        expires_at TEXT, created_at TEXT NOT NULL, version INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rm_upload_refs (
+        ref_kind TEXT NOT NULL, ref_id TEXT NOT NULL, upload_id TEXT NOT NULL, PRIMARY KEY (ref_kind, ref_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_upload_refs_upload ON rm_upload_refs (upload_id)",
+)
+COLUMNS = (
+    "id, owner_id, status, content_type, size, sha256, backend, storage_key, original_name, expires_at, "
+    "created_at, version"
+)
+INSERT_PENDING = (
+    "INSERT INTO rm_uploads (id, owner_id, status, content_type, size, backend, original_name, expires_at, "
+    "created_at, version) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_STORED = (
+    "INSERT INTO rm_uploads (id, owner_id, status, content_type, size, sha256, backend, storage_key, original_name, "
+    "created_at, version) VALUES (?, ?, 'stored', ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET status = 'stored', content_type = excluded.content_type, size = excluded.size, "
+    "sha256 = excluded.sha256, storage_key = excluded.storage_key, created_at = excluded.created_at, "
+    "version = excluded.version"
+)
+SELECT_ONE = f"SELECT {COLUMNS} FROM rm_uploads WHERE id = ?"
+SELECT_REFERENCED = "SELECT 1 FROM rm_upload_refs WHERE upload_id = ? LIMIT 1"
+SET_REF = "INSERT OR REPLACE INTO rm_upload_refs (ref_kind, ref_id, upload_id) VALUES (?, ?, ?)"
+DROP_REF = "DELETE FROM rm_upload_refs WHERE ref_kind = ? AND ref_id = ?"
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    id: str
+    owner_id: str
+    status: str
+    content_type: str
+    size: int
+    sha256: str | None
+    backend: str
+    storage_key: str | None
+    original_name: str
+    expires_at: str | None
+    created_at: str
+    version: int
+
+    @property
+    def stored(self) -> bool:
+        return self.status == "stored"
+
+
+def _at(event: StoredEvent) -> str:
+    return event.recorded_at[:19] + "Z"
+
+
+def on_presigned(event: StoredEvent) -> list[Statement]:
+    d = event.data
+    params = (
+        d["upload_id"],
+        d["owner_id"],
+        d["content_type"],
+        d["size"],
+        d["backend"],
+        d["original_name"],
+        d["expires_at"],
+        _at(event),
+        event.version,
+    )
+    return [(INSERT_PENDING, params)]
+
+
+def on_stored(event: StoredEvent) -> list[Statement]:
+    """Stored is when an upload starts to exist for its readers: `created_at` is this moment."""
+    d = event.data
+    params = (
+        d["upload_id"],
+        d["owner_id"],
+        d["content_type"],
+        d["size"],
+        d["sha256"],
+        d["backend"],
+        d["storage_key"],
+        d["original_name"],
+        _at(event),
+        event.version,
+    )
+    return [(UPSERT_STORED, params)]
+
+
+def _point(kind: str, ref_id: str, value: Any) -> list[Statement]:
+    """`kind/ref_id` now shows `value`: forget what it showed before; remember it if it is an upload id."""
+    statements: list[Statement] = [(DROP_REF, (kind, ref_id))]
+    if isinstance(value, str) and is_id(value):
+        statements.append((SET_REF, (kind, ref_id, value)))
+    return statements
+
+
+def on_portfolio_added(event: StoredEvent) -> list[Statement]:
+    return _point("portfolio", event.data["item_id"], event.data.get("image_url"))
+
+
+def on_portfolio_revised(event: StoredEvent) -> list[Statement]:
+    changes = event.data.get("changes", {})
+    return _point("portfolio", event.data["item_id"], changes["image_url"]) if "image_url" in changes else []
+
+
+def on_portfolio_removed(event: StoredEvent) -> list[Statement]:
+    return [(DROP_REF, ("portfolio", event.data["item_id"]))]
+
+
+def on_profile_updated(event: StoredEvent) -> list[Statement]:
+    changes = event.data.get("changes", {})
+    if "profile_image_url" not in changes:
+        return []
+    return _point("profile", event.data["user_id"], changes["profile_image_url"])
+
+
+PROJECTORS = {
+    "UploadPresigned": on_presigned,
+    "UploadStored": on_stored,
+    "PortfolioItemAdded": on_portfolio_added,
+    "PortfolioItemRevised": on_portfolio_revised,
+    "PortfolioItemRemoved": on_portfolio_removed,
+    "UserProfileUpdated": on_profile_updated,
+}
+
+
+def find_upload(conn: Connection, upload_id: str) -> UploadRow | None:
+    row = conn.execute(SELECT_ONE, (upload_id,)).fetchone()
+    if row is None:
+        return None
+    return UploadRow(*(row[i] for i in range(12)))
+
+
+def get_upload(conn: Connection, upload_id: str, viewer_id: str) -> UploadRow:
+    """A stored upload this viewer may see (owner, or in public use as an image); NotFound otherwise."""
+    upload = find_upload(conn, upload_id)
+    if upload is None or not upload.stored:
+        raise NotFound("No upload with that id")
+    if upload.owner_id != viewer_id and conn.execute(SELECT_REFERENCED, (upload_id,)).fetchone() is None:
+        raise NotFound("No upload with that id")
+    return upload
+
+
+def get_own_upload(conn: Connection, upload_id: str, owner_id: str) -> UploadRow:
+    """An upload (pending or stored) of this owner; NotFound for anyone else's."""
+    upload = find_upload(conn, upload_id)
+    if upload is None or upload.owner_id != owner_id:
+        raise NotFound("No upload with that id")
+    return upload
+
+
+def is_own_image(conn: Connection, upload_id: str, owner_id: str) -> bool:
+    """May this user show this upload as a profile or portfolio image? (stored, theirs, an image type)"""
+    upload = find_upload(conn, upload_id)
+    return upload is not None and upload.stored and upload.owner_id == owner_id and upload.content_type in IMAGE_TYPES
