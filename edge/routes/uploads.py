@@ -209,7 +209,8 @@ class Intake:
         self.expected_type = expected_type
         self.size = 0
         self.content_type = ""
-        self._head = bytearray()
+        self._held: list[Piece] = []  # pieces before the sniff (at least SNIFF_BYTES, usually one piece)
+        self._held_size = 0
         self._sha = hashlib.sha256()
         self._pipe: Pipe | None = None
         self._saving: asyncio.Future[int] | None = None
@@ -221,15 +222,19 @@ class Intake:
         if self.size > self.limit:
             raise PayloadTooLarge(self.too_big)
         if self._pipe is None:
-            self._head += data
-            if len(self._head) >= SNIFF_BYTES:
+            self._held.append(data)
+            self._held_size += len(data)
+            if self._held_size >= SNIFF_BYTES:
                 await self._start()
             return
         await self._send(data)
 
     async def _start(self) -> None:
-        head, self._head = bytes(self._head), bytearray()
-        found = sniff_content_type(head[:SNIFF_BYTES])
+        held, self._held = self._held, []
+        head = bytearray()
+        for piece in held:
+            head += piece[: SNIFF_BYTES - len(head)]
+        found = sniff_content_type(bytes(head))
         if found is None:
             raise not_accepted()
         if self.expected_type is not None and found != self.expected_type:
@@ -238,8 +243,8 @@ class Intake:
         loop = asyncio.get_running_loop()
         pipe = self._pipe = Pipe(loop, PIPE_DEPTH)
         self._saving = loop.run_in_executor(_threads, self._save, pipe, found)
-        if head:
-            await self._send(head)
+        for piece in held:
+            await self._send(piece)
 
     def _save(self, pipe: Pipe, content_type: str) -> int:  # storage thread
         try:
@@ -280,8 +285,11 @@ class Intake:
             return
         if not self._saving.done():
             self._pipe.abort()
-        with contextlib.suppress(Exception):
+        try:
             await self._saving
+        except Exception:  # noqa: BLE001 - aborted or failed: the backend kept nothing
+            return
+        await discard(self._runtime, self.key)  # stored, but the request failed afterwards: keep nothing
 
 
 # ------------------------------------------------------------------------------- multipart

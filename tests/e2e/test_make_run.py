@@ -30,8 +30,9 @@ def test_make_run_from_a_clean_clone_answers_ready(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "DATABASE_URL", "DATA_DIR"))}
     env.update({"PORT": str(port), "HOST": "127.0.0.1", "PATH": clean_path()})
     log = (tmp_path / "make-run.log").open("wb")
-    process = subprocess.Popen(["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         status = wait_ready(process, f"http://127.0.0.1:{port}/api/health/ready")
         assert status == 200, (tmp_path / "make-run.log").read_text()[-3000:]
@@ -48,8 +49,9 @@ def test_make_run_from_a_clean_clone_answers_ready(tmp_path: Path) -> None:
 
 
 def tracked_changes() -> list[str]:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
     return [line[3:].strip() for line in out.splitlines() if line[3:].strip() and not line.startswith("!!")]
 
 
