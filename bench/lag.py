@@ -107,7 +107,7 @@ def read_response(stream: BinaryIO) -> tuple[int, dict[str, str], bytes]:
     return status, headers, stream.read(int(headers.get("content-length", "0")))
 
 
-def poll_positions(host: str, port: int, stop: MpEvent, out: Pipe) -> None:
+def poll_positions(host: str, port: int, polling: MpEvent, stop: MpEvent, out: Pipe) -> None:
     """Back-to-back GET /api/health/live on one keep-alive socket; records (sent, received, position) on change."""
     changes: list[tuple[float, float, int]] = []
     cycles, last, pause = 0, -1, POLL_PAUSE_US / 1e6
@@ -125,6 +125,7 @@ def poll_positions(host: str, port: int, stop: MpEvent, out: Pipe) -> None:
             if position != last:
                 changes.append((sent, received, position))
                 last = position
+                polling.set()  # the first answer is in: the writes may begin
             if pause:
                 time.sleep(pause)
     out.send({"changes": changes, "cycles": cycles, "elapsed_s": time.monotonic() - began})
@@ -269,6 +270,18 @@ def lags(writes: list[Write], changes: list[tuple[float, float, int]]) -> tuple[
     return out, early, missing
 
 
+def write_timeline(writes: list[Write], changes: list[tuple[float, float, int]]) -> list[list[float]]:
+    positions = [c[2] for c in changes]
+    t0 = min((w.sent for w in writes), default=0.0)
+    rows = []
+    for w in sorted(writes, key=lambda w: w.sent):
+        k = bisect.bisect_left(positions, w.position)
+        if 200 <= w.status < 300 and k < len(positions):
+            seen = changes[k][1]
+            rows.append([round((t - t0) * 1000, 3) for t in (w.sent, w.done, seen)] + [w.position])
+    return rows
+
+
 def verdict(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 
@@ -336,11 +349,13 @@ def main() -> int:
         edge.start()
 
         ctx = multiprocessing.get_context("spawn")
-        stop = ctx.Event()
+        polling, stop = ctx.Event(), ctx.Event()
         receiver, sender = ctx.Pipe(duplex=False)
-        poller = ctx.Process(target=poll_positions, args=("127.0.0.1", edge.port, stop, sender), daemon=True)
+        poller = ctx.Process(target=poll_positions, args=("127.0.0.1", edge.port, polling, stop, sender), daemon=True)
         poller.start()
         sender.close()
+        if not polling.wait(30.0):  # a spawned interpreter takes a while to import; writes wait for its first poll
+            raise RuntimeError("the poller did not start")
         with httpx.Client(timeout=5.0) as client:
             if edge_position(client, edge) < 1:
                 raise RuntimeError("the edge has not replicated the registration")
@@ -358,6 +373,7 @@ def main() -> int:
 
         changes = polled["changes"]
         samples, early, missing = lags(writes, changes)
+        timeline = write_timeline(writes, changes)
         ok_writes = [w for w in writes if 200 <= w.status < 300]
         latencies = [w.done - w.sent for w in ok_writes]
 
@@ -444,6 +460,8 @@ def main() -> int:
                     "warmup_s": WARMUP_S,
                 },
                 "result": asdict(result),
+                # per 2xx write, ms from the first write's send: [sent, 2xx received, first seen on the edge, position]
+                "timeline": timeline,
             },
             indent=2,
         )

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.positions import PositionTracker
 from edge.metrics import Metrics
+from edge.middleware import POSITION_KEY
 from edge.responses import error_response
 
 log = structlog.get_logger("forwarding")
@@ -31,6 +32,7 @@ HOP_BY_HOP = frozenset(
         b"host",
     }
 )
+OWN_HEADERS = frozenset({b"date", b"server"})
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
@@ -69,7 +71,8 @@ class Forwarder:
             )(scope, receive, send)
             return
         try:
-            relayed = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            # The local server adds its own date and server headers: relaying the primary's would double them.
+            relayed = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP | OWN_HEADERS]
             await send({"type": "http.response.start", "status": response.status_code, "headers": relayed})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -130,7 +133,9 @@ class RegionMiddleware:
                 return
             if target > self.tracker.position and not edge and self.sync_position is not None:
                 await self.sync_position()  # the token may come from another process's write (the CLI)
-            if not await self.tracker.wait_for(target, self.wait_s):
+            if await self.tracker.wait_for(target, self.wait_s):
+                scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
+            else:
                 if edge:
                     await self._to_primary(scope, receive, send, "consistency")
                 else:

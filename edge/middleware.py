@@ -18,6 +18,7 @@ from edge.responses import error_response
 
 log = structlog.get_logger("access")
 MAX_HEADER_BYTES = 16 * 1024
+POSITION_KEY = "megilance.position"
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
@@ -69,7 +70,8 @@ class EdgeMiddleware:
             return
         began = time.perf_counter()
         request_id = self._request_id(scope)
-        position = self.tracker.position
+        # The position this answer is served at: raised by RegionMiddleware after waiting for a token.
+        scope[POSITION_KEY] = self.tracker.position
         path: str = scope["path"]
         status = 500
         responded = False
@@ -79,7 +81,7 @@ class EdgeMiddleware:
             nonlocal status, responded
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
-                self._decorate(message.setdefault("headers", []), request_id, position, path)
+                self._decorate(message.setdefault("headers", []), request_id, scope[POSITION_KEY], path)
             await send(message)
 
         try:

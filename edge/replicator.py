@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("replicator")
 BATCH = 1000
-WAIT_MS = 20_000
+WAIT_MS = 5_000  # long-poll length: also bounds how long the primary's graceful shutdown waits for edges
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 5.0
 
 
@@ -35,6 +35,7 @@ class Replicator:
         self.metrics = metrics
         self.head = 0
         self.connected = False
+        self.ever_connected = False
         self.caught_up_at = time.monotonic()
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +55,10 @@ class Replicator:
 
     @property
     def lag_seconds(self) -> float:
-        return 0.0 if self.lag_events == 0 else time.monotonic() - self.caught_up_at
+        """Seconds since the store was last known to hold everything the primary had (grows while cut off)."""
+        if self.connected and self.lag_events == 0:
+            return 0.0
+        return time.monotonic() - self.caught_up_at
 
     async def _run(self) -> None:
         settings = self.runtime.settings
@@ -77,12 +81,13 @@ class Replicator:
 
     async def _poll(self, client: httpx.AsyncClient) -> None:
         position = self.runtime.tracker.position
-        wait = WAIT_MS if position >= self.head else 0
+        # Long-poll only when caught up and known to be connected: the first answer comes back at once.
+        wait = WAIT_MS if self.connected and position >= self.head else 0
         response = await client.get("/internal/events", params={"after": position, "limit": BATCH, "wait_ms": wait})
         if response.status_code != 200:
             raise RuntimeError(f"feed answered {response.status_code}: {response.text[:200]}")
         body: dict[str, Any] = orjson.loads(response.content)
-        self.connected = True
+        self.connected = self.ever_connected = True
         self.head = max(self.head, int(body["head"]))
         events = [feed_event(item) for item in body["events"]]
         if events:

@@ -130,7 +130,8 @@ class Runtime:
         if self.replicator is not None:
             r, limit = self.replicator, self.settings.max_replication_lag_s
             checks["replication"] = {
-                "ok": r.connected and r.lag_seconds <= limit,
+                # A short loss of the primary does not take a caught-up edge out of rotation: only lag does.
+                "ok": r.ever_connected and r.lag_seconds <= limit,
                 "connected": r.connected,
                 "head": r.head,
                 "lag_events": r.lag_events,

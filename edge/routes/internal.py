@@ -13,7 +13,7 @@ from core.errors import NotFound, Unauthenticated
 from edge.routing import Call, Operation
 from edge.schemas import Strict
 
-MAX_WAIT_MS = 30_000
+MAX_WAIT_MS = 10_000
 
 
 class FeedQuery(Strict):

@@ -7,9 +7,11 @@ counted against MAX_UPLOAD_MB and its sha256 computed, and it is then kept under
   chunk by chunk; the `file` part's bytes go through a bounded pipe to `storage.save` running in a worker
   thread. (Starlette's `request.form()` was not used: it spools each file to a SpooledTemporaryFile that we
   would then have to copy to storage, writing every byte twice, and it decides about size only afterwards.)
-  Memory per upload is a few chunks of CHUNK_SIZE (the read being parsed, one queued, one being written),
-  whatever the file's size; the S3 backend adds its 5 MiB multipart part buffer. Measured in
-  tests/e2e/test_upload_memory.py (a deeper queue or 64 KiB pieces measurably fragmented the heap more).
+  The parser hands out views of the request's own buffers; the storage thread makes the one copy. Memory per
+  upload is a few chunks of CHUNK_SIZE (the read being parsed, one queued, one being written) whatever the
+  file's size; the S3 backend adds its 5 MiB multipart part buffer. Measured by
+  tests/e2e/test_upload_memory.py: copies on the event loop, a deeper queue, zero-copy hand-off of whole
+  reads or 64 KiB pieces all left a larger or noisier peak.
 - `POST /api/uploads/presign` hands out a one-file URL: S3 presigned PUT, or (local backend) our own signed
   `PUT /api/uploads/direct/{key}`, which streams like the multipart route and records the file at once.
   For S3, `POST /api/uploads/{id}/complete` then copies the object into a fresh server-only key while
@@ -71,7 +73,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 T = TypeVar("T")
-Piece = bytes | memoryview
+Piece = bytes | memoryview  # file data on its way to storage: the request's bytes, or a view into them
 M = TypeVar("M", bound=BaseModel)
 MB = 1024 * 1024
 CHUNK_SIZE = 256 * 1024  # the unit carried to storage: uvloop reads up to 256 KiB at once, so ~1 piece a read

@@ -131,7 +131,7 @@ class Marketplace(RuleBasedStateMachine):
     # -- plumbing --------------------------------------------------------------------------------
 
     def send(self, method: str, path: str, who: User, expect: Expect, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, headers=who.headers, **kwargs)
+        response: httpx.Response = self.http.request(method, path, headers=who.headers, **kwargs)
         what = f"{method} {path} as {who.role} {who.id[-6:]}"
         assert response.status_code < 500, f"{what}: {response.status_code} {response.text}"
         assert response.status_code == expect.status, (
@@ -264,21 +264,21 @@ class Marketplace(RuleBasedStateMachine):
     def edit_project(self, data: st.DataObject) -> None:
         project = data.draw(st.sampled_from(sorted(self.projects.values(), key=lambda p: p.id)), label="project")
         actor = data.draw(st.sampled_from(self.users + [self.user(project.owner)] * 3), label="actor")
-        content = data.draw(
-            st.one_of(
-                st.just({}),
-                st.fixed_dictionaries({"title": words.map(lambda w: "Revised " + w)}),
-                st.fixed_dictionaries({"budget_min": cents}),
-                st.fixed_dictionaries({"budget_max": cents}),
-            ),
-            label="content",
-        )
+        edit = data.draw(st.sampled_from(["none", "title", "budget_min", "budget_max"]), label="edit")
+        body: Json = {}
+        low, high = project.budget_min, project.budget_max
+        if edit == "title":
+            body["title"] = "Revised " + data.draw(words, label="title")
+        elif edit == "budget_min":
+            low = data.draw(cents, label="budget_min")
+            body["budget_min"] = f"{low / 100:.2f}"
+        elif edit == "budget_max":
+            high = data.draw(cents, label="budget_max")
+            body["budget_max"] = f"{high / 100:.2f}"
+        content = bool(body)
         status = data.draw(st.sampled_from([None, "closed", "cancelled", "completed"]), label="status")
-        body: Json = {k: (f"{v / 100:.2f}" if k.startswith("budget") else v) for k, v in content.items()}
         if status is not None:
             body["status"] = status
-        low = content.get("budget_min", project.budget_min)
-        high = content.get("budget_max", project.budget_max)
         if project.deleted or actor.id != project.owner:
             expect = refused(404, "not_found")
         elif content and project.status != "open":

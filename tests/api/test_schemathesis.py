@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hypothesis
 import pytest
@@ -57,7 +57,7 @@ def seed(app: Starlette, data_dir: Path) -> World:
     """Users of every role and one marketplace path through the API: projects, proposals, a contract, a payment,
     a portfolio item, an upload."""
     settings = app.state.runtime.settings
-    with asgi.get_client(app) as http:  # starts the app's lifespan; schemathesis reuses it for every case
+    with asgi.get_client(cast(Any, app)) as http:  # starts the app's lifespan; schemathesis reuses it for every case
         auth: dict[str, str] = {}
         for role in ("client", "freelancer"):
             body = _ok(
@@ -188,7 +188,7 @@ def before_generate_path_parameters(context: schemathesis.HookContext, strategy:
     return st.one_of(real, strategy)
 
 
-def resolve_real_ids(case: schemathesis.Case, ids: dict[str, list[str]]) -> None:
+def resolve_real_ids(case: schemathesis.Case[Any], ids: dict[str, list[str]]) -> None:
     for name, value in (case.path_parameters or {}).items():
         if isinstance(value, str) and value.startswith(REAL) and name in ids:
             choices = ids[name]
@@ -201,7 +201,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     app = create_app(make_settings(data_dir))
     try:
         built = seed(app, data_dir)
-        served = asgi.get_client(app).get("/api/openapi.json")
+        served = asgi.get_client(cast(Any, app)).get("/api/openapi.json")
         assert served.json() == SPEC  # the schema under test is exactly the one this app serves
         yield built
     finally:
@@ -216,7 +216,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
     database=None,
 )
-def test_openapi_contract(case: schemathesis.Case, role: str, world: World) -> None:
+def test_openapi_contract(case: schemathesis.Case[Any], role: str, world: World) -> None:
     resolve_real_ids(case, world.ids)
     headers = {"Authorization": f"Bearer {world.tokens[role]}"}
     case.call_and_validate(app=world.app, headers=headers, checks=CHECKS)

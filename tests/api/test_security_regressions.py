@@ -525,8 +525,8 @@ def status_of(raw: bytes) -> int | None:
     return int(raw[9:12])
 
 
-def test_server_limits_header_size(live: LiveServer) -> None:
-    """`megilance serve` passes h11_max_incomplete_event_size=16384; the server it runs must enforce some limit."""
+def test_oversized_headers_are_refused(live: LiveServer) -> None:
+    """Complete requests whose header block is far past 16 KiB are refused (431/400 or a closed connection)."""
     normal = b"GET /api/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 4096 + b"\r\nConnection: close\r\n\r\n"
     assert status_of(raw_request(live, normal)) == 200
     for name, request in [
@@ -542,6 +542,40 @@ def test_server_limits_header_size(live: LiveServer) -> None:
         status = status_of(raw_request(live, request))
         assert status != 200, f"{name}: the server answered 200 (no header size limit applies)"
         assert status in (None, 400, 431), f"{name}: {status}"
+
+
+UNBOUNDED_HEADER_BYTES = 16 * 2**20
+SILENCE_S = 3.0
+
+
+def test_server_stops_reading_an_unterminated_header_block(live: LiveServer) -> None:
+    """What h11_max_incomplete_event_size=16384 is for: a header block that never ends must not be read forever.
+
+    A server-level limit answers or closes the connection long before 16 MiB of one header line have arrived;
+    an application-level check cannot help here, since the app sees nothing until the headers are complete.
+    """
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(b"GET /api/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        sent, cut = 0, False
+        try:
+            while sent < UNBOUNDED_HEADER_BYTES:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:  # reset or broken pipe: the server stopped reading
+            cut = True
+        answer = b""
+        if not cut:
+            sock.settimeout(SILENCE_S)  # a server that enforces a limit has answered or closed by now
+            try:
+                answer = sock.recv(200) or b"(closed)"
+            except TimeoutError:
+                answer = b""
+            except OSError:
+                cut = True
+    assert cut or answer, (
+        f"the server read {sent} bytes of one unterminated header line without answering or closing "
+        "(no header size limit applies with http=httptools)"
+    )
 
 
 @pytest.mark.parametrize("header", ["X-Consistency-Token", "If-Match"])

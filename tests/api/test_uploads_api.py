@@ -273,6 +273,15 @@ def test_too_large_without_content_length_is_caught_while_streaming(env: Env, um
     assert env.stored() == []
 
 
+def test_one_byte_over_the_limit_is_413_after_storage_began_and_nothing_is_kept(env: Env, uma: User) -> None:
+    data = body_of(PNG[:16], 1024 * KB + 1)  # passes the Content-Length pre-check; caught while streaming
+
+    assert_error(post_file(env, uma, data), 413, "payload_too_large")
+
+    assert env.stored() == []
+    assert env.upload_rows() == []
+
+
 def test_exactly_the_limit_is_accepted(env: Env, uma: User) -> None:
     data = body_of(PNG[:16], 1024 * KB)
 

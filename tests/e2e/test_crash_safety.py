@@ -277,9 +277,9 @@ def half_applied(conn: Connection) -> list[str]:
         elif kind == "SessionOpened" and stream_id not in families:
             problems.append(f"SessionOpened {stream_id} at {position} has no refresh token row")
     submitted = {data["proposal_id"] for _, _, kind, data in log if kind == "ProposalSubmitted"}
-    for (kind, key), owner in claims.items():
-        if kind == "proposal" and owner not in submitted:
-            problems.append(f"proposal claim {key} -> {owner} without a ProposalSubmitted event")
+    for (claim_kind, claim_key), owner in claims.items():
+        if claim_kind == "proposal" and owner not in submitted:
+            problems.append(f"proposal claim {claim_key} -> {owner} without a ProposalSubmitted event")
     return problems
 
 
@@ -383,7 +383,6 @@ def test_primary_survives_kill_9_under_concurrent_writes(workdir: Path) -> None:
             f"seed {seed}: {len(ledger.acks)} acknowledged writes "
             f"({dict(Counter(a.kind for a in ledger.acks))}), {ledger.transport_errors} transport errors"
         )
-        print(summary, dict(ledger.statuses))
         assert not ledger.unexpected, f"{summary}; unexpected answers: {ledger.unexpected[:10]}"
         assert {a.kind for a in ledger.acks} >= {"user", "project", "proposal", "accept"}, summary
 
@@ -487,7 +486,6 @@ def test_edge_survives_kill_9_during_catch_up(workdir: Path) -> None:
             wait_edge_at(http, edge, head)
         assert edge.kill() == -9
         at, found = edge_differences(edge_dir / "read-edge.db", primary_db, workdir / "replay.db")
-        print("edge kills at", kills, "head", head)
         assert (at, found) == (head, []), f"seed {seed}, kills at {kills}"
         assert len(set(kills)) >= 2, f"seed {seed}: the edge made no progress between kills: {kills}"
     finally:

@@ -32,9 +32,11 @@ PASSWORD = "correct-horse-battery"
 CONTENDERS = 8
 ROUNDS = 5
 LETTER = "I have shipped this exact kind of project many times, on time and on budget. " * 2
+TITLE = "Build a payments dashboard"
+DESCRIPTION = "A dashboard that shows USDC payments per contract, with filters and export."
 PROJECT = {
-    "title": "Build a payments dashboard",
-    "description": "A dashboard that shows USDC payments per contract, with filters and export.",
+    "title": TITLE,
+    "description": DESCRIPTION,
     "category": "web",
     "budget_type": "fixed",
     "budget_min": "500",
@@ -185,8 +187,8 @@ def prepare(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> tuple[str, str
         PostProject(
             project_id=project_id,
             client_id=owner,
-            title=PROJECT["title"],
-            description=PROJECT["description"],
+            title=TITLE,
+            description=DESCRIPTION,
             category="web",
             budget_type="fixed",
             budget_min_minor=50000,
