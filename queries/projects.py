@@ -15,7 +15,7 @@ from queries.pagination import decode_cursor, page
 from queries.projection import Statement
 
 NAME = "project_board"
-VERSION = 1
+VERSION = 2
 TABLES = ("rm_projects", "rm_project_skills", "rm_projects_fts")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_projects (
@@ -32,6 +32,7 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_project_skills (
         skill TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (skill, project_id)
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_project_skills_project ON rm_project_skills (project_id)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS rm_projects_fts USING fts5(title, description, skills, "
     "tokenize = 'unicode61 remove_diacritics 2')",
 )
@@ -103,7 +104,7 @@ def on_posted(event: StoredEvent) -> list[Statement]:
             ),
         ),
         (INSERT_FTS, (d["project_id"],)),
-        *_skills(d["project_id"], d["skills"]),
+        *((INSERT_SKILL, (s.lower(), d["project_id"])) for s in d["skills"]),
     ]
 
 

@@ -13,7 +13,7 @@ from queries.pagination import decode_cursor, page
 from queries.projection import Statement
 
 NAME = "users"
-VERSION = 3
+VERSION = 4
 TABLES = ("rm_users", "rm_user_skills")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_users (
@@ -27,6 +27,7 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_user_skills (
         skill TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (skill, user_id)
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rm_user_skills_user ON rm_user_skills (user_id)",
 )
 
 COLUMNS = (
