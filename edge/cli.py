@@ -15,6 +15,7 @@ from core import store
 from core.db import Connection, connect
 from core.settings import load_settings
 from edge.runtime import prepare_primary, run_command_sync
+from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import migrate as run_migrations
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
@@ -73,13 +74,12 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,
         limit_concurrency=2048,  # beyond this, new connections get 503 instead of piling up (slow clients)
         timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=16384,
         proxy_headers=False,
     )
 
