@@ -11,7 +11,7 @@ from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "contracts"
 VERSION = 2
@@ -52,13 +52,9 @@ RENAME_FREELANCER = "UPDATE rm_contracts SET freelancer_name = ? WHERE freelance
 REVISABLE = ("description", "terms", "end_date")
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def on_created(event: StoredEvent) -> list[Statement]:
     d = event.data
-    at = _at(event)
+    at = recorded_at(event)
     return [
         (
             INSERT,
@@ -87,26 +83,19 @@ def on_created(event: StoredEvent) -> list[Statement]:
 
 def on_revised(event: StoredEvent) -> list[Statement]:
     changes = event.data["changes"]
-    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
-    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
-    if "milestones" in changes:
-        sets.append("milestones = ?")
-        params.append(orjson.dumps(changes["milestones"]).decode())
-    sets += ["updated_at = ?", "version = ?"]
-    params += [_at(event), event.version, event.data["contract_id"]]
-    return [(f"UPDATE rm_contracts SET {', '.join(sets)} WHERE id = ?", params)]
+    return [update_changed("rm_contracts", event.data["contract_id"], changes, event, REVISABLE, ("milestones",))]
 
 
 def on_status(event: StoredEvent) -> list[Statement]:
-    return [(SET_STATUS, (event.data["status"], _at(event), event.version, event.data["contract_id"]))]
+    return [(SET_STATUS, (event.data["status"], recorded_at(event), event.version, event.data["contract_id"]))]
 
 
 def on_payment_completed(event: StoredEvent) -> list[Statement]:
-    return [(ADD_PAID, (event.data["amount_minor"], _at(event), event.version, event.data["contract_id"]))]
+    return [(ADD_PAID, (event.data["amount_minor"], recorded_at(event), event.version, event.data["contract_id"]))]
 
 
 def on_payment_refunded(event: StoredEvent) -> list[Statement]:
-    return [(ADD_PAID, (-event.data["amount_minor"], _at(event), event.version, event.data["contract_id"]))]
+    return [(ADD_PAID, (-event.data["amount_minor"], recorded_at(event), event.version, event.data["contract_id"]))]
 
 
 def on_payment_held(event: StoredEvent) -> list[Statement]:

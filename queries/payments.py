@@ -10,7 +10,7 @@ from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.contracts import get_contract
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at
 
 NAME = "payments"
 VERSION = 1
@@ -55,10 +55,6 @@ ADD_TOTALS = (
 SELECT_TOTALS = "SELECT paid_minor, pending_minor, refunded_minor FROM rm_payment_totals WHERE contract_id = ?"
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def _totals(event: StoredEvent, paid: int, pending: int, refunded: int) -> list[Statement]:
     """Move the contract's totals by these multiples of the payment's amount (nothing for a direct payment)."""
     contract_id, amount = event.data["contract_id"], event.data["amount_minor"]
@@ -69,7 +65,7 @@ def _totals(event: StoredEvent, paid: int, pending: int, refunded: int) -> list[
 
 def on_created(event: StoredEvent) -> list[Statement]:
     d = event.data
-    at = _at(event)
+    at = recorded_at(event)
     row = (
         d["payment_id"],
         d["contract_id"],
@@ -88,18 +84,21 @@ def on_created(event: StoredEvent) -> list[Statement]:
 def on_completed(event: StoredEvent) -> list[Statement]:
     d = event.data
     return [
-        (SET_COMPLETED, (d["transaction_hash"], _at(event), event.version, d["payment_id"])),
+        (SET_COMPLETED, (d["transaction_hash"], recorded_at(event), event.version, d["payment_id"])),
         *_totals(event, 1, -1, 0),
     ]
 
 
 def on_failed(event: StoredEvent) -> list[Statement]:
-    return [(SET_STATUS, ("failed", _at(event), event.version, event.data["payment_id"])), *_totals(event, 0, -1, 0)]
+    return [
+        (SET_STATUS, ("failed", recorded_at(event), event.version, event.data["payment_id"])),
+        *_totals(event, 0, -1, 0),
+    ]
 
 
 def on_refunded(event: StoredEvent) -> list[Statement]:
     return [
-        (SET_STATUS, ("refunded", _at(event), event.version, event.data["payment_id"])),
+        (SET_STATUS, ("refunded", recorded_at(event), event.version, event.data["payment_id"])),
         *_totals(event, -1, 0, 1),
     ]
 

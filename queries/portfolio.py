@@ -10,7 +10,7 @@ from core.db import Connection
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "portfolio"
 VERSION = 1
@@ -37,13 +37,9 @@ DELETE = "DELETE FROM rm_portfolio_items WHERE id = ?"
 REVISABLE = ("title", "description", "image_url", "project_url")
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def on_added(event: StoredEvent) -> list[Statement]:
     d = event.data
-    at = _at(event)
+    at = recorded_at(event)
     return [
         (
             INSERT,
@@ -65,14 +61,7 @@ def on_added(event: StoredEvent) -> list[Statement]:
 
 def on_revised(event: StoredEvent) -> list[Statement]:
     changes = event.data["changes"]
-    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
-    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
-    if "tags" in changes:
-        sets.append("tags = ?")
-        params.append(orjson.dumps(changes["tags"]).decode())
-    sets += ["updated_at = ?", "version = ?"]
-    params += [_at(event), event.version, event.data["item_id"]]
-    return [(f"UPDATE rm_portfolio_items SET {', '.join(sets)} WHERE id = ?", params)]
+    return [update_changed("rm_portfolio_items", event.data["item_id"], changes, event, REVISABLE, ("tags",))]
 
 
 def on_removed(event: StoredEvent) -> list[Statement]:

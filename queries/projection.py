@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
+import orjson
+
 from core.db import Connection
 from core.events.base import StoredEvent
 
@@ -86,3 +88,28 @@ def reset(conn: Connection, projection: Projection) -> None:
     projection.create_tables(conn)
     projection.record_versions(conn)
     conn.execute(UPDATE_CHECKPOINT, (0,))
+
+
+def recorded_at(event: StoredEvent) -> str:
+    """The event's time at the API's precision (`2026-11-23T10:00:00Z`)."""
+    return event.recorded_at[:19] + "Z"
+
+
+def update_changed(
+    table: str,
+    row_id: str,
+    changes: dict[str, Any],
+    event: StoredEvent,
+    columns: tuple[str, ...],
+    json_columns: tuple[str, ...] = (),
+) -> Statement:
+    """`UPDATE table SET <changed columns>, updated_at, version WHERE id = ?` for a *Revised/*Updated event.
+
+    Only names listed in `columns`/`json_columns` reach the SQL text, so event data never shapes it.
+    """
+    sets = [f"{c} = ?" for c in columns if c in changes] + [f"{c} = ?" for c in json_columns if c in changes]
+    params: list[Any] = [changes[c] for c in columns if c in changes]
+    params += [orjson.dumps(changes[c]).decode() for c in json_columns if c in changes]
+    sets += ["updated_at = ?", "version = ?"]
+    params += [recorded_at(event), event.version, row_id]
+    return f"UPDATE {table} SET {', '.join(sets)} WHERE id = ?", params

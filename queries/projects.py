@@ -12,7 +12,7 @@ from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.fts import match_expression
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "project_board"
 VERSION = 2
@@ -71,17 +71,13 @@ REVISABLE = (
 )
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def _skills(project_id: str, skills: list[str]) -> list[Statement]:
     return [(DELETE_SKILLS, (project_id,)), *((INSERT_SKILL, (s.lower(), project_id)) for s in skills)]
 
 
 def on_posted(event: StoredEvent) -> list[Statement]:
     d = event.data
-    at = _at(event)
+    at = recorded_at(event)
     return [
         (
             INSERT,
@@ -110,29 +106,21 @@ def on_posted(event: StoredEvent) -> list[Statement]:
 
 def on_revised(event: StoredEvent) -> list[Statement]:
     project_id, changes = event.data["project_id"], event.data["changes"]
-    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
-    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
-    out: list[Statement] = []
-    if "skills" in changes:
-        sets.append("skills = ?")
-        params.append(orjson.dumps(changes["skills"]).decode())
-        out += _skills(project_id, changes["skills"])
-    sets += ["updated_at = ?", "version = ?"]
-    params += [_at(event), event.version, project_id]
+    out = _skills(project_id, changes["skills"]) if "skills" in changes else []
     return [
         (DELETE_FTS, (project_id,)),
-        (f"UPDATE rm_projects SET {', '.join(sets)} WHERE id = ?", params),
+        update_changed("rm_projects", project_id, changes, event, REVISABLE, ("skills",)),
         (INSERT_FTS, (project_id,)),
         *out,
     ]
 
 
 def on_status(event: StoredEvent) -> list[Statement]:
-    return [(SET_STATUS, (event.data["status"], _at(event), event.version, event.data["project_id"]))]
+    return [(SET_STATUS, (event.data["status"], recorded_at(event), event.version, event.data["project_id"]))]
 
 
 def on_awarded(event: StoredEvent) -> list[Statement]:
-    return [(SET_STATUS, ("in_progress", _at(event), event.version, event.data["project_id"]))]
+    return [(SET_STATUS, ("in_progress", recorded_at(event), event.version, event.data["project_id"]))]
 
 
 def on_deleted(event: StoredEvent) -> list[Statement]:

@@ -11,7 +11,7 @@ from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "proposals"
 VERSION = 1
@@ -42,13 +42,9 @@ REVISABLE = ("cover_letter", "estimated_hours", "hourly_rate_minor", "availabili
 STATUS_OF = {"ProposalWithdrawn": "withdrawn", "ProposalAccepted": "accepted", "ProposalRejected": "rejected"}
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def on_submitted(event: StoredEvent) -> list[Statement]:
     d = event.data
-    at = _at(event)
+    at = recorded_at(event)
     return [
         (
             INSERT,
@@ -73,18 +69,11 @@ def on_submitted(event: StoredEvent) -> list[Statement]:
 
 def on_revised(event: StoredEvent) -> list[Statement]:
     changes = event.data["changes"]
-    sets = [f"{c} = ?" for c in REVISABLE if c in changes]
-    params: list[Any] = [changes[c] for c in REVISABLE if c in changes]
-    if "attachments" in changes:
-        sets.append("attachments = ?")
-        params.append(orjson.dumps(changes["attachments"]).decode())
-    sets += ["updated_at = ?", "version = ?"]
-    params += [_at(event), event.version, event.data["proposal_id"]]
-    return [(f"UPDATE rm_proposals SET {', '.join(sets)} WHERE id = ?", params)]
+    return [update_changed("rm_proposals", event.data["proposal_id"], changes, event, REVISABLE, ("attachments",))]
 
 
 def on_status(event: StoredEvent) -> list[Statement]:
-    return [(SET_STATUS, (STATUS_OF[event.type], _at(event), event.version, event.data["proposal_id"]))]
+    return [(SET_STATUS, (STATUS_OF[event.type], recorded_at(event), event.version, event.data["proposal_id"]))]
 
 
 def on_user_renamed(event: StoredEvent) -> list[Statement]:

@@ -14,7 +14,7 @@ from core.db import Connection
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.ids import is_id
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at
 
 NAME = "uploads"
 VERSION = 1
@@ -72,10 +72,6 @@ class UploadRow:
         return self.status == "stored"
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def on_presigned(event: StoredEvent) -> list[Statement]:
     d = event.data
     params = (
@@ -86,7 +82,7 @@ def on_presigned(event: StoredEvent) -> list[Statement]:
         d["backend"],
         d["original_name"],
         d["expires_at"],
-        _at(event),
+        recorded_at(event),
         event.version,
     )
     return [(INSERT_PENDING, params)]
@@ -104,7 +100,7 @@ def on_stored(event: StoredEvent) -> list[Statement]:
         d["backend"],
         d["storage_key"],
         d["original_name"],
-        _at(event),
+        recorded_at(event),
         event.version,
     )
     return [(UPSERT_STORED, params)]

@@ -10,7 +10,7 @@ from core.db import Connection
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from queries.pagination import decode_cursor, page
-from queries.projection import Statement
+from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "users"
 VERSION = 4
@@ -39,7 +39,7 @@ INSERT_USER = (
     "VALUES (?, ?, ?, ?, 1, '[]', ?, ?, ?)"
 )
 SELECT_USER = f"SELECT {COLUMNS} FROM rm_users WHERE id = ?"
-PROFILE_FIELDS = frozenset({"name", "bio", "hourly_rate", "location", "profile_image_url", "wallet_address"})
+PROFILE_FIELDS = ("name", "bio", "hourly_rate", "location", "profile_image_url", "wallet_address")
 DELETE_SKILLS = "DELETE FROM rm_user_skills WHERE user_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_user_skills (skill, user_id) VALUES (?, ?)"
 
@@ -55,17 +55,10 @@ def on_profile_updated(event: StoredEvent) -> list[Statement]:
     """Only the changed columns are written; skills also refresh the skill index."""
     user_id = event.data["user_id"]
     changes: dict[str, Any] = event.data["changes"]
-    sets = [f"{column} = ?" for column in changes if column in PROFILE_FIELDS]
-    params: list[Any] = [changes[column] for column in changes if column in PROFILE_FIELDS]
-    statements: list[Statement] = []
+    statements = [update_changed("rm_users", user_id, changes, event, PROFILE_FIELDS, ("skills",))]
     if "skills" in changes:
-        sets.append("skills = ?")
-        params.append(orjson.dumps(changes["skills"]).decode())
         statements.append((DELETE_SKILLS, (user_id,)))
         statements.extend((INSERT_SKILL, (skill.lower(), user_id)) for skill in changes["skills"])
-    sets += ["updated_at = ?", "version = ?"]
-    params += [_at(event), event.version, user_id]
-    statements.insert(0, (f"UPDATE rm_users SET {', '.join(sets)} WHERE id = ?", params))
     return statements
 
 
@@ -75,31 +68,27 @@ DEACTIVATE = "UPDATE rm_users SET is_active = 0, security_position = ?, updated_
 TOUCH = "UPDATE rm_users SET updated_at = ?, version = ? WHERE id = ?"
 
 
-def _at(event: StoredEvent) -> str:
-    return event.recorded_at[:19] + "Z"
-
-
 def on_role_changed(event: StoredEvent) -> list[Statement]:
-    return [(SET_ROLE, (event.data["role"], event.position, _at(event), event.version, event.data["user_id"]))]
+    return [(SET_ROLE, (event.data["role"], event.position, recorded_at(event), event.version, event.data["user_id"]))]
 
 
 def on_deactivated(event: StoredEvent) -> list[Statement]:
-    return [(DEACTIVATE, (event.position, _at(event), event.version, event.data["user_id"]))]
+    return [(DEACTIVATE, (event.position, recorded_at(event), event.version, event.data["user_id"]))]
 
 
 def on_reactivated(event: StoredEvent) -> list[Statement]:
-    return [(SET_ACTIVE, (1, _at(event), event.version, event.data["user_id"]))]
+    return [(SET_ACTIVE, (1, recorded_at(event), event.version, event.data["user_id"]))]
 
 
 def on_password_changed(event: StoredEvent) -> list[Statement]:
-    return [(TOUCH, (_at(event), event.version, event.data["user_id"]))]
+    return [(TOUCH, (recorded_at(event), event.version, event.data["user_id"]))]
 
 
 SET_WALLET = "UPDATE rm_users SET wallet_address = ?, updated_at = ?, version = ? WHERE id = ?"
 
 
 def on_wallet_linked(event: StoredEvent) -> list[Statement]:
-    return [(SET_WALLET, (event.data["address"], _at(event), event.version, event.data["user_id"]))]
+    return [(SET_WALLET, (event.data["address"], recorded_at(event), event.version, event.data["user_id"]))]
 
 
 PROJECTORS = {
