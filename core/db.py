@@ -8,6 +8,7 @@ It speaks the sqlite3 DB-API for embedded files and syncs embedded replicas of a
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +66,9 @@ def local_path(url: str) -> str:
     return url
 
 
-def connect(url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "") -> Connection:
+def connect(
+    url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "", driver: str = "libsql"
+) -> Connection:
     """Open a connection in autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`)."""
     if is_remote(url):
         # An embedded replica: reads are local, writes are delegated to the remote primary.
@@ -75,11 +78,18 @@ def connect(url: str, *, auth_token: str = "", synchronous: str = "FULL", replic
         return conn  # type: ignore[no-any-return]
     path = local_path(url)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = libsql.connect(path, isolation_level=None)
+    conn = open_local(path, driver)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=10000")
-    return conn  # type: ignore[no-any-return]
+    return conn
+
+
+def open_local(path: str, driver: str = "libsql") -> Connection:
+    """An embedded file through `libsql` (default) or stdlib `sqlite3` (`LOCAL_DRIVER`; README: measurements)."""
+    if driver == "sqlite3":
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # type: ignore[return-value]
+    return libsql.connect(path, isolation_level=None)  # type: ignore[no-any-return]
 
 
 def sqlite_version(conn: Connection) -> str:

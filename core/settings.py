@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     database_auth_token: str = Field("", alias="DATABASE_AUTH_TOKEN")
     read_database_path: str = Field("", alias="READ_DATABASE_PATH")
     synchronous: Literal["FULL", "NORMAL"] = Field("FULL", alias="DB_SYNCHRONOUS")
+    local_driver: Literal["libsql", "sqlite3"] = Field("libsql", alias="LOCAL_DRIVER")
     group_commit_max: int = Field(256, alias="GROUP_COMMIT_MAX", ge=1, le=10000)
     read_threads: int = Field(4, alias="READ_THREADS", ge=1, le=64)
     host: str = Field("127.0.0.1", alias="HOST")

@@ -41,6 +41,7 @@ def primary_connection() -> Connection:
         auth_token=settings.database_auth_token,
         synchronous=settings.synchronous,
         replica_path=str(settings.data_dir / "primary-replica.db"),
+        driver=settings.local_driver,
     )
 
 

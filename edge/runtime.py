@@ -66,11 +66,13 @@ class Runtime:
             auth_token=s.database_auth_token,
             synchronous=s.synchronous,
             replica_path=str(s.data_dir / "primary-replica.db"),
+            driver=s.local_driver,
         )
 
     def connect_read_store(self) -> Connection:
         """An edge's own read store: a local libSQL file kept current from the primary's feed."""
-        return connect(self.settings.resolved_read_path(), synchronous=self.settings.synchronous)
+        s = self.settings
+        return connect(s.resolved_read_path(), synchronous=s.synchronous, driver=s.local_driver)
 
     def open(self) -> None:
         """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""

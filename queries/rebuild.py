@@ -20,7 +20,7 @@ def rebuild(
     """Fresh tables, every event replayed, swapped in by one commit (readers see old rows until then)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        reset(conn, projection)
+        reset(conn, projection, indexes=False)
         batch: list[StoredEvent] = []
         for event in events:
             batch.append(event)
@@ -32,6 +32,7 @@ def rebuild(
         projection.apply_events(conn, batch)
         if progress and batch:
             progress(len(batch))
+        projection.create_indexes(conn)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

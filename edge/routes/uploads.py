@@ -693,8 +693,9 @@ async def complete(call: Call) -> Response:
     """S3: the client put the file with the presigned URL; check it and record it (owner only)."""
     runtime, upload_id, user_id = call.runtime, upload_id_of(call), call.user.sub
     row = await runtime.read(lambda conn: get_own_upload(conn, upload_id, user_id))
-    if row.stored:
-        return JSON(await meta_view(call, row), headers={"ETag": f'"{row.version}"'})
+    if row.stored:  # completing again answers like the first time
+        stored = Received(row.content_type, row.size, row.sha256 or "")
+        return JSON(await upload_view(call, row.id, row.storage_key or row.id, stored))
     storage = await blocking(_storage, runtime)
     found = await blocking(storage.size, upload_id)
     if found is None:

@@ -417,6 +417,7 @@ def test_completing_twice_answers_the_same(env: Env, uma: User) -> None:
     second = env.client.post(f"/api/uploads/{ticket['file_id']}/complete", headers=uma.headers)
 
     assert second.status_code == 200
+    assert set(second.json()) == set(first.json()) == UPLOAD_KEYS
     assert {k: second.json()[k] for k in UPLOAD_KEYS - {"url"}} == {k: first.json()[k] for k in UPLOAD_KEYS - {"url"}}
 
 
