@@ -508,7 +508,7 @@ def raw_request(server: LiveServer, request: bytes) -> bytes:
         try:
             sock.sendall(request)
             sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):  # refused before it finished sending: that is an answer
+        except OSError:  # refused or closed before it finished sending (reset, broken pipe, not connected): an answer
             pass
         received = b""
         try:
