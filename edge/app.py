@@ -37,7 +37,7 @@ from edge.routes import (
     users,
     wallet,
 )
-from edge.routing import Operation, routes
+from edge.routing import IndexedRouter, Operation, routes
 from edge.runtime import Runtime
 
 UPLOAD_PATHS = ("/api/uploads",)
@@ -153,12 +153,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             )
         )
     middleware.append(region_middleware)
-    app = Starlette(
-        routes=[*routes(ops, runtime), docs.static_mount()],
-        middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
+    app = Starlette(middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
+    app.router = IndexedRouter([*routes(ops, runtime), docs.static_mount()], lifespan=lifespan)
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.cache = ResponseCache()

@@ -13,6 +13,7 @@ from edge.routing import Operation
 from edge.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
+UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}
 PATH_PARAM = re.compile(r"{([a-z_]+)}")
 REASONS = {
     400: "Malformed request",
@@ -57,6 +58,8 @@ def implied_errors(op: Operation) -> set[int]:
         implied |= {401}
     if op.roles is not None:
         implied |= {403}
+    if op.multipart:
+        implied |= {400, 413, 415, 422}
     if op.body is not None:
         implied |= {400, 413, 415, 422}
     if op.query is not None:
@@ -75,6 +78,8 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
         params += _query_parameters(op.query)
     if params:
         doc["parameters"] = params
+    if op.multipart:
+        doc["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}
     if op.body is not None:
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": _register(spec, op.body)}}}
     ok: dict[str, Any] = {"description": "Success"}

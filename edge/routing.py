@@ -11,7 +11,8 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from core import idempotency
 from core.errors import BadRequest, Conflict, Forbidden, UnsupportedMediaType, ValidationFailed
@@ -61,6 +62,10 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = True
     ip_limited: bool = False  # counted against RATE_LIMIT_AUTH_PER_MINUTE per client IP, before any parsing
+    # Streaming bodies (uploads) are not buffered for an Idempotency-Key fingerprint; their handlers stay
+    # safe to retry on their own. `multipart` documents a `file` form field in the OpenAPI document.
+    idempotent: bool = True
+    multipart: bool = False
 
 
 def validation_errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
@@ -120,7 +125,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
         query = parse_query(op.query, request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
         call = Call(request, runtime, principal, body, query, request.path_params)
-        if op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
+        if op.idempotent and op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
             return await idempotent(call, op)
         return await op.handler(call)
 
@@ -161,6 +166,37 @@ async def idempotent(call: Call, op: Operation) -> Response:
         body = bytes(response.body)
         await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position))
     return response
+
+
+def group_key(path: str) -> str:
+    """The first two segments of a path (`/api/projects/{id}/accept` → `/api/projects`): a route's group."""
+    return "/".join(path.split("/", 3)[:3])
+
+
+class IndexedRouter(Router):
+    """Starlette's router, but a request is matched only against the routes of its group.
+
+    Starlette tries routes one by one with a regex each; with sixty routes a request for a late one
+    paid for every miss before it. Grouping by the first two path segments keeps every lookup short,
+    and each group is an ordinary Router, so 404, 405 and trailing-slash redirects behave as before.
+    Anything else (the static files mount, unknown prefixes) falls back to the full list.
+    """
+
+    def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        buckets: dict[str, list[BaseRoute]] = {}
+        for route in routes:
+            if isinstance(route, Route):
+                buckets.setdefault(group_key(route.path), []).append(route)
+        self.groups = {key: Router(routes=group) for key, group in buckets.items()}
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            group = self.groups.get(group_key(scope["path"]))
+            if group is not None:
+                await group.app(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
 
 
 def routes(operations: list[Operation], runtime: Runtime) -> list[Route]:

@@ -20,9 +20,9 @@ counted against MAX_UPLOAD_MB and its sha256 computed, and it is then kept under
 - Who sees an upload: its owner; and anyone signed in once a profile or portfolio item shows it (those are
   public to signed-in users). Everyone else gets 404. See queries/uploads.py.
 
-The POST routes authenticate inside the handler (`signed_in`) rather than with `auth=True`, so the
-Idempotency-Key wrapper in edge/routing.py (which reads the whole body to fingerprint it) never buffers an
-upload. Retrying them is safe without it: a retried upload or presign makes a second unused record, and
+The POST routes are declared `idempotent=False`, so the Idempotency-Key wrapper in edge/routing.py (which
+reads the whole body to fingerprint it) never buffers an upload. Retrying them is safe without it: a
+retried upload or presign makes a second unused record, and
 `complete` answers an already completed upload with its metadata.
 """
 
@@ -61,10 +61,9 @@ from core.errors import (
 from core.ids import is_id, new_id
 from core.sniff import ALLOWED_CONTENT_TYPES, SNIFF_BYTES, sniff_content_type
 from core.storage import LocalStorage, Storage, StoredObjectMissing
-from edge.auth import authenticate
 from edge.commanding import execute, written
 from edge.responses import JSON
-from edge.routing import MAX_JSON_DEPTH, Call, Handler, Operation, depth, validation_errors
+from edge.routing import MAX_JSON_DEPTH, Call, Operation, depth, validation_errors
 from edge.runtime import Runtime
 from edge.schemas import Strict
 from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image
@@ -450,17 +449,6 @@ class DirectQuery(Strict):
 # ------------------------------------------------------------------------------- helpers
 
 
-def signed_in(handler: Handler) -> Handler:
-    """Authenticate inside the handler (see the module docstring: keeps the idempotency wrapper off uploads)."""
-
-    async def run(call: Call) -> Response:
-        call.principal = await authenticate(call.request, call.runtime)
-        return await handler(call)
-
-    run.__name__ = handler.__name__
-    return run
-
-
 def absolute(call: Call, url: str) -> str:
     """A URL of this API as clients should call it: PUBLIC_BASE_URL, else the address the request came to."""
     if not url.startswith("/"):
@@ -782,22 +770,23 @@ OPERATIONS = [
     Operation(
         "POST",
         "/api/uploads",
-        signed_in(upload),
+        upload,
         "Upload a file (multipart/form-data, field `file`; PNG, JPEG, WebP, GIF or PDF by content; signed in)",
         "uploads",
         response=UploadOut,
         status=201,
-        auth=False,
+        idempotent=False,
+        multipart=True,
         errors=UPLOAD_ERRORS,
     ),
     Operation(
         "POST",
         "/api/uploads/presign",
-        signed_in(presign),
+        presign,
         "Get a URL to upload one file straight to storage (signed in)",
         "uploads",
         response=PresignOut,
-        auth=False,
+        idempotent=False,
         errors=(400, 401, 413, 415, 422, 503),
     ),
     Operation(
@@ -814,11 +803,11 @@ OPERATIONS = [
     Operation(
         "POST",
         "/api/uploads/{upload_id}/complete",
-        signed_in(complete),
+        complete,
         "Check and record a file put with a presigned S3 URL (owner; signed in)",
         "uploads",
         response=UploadOut,
-        auth=False,
+        idempotent=False,
         errors=(401, 404, 409, 415, 422, 503),
     ),
     Operation(
