@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field("", alias="TRUSTED_PROXIES")
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
+    header_timeout_s: float = Field(10.0, alias="HEADER_TIMEOUT_S", gt=0)
     log_level: str = Field("info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL"))
 
     storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core import store
 from core.db import Connection, connect
 from core.settings import load_settings
+from edge import server
 from edge.runtime import prepare_primary, run_command_sync
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import migrate as run_migrations
@@ -62,6 +63,7 @@ def serve(
         os.environ.pop("PRIMARY_REGION", None)
         os.environ.pop("REGION", None)
     settings = load_settings()
+    server.HEAD_TIMEOUT_S = settings.header_timeout_s
     if settings.is_primary:
         conn = primary_connection()
         try:

@@ -8,11 +8,15 @@ app, or even the header parser's callbacks, see anything.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; the app refuses more than 16 KiB of headers itself
+# A request head must arrive within this many seconds of its first byte (slow-loris clients are cut off).
+# `megilance serve` sets it from HEADER_TIMEOUT_S before the server starts.
+HEAD_TIMEOUT_S = 10.0
 _BODY = b'{"detail":"The request head is too large","error_type":"headers_too_large"}'
 REFUSAL = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -27,6 +31,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._in_body = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
+        super().on_message_begin()
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self._in_body and not self.transport.is_closing():
+            self.transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
         in_head = not self._in_body
@@ -38,6 +62,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
         self._in_body, self._head_bytes = True, 0
         super().on_headers_complete()
 

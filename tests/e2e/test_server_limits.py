@@ -1,0 +1,35 @@
+"""The real server's own limits: a request head that trickles in is cut off after HEADER_TIMEOUT_S."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.server import LiveServer
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    with LiveServer.start({"HEADER_TIMEOUT_S": "1"}) as server:
+        yield server
+
+
+def test_a_slow_request_head_is_cut_off(live: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", live.port), timeout=8) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /api/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and then nothing more
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:
+            answer = b""
+        waited = time.monotonic() - started
+    assert answer == b"", answer  # closed without an answer
+    assert 0.5 <= waited < 5, waited
+
+
+def test_a_prompt_request_on_the_same_server_is_served(live: LiveServer) -> None:
+    assert httpx.get(live.url + "/api/health/live").status_code == 200
