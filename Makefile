@@ -28,7 +28,7 @@ layers: install
 	$(BIN)/lint-imports
 
 test: lint typecheck layers
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	$(BIN)/python -m bench.run

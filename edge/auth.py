@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Claims:
-    header = request.headers.get("authorization", "")
+    header = ""
+    for name, value in request.scope["headers"]:  # a direct scan: cheaper than building a Headers mapping
+        if name == b"authorization":
+            header = value.decode("latin-1")
+            break
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Sign in and send Authorization: Bearer <access_token>")

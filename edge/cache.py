@@ -21,14 +21,35 @@ MAX_ENTRIES = 10_000
 Build = Callable[[Connection], tuple[Any, dict[str, str]]]
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class CachedResponse(Response):
+    """A 200 JSON answer whose headers were put in ASGI form once, when it was cached."""
+
+    def __init__(self, body: bytes, raw_headers: RawHeaders) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = list(raw_headers)  # the middleware appends to it: never share the cached list
+
+
+def raw_headers(body: bytes, headers: dict[str, str]) -> RawHeaders:
+    return [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/json"),
+        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
+    ]
+
+
 class ResponseCache:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: dict[tuple[Any, ...], tuple[int, bytes, dict[str, str]]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[int, bytes, RawHeaders]] = {}
         self._max = max_entries
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, dict[str, str]] | None:
+    def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, RawHeaders] | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] != position:
             self.misses += 1
@@ -36,7 +57,7 @@ class ResponseCache:
         self.hits += 1
         return entry[1], entry[2]
 
-    def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: dict[str, str]) -> None:
+    def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: RawHeaders) -> None:
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[key] = (position, body, headers)
@@ -49,9 +70,10 @@ async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Respons
     hit = cache.get(key, position)
     if hit is None:
         value, headers = await call.runtime.read(build)
-        hit = (orjson.dumps(value), headers)
+        body = orjson.dumps(value)
+        hit = (body, raw_headers(body, headers))
         cache.put(key, position, *hit)
-    return Response(hit[0], media_type="application/json", headers=hit[1])
+    return CachedResponse(*hit)
 
 
 def etag(version: int) -> dict[str, str]:

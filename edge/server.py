@@ -37,11 +37,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
-    def on_message_begin(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
-        super().on_message_begin()
-
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if not self._in_body and not self.transport.is_closing():
@@ -56,6 +51,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         in_head = not self._in_body
         super().data_received(data)
         if in_head and not self._in_body:  # the head is still not complete after this chunk
+            if self._head_timer is None:  # armed only for heads that span packets: most never need it
+                self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self.transport.write(REFUSAL)
