@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
+from core.db import Connection
 from core.ids import new_id
 from edge.responses import JSON
 from edge.routing import Call
@@ -31,13 +33,16 @@ def command_meta(call: Call) -> dict[str, Any]:
     }
 
 
-async def execute(call: Call, command: Any) -> tuple[Any, int]:
-    """Run one command for this request; the request's Idempotency-Key is claimed by its first command."""
+async def execute(call: Call, command: Any, read_back: Callable[[Connection], Any] | None = None) -> tuple[Any, int]:
+    """Run one command for this request; the request's Idempotency-Key is claimed by its first command.
+
+    `read_back` (optional) reads the written view inside the command's transaction (see Runtime.execute).
+    """
     if call.principal is not None:
         limits = call.request.app.state.limits
         limits.hit(limits.writes, "writes", call.principal.sub)
     claim, call.idempotency = call.idempotency, None
-    return await call.runtime.execute(command, command_meta(call), claim)
+    return await call.runtime.execute(command, command_meta(call), claim, read_back)
 
 
 def written(body: Any, position: int, status: int = 200, etag: int | None = None) -> JSON:

@@ -153,9 +153,18 @@ class Runtime:
     # -- the two paths ---------------------------------------------------------------------
 
     async def execute(
-        self, command: Any, meta: dict[str, Any], claim: idempotency.Claim | None = None
+        self,
+        command: Any,
+        meta: dict[str, Any],
+        claim: idempotency.Claim | None = None,
+        read_back: Callable[[Connection], Any] | None = None,
     ) -> tuple[Any, int]:
-        """Run a command in the writer; returns its result and the position of its last event."""
+        """Run a command in the writer; returns its result and the position of its last event.
+
+        With `read_back`, the result is instead what `read_back` reads from the projections the
+        command just wrote, in the same transaction: the answer to a write is exactly what it wrote,
+        without a second trip through the read pool.
+        """
         handler = COMMAND_HANDLERS[type(command)]
         projection, clock = self.projection, self.clock
 
@@ -165,7 +174,7 @@ class Runtime:
                 idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)
             projection.apply_events(conn, uow.new_events)
-            return result, uow.new_events
+            return (read_back(conn) if read_back is not None else result), uow.new_events
 
         if self.writer is None or not self.settings.is_primary:
             raise RuntimeError("commands run on the primary only (edges forward writes)")

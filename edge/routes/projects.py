@@ -167,8 +167,7 @@ async def create(call: Call) -> Response:
         estimated_duration=body.estimated_duration,
         skills=list(body.skills),
     )
-    _, position = await execute(call, command)
-    project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
+    (project, version), position = await execute(call, command, lambda conn: get_project(conn, project_id))
     return written(project, position, 201, etag=version)
 
 

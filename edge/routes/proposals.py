@@ -76,8 +76,13 @@ class ProposalList(Strict):
     next_cursor: str | None
 
 
-async def read_back(call: Call, proposal_id: str) -> tuple[dict[str, object], int]:
-    return await call.runtime.read(lambda conn: get_proposal(conn, proposal_id, call.user.sub, call.user.role))
+async def submit(call: Call, command: Any, proposal_id: str, status: int = 200) -> Response:
+    """Run the command, then answer with the proposal as the caller now sees it (read in the same transaction)."""
+    viewer, role = call.user.sub, call.user.role
+    (proposal, version), position = await execute(
+        call, command, lambda conn: get_proposal(conn, proposal_id, viewer, role)
+    )
+    return written(proposal, position, status, etag=version)
 
 
 async def list_all(call: Call) -> Response:
@@ -122,9 +127,7 @@ async def create(call: Call) -> Response:
         availability=body.availability,
         attachments=list(body.attachments),
     )
-    _, position = await execute(call, command)
-    proposal, version = await read_back(call, proposal_id)
-    return written(proposal, position, 201, etag=version)
+    return await submit(call, command, proposal_id, 201)
 
 
 async def update(call: Call) -> Response:
@@ -133,13 +136,10 @@ async def update(call: Call) -> Response:
     if "hourly_rate" in changes:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
     proposal_id = call.path["proposal_id"]
-    _, position = await execute(
-        call,
-        ReviseProposal(
-            proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_version=if_match(call)
-        ),
+    command = ReviseProposal(
+        proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_version=if_match(call)
     )
-    return await _answer(call, proposal_id, position)
+    return await submit(call, command, proposal_id)
 
 
 async def withdraw(call: Call) -> Response:
@@ -151,18 +151,13 @@ async def withdraw(call: Call) -> Response:
 
 
 async def accept(call: Call) -> Response:
-    _, position = await execute(call, AcceptProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub))
-    return await _answer(call, call.path["proposal_id"], position)
+    proposal_id = call.path["proposal_id"]
+    return await submit(call, AcceptProposal(proposal_id=proposal_id, actor_id=call.user.sub), proposal_id)
 
 
 async def reject(call: Call) -> Response:
-    _, position = await execute(call, RejectProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub))
-    return await _answer(call, call.path["proposal_id"], position)
-
-
-async def _answer(call: Call, proposal_id: str, position: int) -> Response:
-    proposal, version = await read_back(call, proposal_id)
-    return written(proposal, position, etag=version)
+    proposal_id = call.path["proposal_id"]
+    return await submit(call, RejectProposal(proposal_id=proposal_id, actor_id=call.user.sub), proposal_id)
 
 
 OPERATIONS = [
