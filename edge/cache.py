@@ -78,3 +78,25 @@ async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Respons
 
 def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
+
+
+async def cached_view(call: Call, key: tuple[Any, ...], get: Callable[[Connection], tuple[Any, int]]) -> Response:
+    """One resource and its version (the ETag), through the cache."""
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        view, version = get(conn)
+        return view, etag(version)
+
+    return await cached_read(call, key, build)
+
+
+async def cached_page(
+    call: Call, key: tuple[Any, ...], page: Callable[[Connection], tuple[list[Any], str | None]]
+) -> Response:
+    """One page of a list (`{"items", "next_cursor"}`), through the cache."""
+
+    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
+        items, cursor = page(conn)
+        return {"items": items, "next_cursor": cursor}, {}
+
+    return await cached_read(call, key, build)

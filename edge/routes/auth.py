@@ -11,11 +11,10 @@ from starlette.responses import Response
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339
-from core.db import Connection
 from core.errors import Unauthenticated, ValidationFailed
 from core.ids import new_id
 from core.tokens import Claims
-from edge.cache import cached_read, etag
+from edge.cache import cached_view
 from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routes.uploads import require_own_image
@@ -158,12 +157,7 @@ async def logout(call: Call) -> Response:
 
 async def me(call: Call) -> Response:
     user_id = call.user.sub
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        user, version = get_user(conn, user_id, private=True)
-        return user, etag(version)
-
-    return await cached_read(call, ("me", user_id), build)
+    return await cached_view(call, ("me", user_id), lambda conn: get_user(conn, user_id, private=True))
 
 
 async def update_me(call: Call) -> Response:

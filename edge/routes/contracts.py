@@ -11,10 +11,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
-from core.db import Connection
 from core.ids import new_id
 from core.money import BadAmount, format_amount, parse_amount, to_minor
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party
 from edge.routing import Call, Operation
@@ -177,24 +176,20 @@ async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], in
 async def list_all(call: Call) -> Response:
     f: ContractFilters = call.query
     viewer, role = call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_contracts(
+    return await cached_page(
+        call,
+        ("contracts", viewer, role, f),
+        lambda conn: list_contracts(
             conn, viewer_id=viewer, viewer_role=role, limit=f.limit, cursor=f.cursor, status=f.status
-        )
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("contracts", viewer, role, f), build)
+        ),
+    )
 
 
 async def get_one(call: Call) -> Response:
     contract_id, viewer, role = call.path["contract_id"], call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        contract, version = get_contract(conn, contract_id, viewer, role)
-        return contract, etag(version)
-
-    return await cached_read(call, ("contract", viewer, role, contract_id), build)
+    return await cached_view(
+        call, ("contract", viewer, role, contract_id), lambda conn: get_contract(conn, contract_id, viewer, role)
+    )
 
 
 async def create(call: Call) -> Response:

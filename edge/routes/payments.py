@@ -17,7 +17,7 @@ from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, Refu
 from core.db import Connection
 from core.errors import Conflict, Forbidden, InvalidState, ValidationFailed
 from core.ids import new_id
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_read, cached_view
 from edge.commanding import execute, written
 from edge.routes.contracts import AmountIn
 from edge.routing import Call, Operation
@@ -89,9 +89,10 @@ async def read_back(call: Call, payment_id: str) -> tuple[dict[str, Any], int]:
 async def list_all(call: Call) -> Response:
     f: PaymentFilters = call.query
     viewer, role = call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_payments(
+    return await cached_page(
+        call,
+        ("payments", viewer, role, f),
+        lambda conn: list_payments(
             conn,
             viewer_id=viewer,
             viewer_role=role,
@@ -99,20 +100,15 @@ async def list_all(call: Call) -> Response:
             cursor=f.cursor,
             status=f.status,
             contract_id=f.contract_id,
-        )
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("payments", viewer, role, f), build)
+        ),
+    )
 
 
 async def get_one(call: Call) -> Response:
     payment_id, viewer, role = call.path["payment_id"], call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        payment, version = get_payment(conn, payment_id, viewer, role)
-        return payment, etag(version)
-
-    return await cached_read(call, ("payment", viewer, role, payment_id), build)
+    return await cached_view(
+        call, ("payment", viewer, role, payment_id), lambda conn: get_payment(conn, payment_id, viewer, role)
+    )
 
 
 async def contract_total(call: Call) -> Response:

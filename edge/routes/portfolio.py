@@ -10,9 +10,8 @@ from pydantic import AfterValidator, Field
 from starlette.responses import Response
 
 from commands.portfolio import AddPortfolioItem, RemovePortfolioItem, RevisePortfolioItem
-from core.db import Connection
 from core.ids import new_id
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
@@ -103,22 +102,16 @@ def patch_changes(body: PortfolioItemPatch) -> dict[str, Any]:
 async def list_all(call: Call) -> Response:
     f: PortfolioFilters = call.query
     owner = f.freelancer_id or call.user.sub
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_portfolio_items(conn, freelancer_id=owner, limit=f.limit, cursor=f.cursor)
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("portfolio", owner, f.limit, f.cursor), build)
+    return await cached_page(
+        call,
+        ("portfolio", owner, f.limit, f.cursor),
+        lambda conn: list_portfolio_items(conn, freelancer_id=owner, limit=f.limit, cursor=f.cursor),
+    )
 
 
 async def get_one(call: Call) -> Response:
     item_id = call.path["item_id"]
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        item, version = get_portfolio_item(conn, item_id)
-        return item, etag(version)
-
-    return await cached_read(call, ("portfolio_item", item_id), build)
+    return await cached_view(call, ("portfolio_item", item_id), lambda conn: get_portfolio_item(conn, item_id))
 
 
 async def create(call: Call) -> Response:

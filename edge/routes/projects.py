@@ -8,10 +8,9 @@ from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.projects import DeleteProject, PostProject, ReviseProject
-from core.db import Connection
 from core.ids import new_id
 from core.money import parse_amount, to_minor
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routing import Call, Operation
 from edge.schemas import MoneyIn, Page, Skill, Strict
@@ -123,8 +122,10 @@ def patch_changes(body: ProjectPatch) -> dict[str, Any]:
 async def list_all(call: Call) -> Response:
     f: ProjectFilters = call.query
 
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_projects(
+    return await cached_page(
+        call,
+        ("projects", f),
+        lambda conn: list_projects(
             conn,
             limit=f.limit,
             cursor=f.cursor,
@@ -135,20 +136,13 @@ async def list_all(call: Call) -> Response:
             budget_min_minor=cents(f.budget_min) if f.budget_min else None,
             budget_max_minor=cents(f.budget_max) if f.budget_max else None,
             client_id=f.client_id,
-        )
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("projects", f), build)
+        ),
+    )
 
 
 async def get_one(call: Call) -> Response:
     project_id = call.path["project_id"]
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        project, version = get_project(conn, project_id)
-        return project, etag(version)
-
-    return await cached_read(call, ("project", project_id), build)
+    return await cached_view(call, ("project", project_id), lambda conn: get_project(conn, project_id))
 
 
 async def create(call: Call) -> Response:

@@ -8,9 +8,8 @@ from pydantic import AfterValidator, Field
 from starlette.responses import Response
 
 from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
-from core.db import Connection
 from core.ids import new_id
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
 from edge.routing import Call, Operation
@@ -88,9 +87,10 @@ async def submit(call: Call, command: Any, proposal_id: str, status: int = 200) 
 async def list_all(call: Call) -> Response:
     f: ProposalFilters = call.query
     viewer, role = call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_proposals(
+    return await cached_page(
+        call,
+        ("proposals", viewer, role, f),
+        lambda conn: list_proposals(
             conn,
             viewer_id=viewer,
             viewer_role=role,
@@ -98,20 +98,15 @@ async def list_all(call: Call) -> Response:
             cursor=f.cursor,
             project_id=f.project_id,
             status=f.status,
-        )
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("proposals", viewer, role, f), build)
+        ),
+    )
 
 
 async def get_one(call: Call) -> Response:
     proposal_id, viewer, role = call.path["proposal_id"], call.user.sub, call.user.role
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        proposal, version = get_proposal(conn, proposal_id, viewer, role)
-        return proposal, etag(version)
-
-    return await cached_read(call, ("proposal", viewer, role, proposal_id), build)
+    return await cached_view(
+        call, ("proposal", viewer, role, proposal_id), lambda conn: get_proposal(conn, proposal_id, viewer, role)
+    )
 
 
 async def create(call: Call) -> Response:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 from starlette.responses import Response
 
 from commands.users import ChangeAccount, RegisterUser
-from core.db import Connection
 from core.ids import new_id
-from edge.cache import cached_read, etag
+from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routing import Call, Operation
 from edge.schemas import Email, Name, Page, Password, Strict, UserAdminView, UserList
@@ -40,24 +39,16 @@ class ChangeUserBody(Strict):
 async def list_all(call: Call) -> Response:
     f: UserFilters = call.query
     admin = call.user.role == "admin"
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        items, cursor = list_users(
-            conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q, private=admin
-        )
-        return {"items": items, "next_cursor": cursor}, {}
-
-    return await cached_read(call, ("users", admin, f), build)
+    return await cached_page(
+        call,
+        ("users", admin, f),
+        lambda conn: list_users(conn, limit=f.limit, cursor=f.cursor, role=f.role, skill=f.skill, q=f.q, private=admin),
+    )
 
 
 async def get_one(call: Call) -> Response:
     admin, user_id = call.user.role == "admin", call.path["user_id"]
-
-    def build(conn: Connection) -> tuple[Any, dict[str, str]]:
-        user, version = get_user(conn, user_id, private=admin)
-        return user, etag(version)
-
-    return await cached_read(call, ("user", admin, user_id), build)
+    return await cached_view(call, ("user", admin, user_id), lambda conn: get_user(conn, user_id, private=admin))
 
 
 async def create(call: Call) -> Response:
