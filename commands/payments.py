@@ -12,6 +12,7 @@ verified are still the payer's and the payee's, and the transaction hash settles
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from commands import contracts, users
@@ -19,7 +20,7 @@ from commands.common import Command, fold
 from commands.wallets import CLAIM as WALLET_CLAIM
 from commands.wallets import wallet_key
 from core.errors import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
-from core.events.base import StoredEvent
+from core.events.base import Event, StoredEvent
 from core.events.contracts import ContractPaymentCompleted, ContractPaymentRefunded
 from core.events.payments import (
     ContractPaymentReleased,
@@ -235,12 +236,16 @@ def confirm_payment(uow: UnitOfWork, cmd: ConfirmPayment) -> None:
         confirmations=cmd.confirmations,
     )
     uow.append(payment.id, STREAM, payment.version, [completed])
-    if payment.contract_id is not None:
-        contract = contracts.load_contract(uow, payment.contract_id)
-        event = ContractPaymentCompleted(
-            contract_id=contract.id, payment_id=payment.id, amount_minor=payment.amount_minor
-        )
-        uow.append(contract.id, contracts.STREAM, contract.version, [event])
+    tell_contract(uow, payment, ContractPaymentCompleted)
+
+
+def tell_contract(uow: UnitOfWork, payment: Payment, event_type: Callable[..., Event]) -> None:
+    """Record on the payment's contract (if any) what happened to the money, at the contract's version."""
+    if payment.contract_id is None:
+        return
+    contract = contracts.load_contract(uow, payment.contract_id)
+    event = event_type(contract_id=contract.id, payment_id=payment.id, amount_minor=payment.amount_minor)
+    uow.append(contract.id, contracts.STREAM, contract.version, [event])
 
 
 def refund_payment(uow: UnitOfWork, cmd: RefundPayment) -> None:
@@ -254,12 +259,7 @@ def refund_payment(uow: UnitOfWork, cmd: RefundPayment) -> None:
         refunded_by=cmd.admin_id,
     )
     uow.append(payment.id, STREAM, payment.version, [refunded])
-    if payment.contract_id is not None:
-        contract = contracts.load_contract(uow, payment.contract_id)
-        event = ContractPaymentRefunded(
-            contract_id=contract.id, payment_id=payment.id, amount_minor=payment.amount_minor
-        )
-        uow.append(contract.id, contracts.STREAM, contract.version, [event])
+    tell_contract(uow, payment, ContractPaymentRefunded)
 
 
 def cancel_payment(uow: UnitOfWork, cmd: CancelPayment) -> None:
@@ -273,9 +273,4 @@ def cancel_payment(uow: UnitOfWork, cmd: CancelPayment) -> None:
         actor_id=cmd.actor_id,
     )
     uow.append(payment.id, STREAM, payment.version, [failed])
-    if payment.contract_id is not None:
-        contract = contracts.load_contract(uow, payment.contract_id)
-        event = ContractPaymentReleased(
-            contract_id=contract.id, payment_id=payment.id, amount_minor=payment.amount_minor
-        )
-        uow.append(contract.id, contracts.STREAM, contract.version, [event])
+    tell_contract(uow, payment, ContractPaymentReleased)
