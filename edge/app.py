@@ -11,12 +11,12 @@ import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from core.clock import Clock
 from core.logging import configure, logging_enabled
 from core.settings import InsecureSettings, Settings, load_settings
 from edge.cache import ResponseCache
-from edge.errors import EXCEPTION_HANDLERS
 from edge.forwarding import Forwarder, RegionMiddleware
 from edge.metrics import Metrics
 from edge.middleware import EdgeMiddleware
@@ -77,7 +77,22 @@ async def watch_external_writes(runtime: Runtime) -> None:
             structlog.get_logger("app").warning("position_poll_failed", error=type(exc).__name__)
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+class Api(Starlette):
+    """Starlette with only our middleware around the router.
+
+    Starlette's default stack adds ServerErrorMiddleware and ExceptionMiddleware; here EdgeMiddleware
+    answers unhandled errors with the 500 of API.md and the router answers domain and HTTP errors,
+    so both would be layers every request pays for and nothing uses.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Api:
     settings = settings or load_settings()
     configure(settings.log_level)
     runtime = Runtime(settings, clock)
@@ -153,7 +168,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             )
         )
     middleware.append(region_middleware)
-    app = Starlette(middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
+    app = Api(middleware=middleware)
     app.router = IndexedRouter([*routes(ops, runtime), docs.static_mount()], lifespan=lifespan)
     app.state.runtime = runtime
     app.state.metrics = metrics

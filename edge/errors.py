@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import cast
-
-import structlog
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
 
 from core import errors as e
 from edge.responses import error_response
-
-log = structlog.get_logger("edge")
 
 STATUS: dict[type[e.DomainError], int] = {
     e.BadRequest: 400,
@@ -52,27 +46,18 @@ def status_for(exc: e.DomainError) -> int:
     return 400
 
 
-async def domain_error(request: Request, exc: Exception) -> Response:
-    exc = cast(e.DomainError, exc)  # starlette dispatches by class
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
-    return error_response(status_for(exc), exc.detail, exc.code, exc.errors, headers)
+def error_for(exc: Exception) -> Response | None:
+    """The answer for a domain or HTTP error; None for anything else (a bug: the caller answers 500)."""
+    if isinstance(exc, e.DomainError):
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+        return error_response(status_for(exc), exc.detail, exc.code, exc.errors, headers)
+    if isinstance(exc, HTTPException):
+        detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)
+        return error_response(
+            exc.status_code, detail, HTTP_CODES.get(exc.status_code, "error"), headers=dict(exc.headers or {})
+        )
+    return None
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    exc = cast(HTTPException, exc)
-    detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)
-    return error_response(
-        exc.status_code, detail, HTTP_CODES.get(exc.status_code, "error"), headers=dict(exc.headers or {})
-    )
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled_error", error_class=type(exc).__name__, error=str(exc)[:500], path=request.url.path)
+def internal_error() -> Response:
     return error_response(500, "The server failed to handle this request; it has been logged", "internal_error")
-
-
-EXCEPTION_HANDLERS = {
-    e.DomainError: domain_error,
-    HTTPException: http_error,
-    Exception: internal_error,
-}

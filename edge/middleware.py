@@ -13,12 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import PayloadTooLarge
 from core.positions import PositionTracker
+from edge.errors import error_for, internal_error
 from edge.metrics import Metrics
 from edge.responses import error_response
 
 log = structlog.get_logger("access")
 MAX_HEADER_BYTES = 16 * 1024
 POSITION_KEY = "megilance.position"
+RESPONDED_KEY = "megilance.responded"  # set once the response has started: an error can no longer replace it
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
@@ -81,6 +83,7 @@ class EdgeMiddleware:
             nonlocal status, responded
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
+                scope[RESPONDED_KEY] = True
                 self._decorate(message.setdefault("headers", []), request_id, scope[POSITION_KEY], path)
             await send(message)
 
@@ -96,18 +99,18 @@ class EdgeMiddleware:
             else:
                 await self.app(scope, self._limited(receive, limit) if limit else receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - the one place an unhandled error becomes a 500
-            log.error(
-                "unhandled_error",
-                request_id=request_id.decode(),
-                error_class=type(exc).__name__,
-                error=str(exc)[:500],
-                path=path,
-            )
-            if not responded:  # a response already under way cannot be replaced
-                response = error_response(
-                    500, "The server failed to handle this request; it has been logged", "internal_error"
+            answer = error_for(exc)  # domain and HTTP errors are answered by the router; these came from outside it
+            if answer is None:
+                log.error(
+                    "unhandled_error",
+                    request_id=request_id.decode(),
+                    error_class=type(exc).__name__,
+                    error=str(exc)[:500],
+                    path=path,
                 )
-                await response(scope, receive, send_wrapper)
+                answer = internal_error()
+            if not responded:  # a response already under way cannot be replaced
+                await answer(scope, receive, send_wrapper)
         finally:
             self._record(scope, status, time.perf_counter() - began, request_id)
 

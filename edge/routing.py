@@ -9,16 +9,19 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from core import idempotency
-from core.errors import BadRequest, Conflict, Forbidden, UnsupportedMediaType, ValidationFailed
+from core.errors import BadRequest, Conflict, DomainError, Forbidden, UnsupportedMediaType, ValidationFailed
 from core.idempotency import Claim
 from core.tokens import Claims
 from edge.auth import authenticate
+from edge.errors import error_for
+from edge.middleware import RESPONDED_KEY
 from edge.runtime import Runtime
 
 MAX_JSON_DEPTH = 32
@@ -115,6 +118,8 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
 
 
 def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    """The operation's request → response function: limits, authentication, role check, parsing, handler."""
+
     async def run(request: Request) -> Response:
         if op.ip_limited:
             limits = request.app.state.limits
@@ -173,31 +178,65 @@ def group_key(path: str) -> str:
     return "/".join(path.split("/", 3)[:3])
 
 
+class Endpoint:
+    """A route's ASGI app: the request goes to `run`, its response goes out; errors go up to the router."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[Request], Awaitable[Response]]) -> None:
+        self.run = run
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.run(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 class IndexedRouter(Router):
-    """Starlette's router, but a request is matched only against the routes of its group.
+    """Starlette's router with two shortcuts, and the one place domain and HTTP errors become responses.
 
     Starlette tries routes one by one with a regex each; with sixty routes a request for a late one
-    paid for every miss before it. Grouping by the first two path segments keeps every lookup short,
-    and each group is an ordinary Router, so 404, 405 and trailing-slash redirects behave as before.
-    Anything else (the static files mount, unknown prefixes) falls back to the full list.
+    paid for every miss before it. A path without parameters is looked up in a dict (path, method);
+    any other is matched only against the routes of its group (the first two path segments), each
+    group an ordinary Router, so 404, 405 and trailing-slash redirects behave as before. Anything
+    else (the static files mount, unknown prefixes) falls back to the full list.
     """
 
     def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
         buckets: dict[str, list[BaseRoute]] = {}
+        self.exact: dict[tuple[str, str], Route] = {}
         for route in routes:
             if isinstance(route, Route):
                 buckets.setdefault(group_key(route.path), []).append(route)
+                if not route.param_convertors:
+                    for method in route.methods or ():
+                        self.exact[(route.path, method)] = route
         self.groups = {key: Router(routes=group) for key, group in buckets.items()}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            group = self.groups.get(group_key(scope["path"]))
-            if group is not None:
-                await group.app(scope, receive, send)
+        if scope["type"] != "http":
+            await super().app(scope, receive, send)
+            return
+        try:
+            path: str = scope["path"]
+            # Behind a root path (uvicorn --root-path) the full matching below strips the prefix itself.
+            route = None if scope.get("root_path") else self.exact.get((path, scope["method"]))
+            if route is not None:
+                scope.update(router=self, route=route, endpoint=route.endpoint, path_params={})
+                await route.app(scope, receive, send)
                 return
-        await super().app(scope, receive, send)
+            group = self.groups.get(group_key(path))
+            await (super().app if group is None else group.app)(scope, receive, send)
+        except (DomainError, HTTPException) as exc:
+            if scope.get(RESPONDED_KEY):  # a response already under way cannot be replaced
+                raise
+            response = error_for(exc)
+            assert response is not None
+            await response(scope, receive, send)
 
 
 def routes(operations: list[Operation], runtime: Runtime) -> list[Route]:
-    return [Route(op.path, endpoint(op, runtime), methods=[op.method]) for op in operations]
+    return [
+        Route(op.path, Endpoint(endpoint(op, runtime)), methods=[op.method], name=op.handler.__name__)
+        for op in operations
+    ]
