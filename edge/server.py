@@ -25,12 +25,16 @@ REFUSAL = (
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES."""
+    """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES or slower than HEAD_TIMEOUT_S.
+
+    Only a head still open after a chunk is parsed costs anything: a request whose head arrives in one
+    packet (nearly all of them) arms no timer and counts no bytes.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
-        self._in_body = False
+        self._head_open = False  # between the first byte of a request and the end of its headers
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -39,7 +43,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if not self._in_body and not self.transport.is_closing():
+        if self._head_open and not self.transport.is_closing():
             self.transport.close()
 
     def _cancel_head_timer(self) -> None:
@@ -48,21 +52,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
-        in_head = not self._in_body
         super().data_received(data)
-        if in_head and not self._in_body:  # the head is still not complete after this chunk
-            if self._head_timer is None:  # armed only for heads that span packets: most never need it
+        if self._head_open:  # this chunk ended inside a request head
+            if self._head_timer is None:
                 self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self.transport.write(REFUSAL)
                 self.transport.close()
 
-    def on_headers_complete(self) -> None:
-        self._cancel_head_timer()
-        self._in_body, self._head_bytes = True, 0
-        super().on_headers_complete()
+    def on_message_begin(self) -> None:
+        self._head_open = True
+        super().on_message_begin()
 
-    def on_message_complete(self) -> None:
-        self._in_body = False
-        super().on_message_complete()
+    def on_headers_complete(self) -> None:
+        self._head_open, self._head_bytes = False, 0
+        self._cancel_head_timer()
+        super().on_headers_complete()

@@ -33,3 +33,26 @@ def test_a_slow_request_head_is_cut_off(live: LiveServer) -> None:
 
 def test_a_prompt_request_on_the_same_server_is_served(live: LiveServer) -> None:
     assert httpx.get(live.url + "/api/health/live").status_code == 200
+
+
+def test_a_head_split_across_packets_is_served(live: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", live.port), timeout=8) as sock:
+        for part in (b"GET /api/health/live HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
+            sock.sendall(part)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+
+
+def test_an_idle_keep_alive_connection_outlives_the_head_timeout(live: LiveServer) -> None:
+    """The head timer covers a head in progress only: between requests, uvicorn's 5 s keep-alive applies."""
+    request = b"GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=8) as sock:
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.settimeout(2.0)  # twice HEADER_TIMEOUT_S: a wrongly armed head timer would have closed it by now
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
