@@ -17,7 +17,7 @@ from core.clock import Clock
 from core.logging import configure, logging_enabled
 from core.settings import InsecureSettings, Settings, load_settings
 from edge.cache import ResponseCache
-from edge.forwarding import Forwarder, RegionMiddleware
+from edge.forwarding import Forwarder, RegionGate
 from edge.metrics import Metrics
 from edge.middleware import EdgeMiddleware
 from edge.openapi import build_spec
@@ -127,8 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await forwarder.close()
             await asyncio.to_thread(runtime.close)
 
-    region_middleware = Middleware(
-        RegionMiddleware,
+    gate = RegionGate(
         tracker=runtime.tracker,
         metrics=metrics,
         wait_s=settings.read_your_writes_timeout_ms / 1000,
@@ -136,18 +135,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
         sync_position=runtime.sync_position,
     )
-    middleware = [
-        Middleware(
-            EdgeMiddleware,
-            region=settings.region_name,
-            tracker=runtime.tracker,
-            metrics=metrics,
-            max_body_bytes=settings.max_body_bytes,
-            hsts=settings.environment == "production",
-            unlimited_paths=UPLOAD_PATHS,
-            access_log=logging_enabled(settings.log_level, "info"),
-        ),
-    ]
+    # CORS is outermost, so every answer a browser gets carries it: errors from the middleware and the
+    # region gate too (a 4xx without CORS headers reaches a browser app as an opaque network error).
+    middleware: list[Middleware] = []
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         middleware.append(
@@ -167,7 +157,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"],
             )
         )
-    middleware.append(region_middleware)
+    middleware.append(
+        Middleware(
+            EdgeMiddleware,
+            region=settings.region_name,
+            tracker=runtime.tracker,
+            metrics=metrics,
+            max_body_bytes=settings.max_body_bytes,
+            hsts=settings.environment == "production",
+            unlimited_paths=UPLOAD_PATHS,
+            gate=gate,
+            access_log=logging_enabled(settings.log_level, "info"),
+        )
+    )
     app = Api(middleware=middleware)
     app.router = IndexedRouter([*routes(ops, runtime), docs.static_mount()], lifespan=lifespan)
     app.state.runtime = runtime

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from core.positions import PositionTracker
 from edge.metrics import Metrics
@@ -93,12 +93,15 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-class RegionMiddleware:
-    """Honours X-Consistency-Token on reads; on an edge also sends writes (and late reads) to the primary."""
+class RegionGate:
+    """Honours X-Consistency-Token on reads; on an edge also sends writes (and late reads) to the primary.
+
+    EdgeMiddleware asks it only about requests it concerns (`concerns`): a read without a token on
+    the primary, the common case, costs one comparison.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         tracker: PositionTracker,
         metrics: Metrics,
@@ -107,43 +110,45 @@ class RegionMiddleware:
         fly_primary_region: str | None,
         sync_position: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
-        self.app = app
         self.sync_position = sync_position
         self.tracker = tracker
         self.metrics = metrics
         self.wait_s = wait_s
         self.forwarder = forwarder
         self.fly_primary = fly_primary_region
+        self.edge = forwarder is not None or fly_primary_region is not None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(LOCAL_PATHS):
-            await self.app(scope, receive, send)
-            return
-        edge = self.forwarder is not None or self.fly_primary is not None
-        if edge and scope["method"] in WRITE_METHODS:
+    def concerns(self, scope: Scope, token: bytes | None) -> bool:
+        return (token is not None or (self.edge and scope["method"] in WRITE_METHODS)) and not scope["path"].startswith(
+            LOCAL_PATHS
+        )
+
+    async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
+        """True when the request may be served here; False when it was answered (forwarded or refused)."""
+        if self.edge and scope["method"] in WRITE_METHODS:
             await self._to_primary(scope, receive, send, "write")
-            return
-        token = _header(scope, b"x-consistency-token")
-        if token is not None:
-            target = int(token) if token.isascii() and token.isdigit() and len(token) < 19 else -1
-            if target < 0:
-                await error_response(400, "X-Consistency-Token must be a position this API issued", "bad_request")(
-                    scope, receive, send
-                )
-                return
-            if target > self.tracker.position and not edge and self.sync_position is not None:
-                await self.sync_position()  # the token may come from another process's write (the CLI)
-            if await self.tracker.wait_for(target, self.wait_s):
-                scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
-            else:
-                if edge:
-                    await self._to_primary(scope, receive, send, "consistency")
-                else:
-                    await error_response(400, "X-Consistency-Token is ahead of the event log", "bad_request")(
-                        scope, receive, send
-                    )
-                return
-        await self.app(scope, receive, send)
+            return False
+        if token is None:
+            return True
+        text = token.strip()
+        target = int(text) if text.isdigit() and len(text) < 19 else -1  # bytes.isdigit(): ASCII digits only
+        if target < 0:
+            await error_response(400, "X-Consistency-Token must be a position this API issued", "bad_request")(
+                scope, receive, send
+            )
+            return False
+        if target > self.tracker.position and not self.edge and self.sync_position is not None:
+            await self.sync_position()  # the token may come from another process's write (the CLI)
+        if await self.tracker.wait_for(target, self.wait_s):
+            scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
+            return True
+        if self.edge:
+            await self._to_primary(scope, receive, send, "consistency")
+        else:
+            await error_response(400, "X-Consistency-Token is ahead of the event log", "bad_request")(
+                scope, receive, send
+            )
+        return False
 
     async def _to_primary(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         self.metrics.forwarded.labels(reason).inc()
@@ -156,10 +161,3 @@ class RegionMiddleware:
         if self.forwarder is None:  # constructed with neither: only on a misconfigured edge
             raise RuntimeError("edge without PRIMARY_URL or FLY_REGION")
         await self.forwarder.forward(scope, receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1").strip())
-    return None

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request id, region and consistency headers, security headers, body limit, access log."""
+"""Pure-ASGI middleware: request id, region gate and consistency headers, security headers, body limit, access log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +17,9 @@ from edge.errors import error_for, internal_error
 from edge.metrics import Metrics
 from edge.responses import error_response
 
+if TYPE_CHECKING:
+    from edge.forwarding import RegionGate
+
 log = structlog.get_logger("access")
 MAX_HEADER_BYTES = 16 * 1024
 POSITION_KEY = "megilance.position"
@@ -25,7 +28,7 @@ BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
 REQUEST_COUNTER = itertools.count(1)
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 STRICT_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_CSP = (
     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -47,9 +50,11 @@ class EdgeMiddleware:
         max_body_bytes: int,
         hsts: bool,
         unlimited_paths: tuple[str, ...] = (),
+        gate: RegionGate,
         access_log: bool = True,
     ) -> None:
         self.app = app
+        self.gate = gate
         self.region = region.encode()
         self.tracker = tracker
         self.metrics = metrics
@@ -71,8 +76,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        request_id = self._request_id(scope)
-        # The position this answer is served at: raised by RegionMiddleware after waiting for a token.
+        size, request_id, length, token = _scan(scope["headers"])
+        # The position this answer is served at: raised by the region gate after waiting for a token.
         scope[POSITION_KEY] = self.tracker.position
         path: str = scope["path"]
         status = 500
@@ -88,15 +93,15 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            if size > MAX_HEADER_BYTES:
                 response = error_response(
                     431, f"The request headers exceed {MAX_HEADER_BYTES} bytes", "headers_too_large"
                 )
                 await response(scope, receive, send_wrapper)
-            elif limit is not None and self._declared_length(scope) > limit:
+            elif limit is not None and length > limit:
                 response = error_response(413, f"The body exceeds {limit} bytes", "payload_too_large")
                 await response(scope, receive, send_wrapper)
-            else:
+            elif not self.gate.concerns(scope, token) or await self.gate.admit(scope, receive, send_wrapper, token):
                 await self.app(scope, self._limited(receive, limit) if limit else receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - the one place an unhandled error becomes a 500
             answer = error_for(exc)  # domain and HTTP errors are answered by the router; these came from outside it
@@ -134,25 +139,6 @@ class EdgeMiddleware:
             )
 
     @staticmethod
-    def _request_id(scope: Scope) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                text = value.decode("latin-1")
-                if REQUEST_ID.match(text):
-                    return bytes(value)
-        return b"%s%016x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
-
-    @staticmethod
-    def _declared_length(scope: Scope) -> int:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    return int(value)
-                except ValueError:
-                    return 0
-        return 0
-
-    @staticmethod
     def _limited(receive: Receive, limit: int) -> Receive:
         seen = 0
 
@@ -178,3 +164,19 @@ class EdgeMiddleware:
         if b"x-content-type-options" in present:  # relayed: the primary already set the security headers
             return
         headers.extend(self._docs_headers if path.startswith(DOCS_PATHS) else self._api_headers)
+
+
+def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int, bytes | None]:
+    """One pass over the request headers: their size, the request id, the declared length, the consistency token."""
+    size, request_id, length, token = 0, None, 0, None
+    for name, value in headers:
+        size += len(name) + len(value)
+        if name == b"x-request-id":
+            request_id = value
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() else 0  # a malformed length is the server's to refuse
+        elif name == b"x-consistency-token":
+            token = value
+    if request_id is None or not REQUEST_ID.fullmatch(request_id):
+        request_id = b"%s%016x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
+    return size, bytes(request_id), length, token

@@ -439,6 +439,17 @@ def test_cors_only_for_configured_origins(tmp_path: Path, clock: FakeClock) -> N
             "access-control-allow-origin"
             not in client.get("/api", headers={"Origin": ALLOWED_ORIGIN.replace("https", "http")}).headers
         )
+        # Errors carry CORS headers too, wherever they come from: router, body limit, consistency gate.
+        origin = {"Origin": ALLOWED_ORIGIN}
+        errors = [
+            (client.get("/api/no-such-thing", headers=origin), 404),
+            (client.get("/api/projects", headers={**origin, "X-Consistency-Token": "abc"}), 400),
+            (client.post("/api/auth/login", content=b"x" * (2**21), headers=origin), 413),
+        ]
+        for response, status in errors:
+            assert response.status_code == status, response.text
+            assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, status
+            assert response.headers["x-request-id"], status
 
 
 def test_no_cors_without_configured_origins(client: TestClient) -> None:
