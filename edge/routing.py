@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from core import idempotency
@@ -25,6 +25,7 @@ from edge.middleware import RESPONDED_KEY
 from edge.runtime import Runtime
 
 MAX_JSON_DEPTH = 32
+MAX_REMEMBERED_QUERIES = 1024  # per operation
 
 
 @dataclass(slots=True)
@@ -119,6 +120,24 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
 
 def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     """The operation's request → response function: limits, authentication, role check, parsing, handler."""
+    # Frozen query models are shared between requests with the same query string: a board or search polled
+    # by many clients is parsed and validated once (bounded; invalid strings raise before they are kept).
+    remembered: dict[bytes, BaseModel] = {}
+    shareable = op.query is not None and bool(op.query.model_config.get("frozen"))
+
+    def parsed_query(request: Request) -> BaseModel:
+        assert op.query is not None
+        if not shareable:
+            return parse_query(op.query, request)
+        raw: bytes = request.scope["query_string"]
+        query = remembered.get(raw)
+        if query is None:
+            query = parse_query(op.query, request)
+            if len(remembered) >= MAX_REMEMBERED_QUERIES:
+                remembered.clear()
+            remembered[raw] = query
+        return query
+
 
     async def run(request: Request) -> Response:
         if op.ip_limited:
@@ -127,7 +146,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
         principal = await authenticate(request, runtime) if op.auth else None
         if op.roles is not None and (principal is None or principal.role not in op.roles):
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
-        query = parse_query(op.query, request) if op.query else None
+        query = parsed_query(request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
         call = Call(request, runtime, principal, body, query, request.path_params)
         if op.idempotent and op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
@@ -175,7 +194,9 @@ async def idempotent(call: Call, op: Operation) -> Response:
 
 def group_key(path: str) -> str:
     """The first two segments of a path (`/api/projects/{id}/accept` → `/api/projects`): a route's group."""
-    return "/".join(path.split("/", 3)[:3])
+    second = path.find("/", 1)
+    end = -1 if second < 0 else path.find("/", second + 1)
+    return path if end < 0 else path[:end]
 
 
 class Endpoint:
@@ -212,6 +233,12 @@ class IndexedRouter(Router):
                     for method in route.methods or ():
                         self.exact[(route.path, method)] = route
         self.groups = {key: Router(routes=group) for key, group in buckets.items()}
+        # Per group, the routes with parameters, tried in order before the group's Router (which answers
+        # the rest: 405 for a known path with another method, 404, trailing-slash redirects).
+        self.patterns = {
+            key: [route for route in group if isinstance(route, Route) and route.param_convertors]
+            for key, group in buckets.items()
+        }
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -225,7 +252,14 @@ class IndexedRouter(Router):
                 scope.update(router=self, route=route, endpoint=route.endpoint, path_params={})
                 await route.app(scope, receive, send)
                 return
-            group = self.groups.get(group_key(path))
+            key = group_key(path)
+            for route in self.patterns.get(key, ()):
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope, router=self, route=route)
+                    await route.app(scope, receive, send)
+                    return
+            group = self.groups.get(key)
             await (super().app if group is None else group.app)(scope, receive, send)
         except (DomainError, HTTPException) as exc:
             if scope.get(RESPONDED_KEY):  # a response already under way cannot be replaced
