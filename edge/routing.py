@@ -138,7 +138,6 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
             remembered[raw] = query
         return query
 
-
     async def run(request: Request) -> Response:
         if op.ip_limited:
             limits = request.app.state.limits
