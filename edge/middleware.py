@@ -63,7 +63,6 @@ class EdgeMiddleware:
         self.unlimited = unlimited_paths
         self.region_text = region
         self.access_log = access_log
-        self._histograms: dict[tuple[str, str, int], Any] = {}
         security = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
         if hsts:
             security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
@@ -122,11 +121,7 @@ class EdgeMiddleware:
     def _record(self, scope: Scope, status: int, elapsed: float, request_id: bytes) -> None:
         """One histogram observation and (when info is on) one access-log line."""
         template = getattr(scope.get("route"), "path", "<unmatched>")
-        key = (scope["method"], template, status)
-        child = self._histograms.get(key)
-        if child is None:
-            child = self._histograms[key] = self.metrics.requests.labels(scope["method"], template, str(status))
-        child.observe(elapsed)
+        self.metrics.requests.observe(scope["method"], template, status, elapsed)
         if self.access_log:
             log.info(
                 "request",
