@@ -84,6 +84,7 @@ def serve(
         limit_concurrency=2048,  # beyond this, new connections get 503 instead of piling up (slow clients)
         timeout_graceful_shutdown=10,
         proxy_headers=False,
+        server_header=False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response
     )
 
 

@@ -32,7 +32,10 @@ def test_a_slow_request_head_is_cut_off(live: LiveServer) -> None:
 
 
 def test_a_prompt_request_on_the_same_server_is_served(live: LiveServer) -> None:
-    assert httpx.get(live.url + "/api/health/live").status_code == 200
+    response = httpx.get(live.url + "/api/health/live")
+    assert response.status_code == 200
+    assert "server" not in response.headers  # the server software is not advertised
+    assert response.headers["date"]
 
 
 def test_a_head_split_across_packets_is_served(live: LiveServer) -> None:
