@@ -1,8 +1,9 @@
-"""libSQL access: opening connections, translating driver errors, and the read pool.
+"""Database access: opening connections, translating driver errors, and the read pool.
 
-The official `libsql` package is the driver (README: "Choosing the driver" has the measurements).
-It speaks the sqlite3 DB-API for embedded files and syncs embedded replicas of a remote
-(Turso / sqld) primary, so one code path serves both.
+A remote primary (Turso / sqld, `libsql://…`) is opened with the official `libsql` package as an
+embedded replica. An embedded file is opened with stdlib `sqlite3` by default, or with `libsql`
+(`LOCAL_DRIVER`): the same file format and the same DB-API, but libsql 0.1.11 holds the GIL while
+SQLite works, which stalls the event loop during every commit (README: "Choosing the driver").
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def local_path(url: str) -> str:
 
 
 def connect(
-    url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "", driver: str = "libsql"
+    url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "", driver: str = "sqlite3"
 ) -> Connection:
     """Open a connection in autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`)."""
     if is_remote(url):
@@ -85,8 +86,8 @@ def connect(
     return conn
 
 
-def open_local(path: str, driver: str = "libsql") -> Connection:
-    """An embedded file through `libsql` (default) or stdlib `sqlite3` (`LOCAL_DRIVER`; README: measurements)."""
+def open_local(path: str, driver: str = "sqlite3") -> Connection:
+    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; README: measurements)."""
     if driver == "sqlite3":
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # type: ignore[return-value]
     return libsql.connect(path, isolation_level=None)  # type: ignore[no-any-return]

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     database_auth_token: str = Field("", alias="DATABASE_AUTH_TOKEN")
     read_database_path: str = Field("", alias="READ_DATABASE_PATH")
     synchronous: Literal["FULL", "NORMAL"] = Field("FULL", alias="DB_SYNCHRONOUS")
-    local_driver: Literal["libsql", "sqlite3"] = Field("libsql", alias="LOCAL_DRIVER")
+    # Embedded files: stdlib sqlite3 releases the GIL while SQLite works, libsql 0.1.11 does not (README: drivers).
+    local_driver: Literal["libsql", "sqlite3"] = Field("sqlite3", alias="LOCAL_DRIVER")
     group_commit_max: int = Field(256, alias="GROUP_COMMIT_MAX", ge=1, le=10000)
     read_threads: int = Field(4, alias="READ_THREADS", ge=1, le=64)
     host: str = Field("127.0.0.1", alias="HOST")

@@ -11,6 +11,9 @@ from core.ids import new_id
 from edge.responses import JSON
 from edge.routing import Call
 
+MAX_IP_HASHES = 4096
+IP_HASHES: dict[tuple[str, str], str] = {}  # (secret, address) -> hash
+
 
 def client_ip(call: Call) -> str:
     limits = call.request.app.state.limits
@@ -18,8 +21,15 @@ def client_ip(call: Call) -> str:
 
 
 def ip_hash(call: Call) -> str:
-    secret = call.runtime.settings.secret_key.encode()
-    return hashlib.blake2b(client_ip(call).encode(), key=secret[:64], digest_size=12).hexdigest()
+    """The client address as audit events keep it: a keyed hash (no address is stored), remembered per address."""
+    key = (call.runtime.settings.secret_key, client_ip(call))
+    hashed = IP_HASHES.get(key)
+    if hashed is None:
+        hashed = hashlib.blake2b(key[1].encode(), key=key[0].encode()[:64], digest_size=12).hexdigest()
+        if len(IP_HASHES) >= MAX_IP_HASHES:
+            IP_HASHES.clear()
+        IP_HASHES[key] = hashed
+    return hashed
 
 
 def command_meta(call: Call) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class RateLimits:
         return peer
 
     def _is_trusted(self, address: str) -> bool:
+        if not self._trusted:  # the default: no proxy in front, the socket peer is the client
+            return False
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

@@ -1,4 +1,4 @@
-"""Both local drivers (`libsql`, the default, and stdlib `sqlite3`) serve the same app on the same file format."""
+"""Both local drivers (stdlib `sqlite3`, the default, and `libsql`) serve the same app on the same file format."""
 
 from __future__ import annotations
 

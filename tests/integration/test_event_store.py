@@ -27,10 +27,19 @@ class Noted(Event):
     count: int = 0
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    path = str(tmp_path / "events.db")
-    conn = connect(path, synchronous="NORMAL")
+DRIVERS = ("sqlite3", "libsql")  # every store and writer test runs on both local drivers
+
+
+def open_db(path: str) -> Connection:
+    """A connection through the driver the file was made for (its folder is named after it)."""
+    return connect(path, synchronous="NORMAL", driver=Path(path).parent.name)
+
+
+@pytest.fixture(params=DRIVERS)
+def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    (tmp_path / request.param).mkdir()
+    path = str(tmp_path / request.param / "events.db")
+    conn = open_db(path)
     migrate(conn, ("log",))
     conn.close()
     return path
@@ -38,7 +47,7 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def conn(db_path: str) -> Iterator[Connection]:
-    connection = connect(db_path, synchronous="NORMAL")
+    connection = open_db(db_path)
     yield connection
     connection.close()
 
@@ -130,7 +139,7 @@ def test_two_threads_on_their_own_connections_race_and_exactly_one_wins(db_path:
     outcomes: dict[str, str] = {}
 
     def contender(name: str) -> None:
-        conn = connect(db_path, synchronous="NORMAL")
+        conn = open_db(db_path)
         try:
             expected = store.stream_version(conn, "contested")  # both read 0 before either writes
             barrier.wait()
@@ -156,7 +165,7 @@ def test_two_threads_on_their_own_connections_race_and_exactly_one_wins(db_path:
     assert not any(thread.is_alive() for thread in threads)
 
     assert sorted(outcomes.values()) == ["conflict", "won"], outcomes
-    check = connect(db_path, synchronous="NORMAL")
+    check = open_db(db_path)
     try:
         events = store.load_stream(check, "contested")
     finally:
@@ -170,7 +179,7 @@ def test_two_threads_racing_in_autocommit_mode_one_wins(db_path: str) -> None:
     outcomes: dict[str, str] = {}
 
     def contender(name: str) -> None:
-        conn = connect(db_path, synchronous="NORMAL")
+        conn = open_db(db_path)
         try:
             barrier.wait()
             store.append(conn, "contested", "note", 0, [note(name)], {}, AT)

@@ -32,10 +32,19 @@ class Noted(Event):
     text: str
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    path = str(tmp_path / "writer.db")
-    conn = connect(path, synchronous="NORMAL")
+DRIVERS = ("sqlite3", "libsql")  # every store and writer test runs on both local drivers
+
+
+def open_db(path: str) -> Connection:
+    """A connection through the driver the file was made for (its folder is named after it)."""
+    return connect(path, synchronous="NORMAL", driver=Path(path).parent.name)
+
+
+@pytest.fixture(params=DRIVERS)
+def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    (tmp_path / request.param).mkdir()
+    path = str(tmp_path / request.param / "writer.db")
+    conn = open_db(path)
     migrate(conn, ("log",))
     conn.close()
     return path
@@ -43,7 +52,7 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def writer(db_path: str) -> Iterator[Writer]:
-    w = Writer(lambda: connect(db_path, synchronous="NORMAL"))
+    w = Writer(lambda: open_db(db_path))
     w.start()
     yield w
     w.stop()
@@ -58,7 +67,7 @@ def appender(stream: str, text: str, expected: int = 0) -> Callable[[Connection]
 
 
 def read_streams(db_path: str) -> dict[str, list[str]]:
-    conn = connect(db_path, synchronous="NORMAL")
+    conn = open_db(db_path)
     try:
         out: dict[str, list[str]] = {}
         for event in store.iter_all(conn):
@@ -124,7 +133,7 @@ def test_concurrent_async_submissions_all_return(writer: Writer, db_path: str) -
 
 
 def test_max_batch_bounds_each_group(db_path: str) -> None:
-    w = Writer(lambda: connect(db_path, synchronous="NORMAL"), max_batch=10)
+    w = Writer(lambda: open_db(db_path), max_batch=10)
     w.start()
     try:
         release, gate = hold_writer(w)
@@ -161,7 +170,7 @@ def test_a_failing_job_is_rolled_back_alone(writer: Writer, db_path: str) -> Non
         bad.result(timeout=30)
     assert writer.batches == batches_before + 2  # the gate's batch, then all three together
     assert read_streams(db_path) == {"good-1": ["kept"], "good-2": ["kept too"]}
-    conn = connect(db_path, synchronous="NORMAL")
+    conn = open_db(db_path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
     finally:
@@ -185,7 +194,7 @@ def test_a_lost_race_in_a_batch_does_not_sink_its_batch_mates(writer: Writer, db
 
 
 def test_submit_after_stop_is_refused(db_path: str) -> None:
-    w = Writer(lambda: connect(db_path, synchronous="NORMAL"))
+    w = Writer(lambda: open_db(db_path))
     w.start()
     w.stop()
 
@@ -260,7 +269,7 @@ def test_a_crash_mid_batch_leaves_no_half_applied_command(db_path: str, tmp_path
     )
 
     assert result.returncode == 1, result.stderr.decode()
-    conn = connect(db_path, synchronous="NORMAL")
+    conn = open_db(db_path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert store.load_stream(conn, "stream-a") == []
