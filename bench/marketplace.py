@@ -380,7 +380,7 @@ def scenario_rebuild(bench: MarketBench) -> list[Row]:
         try:
             events = store.head(conn)
             started = time.perf_counter()
-            rebuild(conn, projection(), store.iter_all(conn))
+            rebuild(conn, projection(), store.iter_all(conn, meta=False))
             times.append(time.perf_counter() - started)
         finally:
             conn.close()
@@ -388,7 +388,7 @@ def scenario_rebuild(bench: MarketBench) -> list[Row]:
     conn = connect(path, synchronous="FULL")
     try:
         started = time.perf_counter()
-        read = sum(1 for _ in store.iter_all(conn))
+        read = sum(1 for _ in store.iter_all(conn, meta=False))
         read_s = time.perf_counter() - started
     finally:
         conn.close()

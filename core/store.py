@@ -31,7 +31,7 @@ SELECT_CLAIM = "SELECT owner FROM claims WHERE kind = ? AND key = ?"
 DELETE_CLAIM = "DELETE FROM claims WHERE kind = ? AND key = ? AND owner = ?"
 
 
-def row_to_event(row: Sequence[Any]) -> StoredEvent:
+def row_to_event(row: Sequence[Any], meta: bool = True) -> StoredEvent:
     version, data = upcast(row[4], row[5], orjson.loads(row[6]))
     return StoredEvent(
         position=row[0],
@@ -41,7 +41,7 @@ def row_to_event(row: Sequence[Any]) -> StoredEvent:
         type=row[4],
         schema_version=version,
         data=data,
-        meta=orjson.loads(row[7]) if row[7] else {},
+        meta=orjson.loads(row[7]) if meta and row[7] else {},
         recorded_at=row[8],
     )
 
@@ -59,16 +59,17 @@ def read_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]
     return [row_to_event(row) for row in conn.execute(SELECT_AFTER, (position, limit)).fetchall()]
 
 
-def iter_all(conn: Connection, batch: int = 5000) -> Iterator[StoredEvent]:
+def iter_all(conn: Connection, batch: int = 5000, *, meta: bool = True) -> Iterator[StoredEvent]:
+    """Every event in order; `meta=False` leaves each event's metadata unparsed ({}), as projectors never read it."""
     position = 0
-    while rows := read_after(conn, position, batch):
-        yield from rows
-        position = rows[-1].position
+    while rows := conn.execute(SELECT_AFTER, (position, batch)).fetchall():
+        yield from (row_to_event(row, meta) for row in rows)
+        position = rows[-1][0]
 
 
-def read_until(conn: Connection, last: int, batch: int = 5000) -> Iterator[StoredEvent]:
+def read_until(conn: Connection, last: int, batch: int = 5000, *, meta: bool = True) -> Iterator[StoredEvent]:
     """Every event up to and including `last`, in order."""
-    for event in iter_all(conn, batch):
+    for event in iter_all(conn, batch, meta=meta):
         if event.position > last:
             return
         yield event

@@ -108,7 +108,7 @@ def rebuild_command() -> None:
         total = store.head(conn)
         with progress_bar() as bar:
             task = bar.add_task("rebuilding read models", total=total)
-            position = rebuild(conn, projection(), store.iter_all(conn), lambda n: bar.advance(task, n))
+            position = rebuild(conn, projection(), store.iter_all(conn, meta=False), lambda n: bar.advance(task, n))
     finally:
         conn.close()
     typer.echo(f"rebuilt at position {position}")
@@ -124,7 +124,7 @@ def verify() -> None:
             run_migrations(scratch, ("read",))
             proj = projection()
             live.execute("BEGIN")  # one snapshot of the live store for the whole comparison
-            rebuild(scratch, proj, store.read_until(live, checkpoint(live)))
+            rebuild(scratch, proj, store.read_until(live, checkpoint(live), meta=False))
             found = differences(live, scratch, proj)
             live.execute("COMMIT")
         finally:

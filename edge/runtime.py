@@ -264,5 +264,5 @@ def prepare_primary(conn: Connection, projection: Projection) -> list[str]:
     """Apply migrations; if a read model's code version changed, rebuild every model from the log."""
     applied = migrate(conn, ("log", "read"))
     if projection.stale_models(conn):
-        rebuild(conn, projection, store.iter_all(conn))
+        rebuild(conn, projection, store.iter_all(conn, meta=False))
     return applied

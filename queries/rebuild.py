@@ -9,6 +9,10 @@ from core.events.base import StoredEvent
 from queries.projection import Projection, checkpoint, reset
 
 BATCH = 2000
+# The whole replay is one transaction: with SQLite's default 2 MiB page cache its dirty pages spill into
+# the WAL mid-way and are written again when touched later. 64 MiB keeps a large store's replay in memory
+# until COMMIT (SQLite allocates it only as pages are used).
+REBUILD_CACHE_KIB = 65536
 
 
 def rebuild(
@@ -18,6 +22,8 @@ def rebuild(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Fresh tables, every event replayed, swapped in by one commit (readers see old rows until then)."""
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size=-{REBUILD_CACHE_KIB}")
     conn.execute("BEGIN IMMEDIATE")
     try:
         reset(conn, projection, indexes=False)
@@ -37,6 +43,8 @@ def rebuild(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(cache_size)}")
     return checkpoint(conn)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ def test_read_after_returns_global_order_and_respects_limit(conn: Connection) ->
 
     assert list(store.iter_all(conn, batch=3)) == everything
     assert list(store.read_until(conn, everything[5].position, batch=2)) == everything[:6]
+    bare = list(store.iter_all(conn, batch=4, meta=False))  # for replays: projectors never read metadata
+    assert bare == [dataclasses.replace(event, meta={}) for event in everything]
 
 
 def test_same_expected_version_twice_sequentially_one_wins(conn: Connection) -> None:

@@ -1,0 +1,100 @@
+"""Full-text search over projects: the right rows, after edits and deletes, after a rebuild, never FTS syntax."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from core import store
+from core.clock import FakeClock
+from core.db import connect
+from edge.app import create_app
+from queries.rebuild import rebuild
+from queries.registry import projection
+from tests.conftest import make_settings
+
+WORDS = ["quokka", "narwhal", "axolotl", "pangolin", "okapi"]
+
+
+def project(word: str, skills: list[str]) -> dict[str, Any]:
+    return {
+        "title": f"Build a {word} tracker",
+        "description": f"A dashboard for {word} sightings, with an API and tests.",
+        "category": "web",
+        "budget_type": "fixed",
+        "budget_min": "100",
+        "budget_max": "200",
+        "experience_level": "intermediate",
+        "estimated_duration": "1 month",
+        "skills": skills,
+    }
+
+
+def search(client: TestClient, headers: dict[str, str], q: str) -> list[str]:
+    response = client.get("/api/projects", params={"q": q}, headers=headers)
+    assert response.status_code == 200, response.text
+    return [item["id"] for item in response.json()["items"]]
+
+
+@pytest.fixture
+def marketplace(tmp_path: Path) -> Any:
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(settings, FakeClock())) as client:
+        body = {"email": "searcher@example.com", "password": "password123", "name": "Sam", "role": "client"}
+        headers = {"Authorization": f"Bearer {client.post('/api/auth/register', json=body).json()['access_token']}"}
+        ids = {}
+        for i, word in enumerate(WORDS):
+            created = client.post("/api/projects", json=project(word, [f"skill{i}"]), headers=headers)
+            assert created.status_code == 201, created.text
+            ids[word] = created.json()["id"]
+        yield settings, client, headers, ids
+
+
+def test_each_word_finds_exactly_its_project(marketplace: Any) -> None:
+    _, client, headers, ids = marketplace
+    for word, project_id in ids.items():
+        assert search(client, headers, word) == [project_id], word
+        assert search(client, headers, word.upper()[:4]) == [project_id], "the last word is a prefix"
+    assert search(client, headers, "skill3") == [ids["pangolin"]]  # skills are searched too
+    assert sorted(search(client, headers, "dashboard sightings")) == sorted(ids.values())
+
+
+def test_edits_and_deletes_move_the_index_with_the_row(marketplace: Any) -> None:
+    _, client, headers, ids = marketplace
+    edited = client.put(f"/api/projects/{ids['narwhal']}", json={"title": "Build a capybara tracker"}, headers=headers)
+    assert edited.status_code == 200, edited.text
+    assert search(client, headers, "capybara") == [ids["narwhal"]]
+    assert search(client, headers, "narwhal") == [ids["narwhal"]], "still in the description"
+    assert client.delete(f"/api/projects/{ids['okapi']}", headers=headers).status_code == 204
+    assert search(client, headers, "okapi") == []
+    assert search(client, headers, "axolotl") == [ids["axolotl"]], "other rows keep their index entries"
+
+
+@pytest.mark.parametrize(
+    "q", ['"', "quokka*", "quokka OR narwhal", "NEAR(quokka narwhal)", "-quokka", "title:x", "^", "*"]
+)
+def test_fts_syntax_in_the_query_is_only_text(marketplace: Any, q: str) -> None:
+    _, client, headers, ids = marketplace
+    found = search(client, headers, q)
+    assert set(found) <= set(ids.values())
+    if q == "quokka OR narwhal":  # every word is required, "OR" included: no project says "or"
+        assert found == []
+
+
+def test_a_rebuild_answers_searches_as_the_inline_projection_did(marketplace: Any) -> None:
+    settings, client, headers, ids = marketplace
+    revised = {"description": "Now about wombats and their burrows."}
+    assert client.put(f"/api/projects/{ids['quokka']}", json=revised, headers=headers).status_code == 200
+    before = {word: search(client, headers, word) for word in [*WORDS, "wombats", "dashboard"]}
+    conn = connect(settings.resolved_database_url())
+    try:
+        rebuild(conn, projection(), store.iter_all(conn, meta=False))
+    finally:
+        conn.close()
+    client.app.state.cache = type(client.app.state.cache)()  # answers cached before the rebuild do not count
+    after = {word: search(client, headers, word) for word in before}
+    assert after == before
+    assert before["wombats"] == [ids["quokka"]]
