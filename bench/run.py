@@ -30,7 +30,7 @@ from bench.wrk import WrkResult, ensure_wrk, run_wrk, wrk_version
 from core import store
 from core.clock import rfc3339_ms
 from core.events.base import Event
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 from edge.runtime import Runtime
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -448,10 +448,12 @@ def machine_info() -> dict[str, Any]:
         nproc = subprocess.run(["nproc"], check=False, capture_output=True, text=True, timeout=5).stdout.strip()
     except OSError:
         nproc = str(os.cpu_count())
+    import sqlite3
+
     import libsql
 
     conn = libsql.connect(":memory:")
-    sqlite = conn.execute("SELECT sqlite_version()").fetchone()[0]
+    libsql_engine = conn.execute("SELECT sqlite_version()").fetchone()[0]
     conn.close()
 
     def pkg(name: str) -> str:
@@ -464,8 +466,9 @@ def machine_info() -> dict[str, Any]:
         "nproc": nproc,
         "cpu": model,
         "python": platform.python_version(),
-        "sqlite (libsql)": sqlite,
-        "libsql": pkg("libsql"),
+        "local driver (LOCAL_DRIVER)": os.environ.get("LOCAL_DRIVER", Settings.model_fields["local_driver"].default),
+        "sqlite3 module's SQLite": sqlite3.sqlite_version,
+        "libsql": f"{pkg('libsql')} (libSQL {libsql_engine})",
         "uvicorn": pkg("uvicorn"),
         "starlette": pkg("starlette"),
         "wrk": wrk_version(),
