@@ -223,7 +223,7 @@ class IndexedRouter(Router):
 
     def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
-        buckets: dict[str, list[BaseRoute]] = {}
+        buckets: dict[str, list[Route]] = {}
         self.exact: dict[tuple[str, str], Route] = {}
         for route in routes:
             if isinstance(route, Route):
@@ -231,34 +231,60 @@ class IndexedRouter(Router):
                 if not route.param_convertors:
                     for method in route.methods or ():
                         self.exact[(route.path, method)] = route
-        self.groups = {key: Router(routes=group) for key, group in buckets.items()}
+        self.groups = {key: Router(routes=list(group)) for key, group in buckets.items()}
         # Per group, the routes with parameters, tried in order before the group's Router (which answers
         # the rest: 405 for a known path with another method, 404, trailing-slash redirects).
-        self.patterns = {
-            key: [route for route in group if isinstance(route, Route) and route.param_convertors]
-            for key, group in buckets.items()
-        }
+        self.patterns = {key: [r for r in group if r.param_convertors] for key, group in buckets.items()}
+        # `/static/prefix/{name}` routes (the resource reads) by (prefix, method), when no other route with
+        # parameters could match the same path: a dict lookup instead of regexes.
+        self.tails: dict[tuple[str, str], tuple[Route, str]] = {}
+        for group in self.patterns.values():
+            for route in group:
+                prefix, _, last = route.path.rpartition("/")
+                name = last[1:-1]
+                if "{" in prefix or last != "{" + name + "}" or not name.isidentifier():
+                    continue
+                probe = {"type": "http", "path": prefix + "/probe", "root_path": ""}
+                for method in route.methods or ():
+                    rivals = [
+                        other
+                        for other in group
+                        if other is not route and other.matches({**probe, "method": method})[0] is Match.FULL
+                    ]
+                    if not rivals:
+                        self.tails[(prefix, method)] = (route, name)
+
+    def resolve(self, scope: Scope) -> tuple[Route, Scope] | None:
+        """The route (and its scope additions) that fully matches, by the shortcuts; None: ask Starlette."""
+        if scope.get("root_path"):  # behind a root path (uvicorn --root-path) the full matching strips it
+            return None
+        path: str = scope["path"]
+        method: str = scope["method"]
+        route = self.exact.get((path, method))
+        if route is not None:
+            return route, {"endpoint": route.endpoint, "path_params": {}}
+        head, _, tail = path.rpartition("/")
+        hit = self.tails.get((head, method)) if tail else None
+        if hit is not None:
+            return hit[0], {"endpoint": hit[0].endpoint, "path_params": {hit[1]: tail}}
+        for route in self.patterns.get(group_key(path), ()):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope
+        return None
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().app(scope, receive, send)
             return
         try:
-            path: str = scope["path"]
-            # Behind a root path (uvicorn --root-path) the full matching below strips the prefix itself.
-            route = None if scope.get("root_path") else self.exact.get((path, scope["method"]))
-            if route is not None:
-                scope.update(router=self, route=route, endpoint=route.endpoint, path_params={})
+            found = self.resolve(scope)
+            if found is not None:
+                route, child_scope = found
+                scope.update(child_scope, router=self, route=route)
                 await route.app(scope, receive, send)
                 return
-            key = group_key(path)
-            for route in self.patterns.get(key, ()):
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child_scope, router=self, route=route)
-                    await route.app(scope, receive, send)
-                    return
-            group = self.groups.get(key)
+            group = self.groups.get(group_key(scope["path"]))
             await (super().app if group is None else group.app)(scope, receive, send)
         except (DomainError, HTTPException) as exc:
             if scope.get(RESPONDED_KEY):  # a response already under way cannot be replaced
