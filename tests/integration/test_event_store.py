@@ -6,16 +6,15 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from core import store
 from core.clock import FakeClock
-from core.db import Connection, connect
+from core.db import Connection
 from core.errors import Conflict, VersionConflict
 from core.events.base import Event
-from migrations.runner import migrate
+from tests.integration.logfile import open_db
 
 AT = "2026-11-23T10:00:00.000Z"
 META = {"actor": "tester", "request_id": "req-1", "region": "local"}
@@ -26,24 +25,6 @@ class Noted(Event):
     TYPE = "Noted"
     text: str
     count: int = 0
-
-
-DRIVERS = ("sqlite3", "libsql")  # every store and writer test runs on both local drivers
-
-
-def open_db(path: str) -> Connection:
-    """A connection through the driver the file was made for (its folder is named after it)."""
-    return connect(path, synchronous="NORMAL", driver=Path(path).parent.name)
-
-
-@pytest.fixture(params=DRIVERS)
-def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    (tmp_path / request.param).mkdir()
-    path = str(tmp_path / request.param / "events.db")
-    conn = open_db(path)
-    migrate(conn, ("log",))
-    conn.close()
-    return path
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The group-commit writer on real libSQL files: batching, per-job rollback, crash atomicity."""
+"""The group-commit writer on real database files (both local drivers): batching, per-job rollback, crash atomicity."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from textwrap import dedent
 import pytest
 
 from core import store
-from core.db import Connection, connect
+from core.db import Connection
 from core.errors import VersionConflict
 from core.events.base import Event
 from core.writer import Writer, WriterStopped
-from migrations.runner import migrate
+from tests.integration.logfile import open_db
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-23T10:00:00.000Z"
@@ -30,24 +30,6 @@ AT = "2026-11-23T10:00:00.000Z"
 class Noted(Event):
     TYPE = "Noted"
     text: str
-
-
-DRIVERS = ("sqlite3", "libsql")  # every store and writer test runs on both local drivers
-
-
-def open_db(path: str) -> Connection:
-    """A connection through the driver the file was made for (its folder is named after it)."""
-    return connect(path, synchronous="NORMAL", driver=Path(path).parent.name)
-
-
-@pytest.fixture(params=DRIVERS)
-def db_path(tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    (tmp_path / request.param).mkdir()
-    path = str(tmp_path / request.param / "writer.db")
-    conn = open_db(path)
-    migrate(conn, ("log",))
-    conn.close()
-    return path
 
 
 @pytest.fixture
