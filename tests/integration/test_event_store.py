@@ -1,4 +1,4 @@
-"""The event store on real libSQL files: round trips, ordering, optimistic concurrency, append-only, claims."""
+"""The event store on real database files, both drivers: round trips, order, concurrency, append-only, claims."""
 
 from __future__ import annotations
 
