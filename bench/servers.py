@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 # The server's own defaults (core/settings.py), spelled out so a test-only environment cannot shrink them.
-ARGON2_DEFAULTS = {"ARGON2_TIME_COST": "2", "ARGON2_MEMORY_KIB": "19456", "ARGON2_PARALLELISM": "1"}
+ARGON2_DEFAULTS = {"ARGON2_TIME_COST": "3", "ARGON2_MEMORY_KIB": "19456", "ARGON2_PARALLELISM": "1"}
 APP_LOG_LEVEL = "warning"
 
 

@@ -13,7 +13,7 @@ DUMMY_PASSWORD = "not-a-real-password-3f1b9c"
 class Passwords:
     """Hash and verify; parameters chosen in the README ("Password hashing")."""
 
-    def __init__(self, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1) -> None:
+    def __init__(self, time_cost: int = 3, memory_kib: int = 19456, parallelism: int = 1) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         self._dummy = self._hasher.hash(DUMMY_PASSWORD)
 

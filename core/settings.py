@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     jwt_keys: str = Field("", alias="JWT_KEYS")
     access_token_expire_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1)
     refresh_token_expire_minutes: int = Field(10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1)
-    argon2_time_cost: int = Field(2, alias="ARGON2_TIME_COST", ge=1)
+    argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_kib: int = Field(19456, alias="ARGON2_MEMORY_KIB", ge=1024)
     argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1)
 
