@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.run import RESULTS_DIR, env_int, machine_info, percentile, progress, run_loop
+from bench.run import env_int, machine_info, percentile, progress, run_loop, save_results
 from bench.servers import Server, app_env, bench_workdir, free_port, megilance_command
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 
@@ -443,30 +443,26 @@ def main() -> int:
     )
     print()
     print(markdown(result))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"lag-{started:%Y%m%dT%H%M%SZ}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "finished_at": finished.isoformat(),
-                "machine": machine,
-                "config": {
-                    "rate": RATE,
-                    "duration_s": DURATION_S,
-                    "concurrency": CONCURRENCY,
-                    "poll_pause_us": POLL_PAUSE_US,
-                    "wrk": f"-t1 -c{WRK_CONNECTIONS} -d{WRK_DURATION_S}s",
-                    "warmup_s": WARMUP_S,
-                },
-                "result": asdict(result),
-                # per 2xx write, ms from the first write's send: [sent, 2xx received, first seen on the edge, position]
-                "timeline": timeline,
+    save_results(
+        "lag-",
+        started,
+        {
+            "finished_at": finished.isoformat(),
+            "machine": machine,
+            "config": {
+                "rate": RATE,
+                "duration_s": DURATION_S,
+                "concurrency": CONCURRENCY,
+                "poll_pause_us": POLL_PAUSE_US,
+                "wrk": f"-t1 -c{WRK_CONNECTIONS} -d{WRK_DURATION_S}s",
+                "warmup_s": WARMUP_S,
             },
-            indent=2,
-        )
+            "result": asdict(result),
+            # per 2xx write, ms from the first write's send: [sent, 2xx received, first seen on the edge, position]
+            "timeline": timeline,
+        },
+        label="full results",
     )
-    print(f"\nfull results: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
     return 0
 
 

@@ -26,7 +26,6 @@ import httpx
 from bench.run import (
     CONNECTIONS,
     DURATION_S,
-    RESULTS_DIR,
     WARMUP_S,
     Bench,
     Row,
@@ -34,6 +33,7 @@ from bench.run import (
     env_int,
     machine_info,
     progress,
+    save_results,
     table,
     wrk_errors,
 )
@@ -494,29 +494,23 @@ def main(argv: list[str]) -> int:
     print("\n".join(header))
     print(table(rows))
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"marketplace-{started:%Y%m%dT%H%M%SZ}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "finished_at": finished.isoformat(),
-                "machine": machine,
-                "seeded": seeded,
-                "config": {
-                    "wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s",
-                    "proposal_connections": PROPOSAL_CONNECTIONS,
-                    "warmup_s": WARMUP_S,
-                },
-                "scenarios": chosen,
-                "failures": failures,
-                "rows": [asdict(row) for row in rows],
+    save_results(
+        "marketplace-",
+        started,
+        {
+            "finished_at": finished.isoformat(),
+            "machine": machine,
+            "seeded": seeded,
+            "config": {
+                "wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s",
+                "proposal_connections": PROPOSAL_CONNECTIONS,
+                "warmup_s": WARMUP_S,
             },
-            indent=2,
-            default=str,
-        )
+            "scenarios": chosen,
+            "failures": failures,
+            "rows": [asdict(row) for row in rows],
+        },
     )
-    print(f"\nresults: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
     return 1 if failures else 0
 
 

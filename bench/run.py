@@ -435,6 +435,15 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
 # -- report ------------------------------------------------------------------------------------
 
 
+def save_results(prefix: str, started: datetime, record: dict[str, Any], label: str = "results") -> Path:
+    """Everything a run measured, as JSON in bench/results/<prefix><UTC start>.json; prints where."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{prefix}{started:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({"started_at": started.isoformat(), **record}, indent=2, default=str))
+    print(f"\n{label}: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     model = "?"
     try:
@@ -558,25 +567,19 @@ def main(argv: list[str]) -> int:
     print("\n".join(header))
     print(table(rows))
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started_at": started.isoformat(),
-                "finished_at": finished.isoformat(),
-                "machine": machine,
-                "config": config,
-                "scenarios": chosen,
-                "failures": failures,
-                "app_stdout_lines": access_lines,
-                "rows": [asdict(row) for row in rows],
-            },
-            indent=2,
-            default=str,
-        )
+    save_results(
+        "",
+        started,
+        {
+            "finished_at": finished.isoformat(),
+            "machine": machine,
+            "config": config,
+            "scenarios": chosen,
+            "failures": failures,
+            "app_stdout_lines": access_lines,
+            "rows": [asdict(row) for row in rows],
+        },
     )
-    print(f"\nresults: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
     return 1 if failures else 0
 
 

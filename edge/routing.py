@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -90,11 +90,17 @@ def depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
+def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json")
-    raw = await request.body()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_json(model: type[M], raw: bytes | bytearray) -> M:
+    """A JSON object body into `model`: invalid JSON 400, not an object or invalid fields 422, too deep 400."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -109,6 +115,11 @@ async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("The request body is invalid", errors=validation_errors(exc, "body")) from exc
+
+
+async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
+    require_json(request)
+    return validate_json(model, await request.body())
 
 
 def parse_query(model: type[BaseModel], request: Request) -> BaseModel:

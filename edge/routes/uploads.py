@@ -39,8 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
@@ -63,7 +62,7 @@ from core.sniff import ALLOWED_CONTENT_TYPES, SNIFF_BYTES, sniff_content_type
 from core.storage import LocalStorage, Storage, StoredObjectMissing
 from edge.commanding import execute, written
 from edge.responses import JSON
-from edge.routing import MAX_JSON_DEPTH, Call, Operation, depth, validation_errors
+from edge.routing import Call, Operation, require_json, validate_json
 from edge.runtime import Runtime
 from edge.schemas import Strict
 from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image
@@ -496,9 +495,7 @@ async def record(call: Call, command: Any, storage_key: str) -> int:
 async def json_body(call: Call, model: type[M]) -> M:
     """A small JSON body read with the JSON size limit (/api/uploads paths skip the middleware's limit)."""
     request, limit = call.request, call.runtime.settings.max_body_bytes
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise UnsupportedMediaType("Send the body as application/json")
+    require_json(request)
     if (declared_length(call) or 0) > limit:
         raise PayloadTooLarge(f"The body exceeds {limit} bytes")
     raw = bytearray()
@@ -506,20 +503,7 @@ async def json_body(call: Call, model: type[M]) -> M:
         raw += data
         if len(raw) > limit:
             raise PayloadTooLarge(f"The body exceeds {limit} bytes")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed(
-            "The body must be a JSON object", errors=[{"loc": ["body"], "msg": "expected an object"}]
-        )
-    if depth(data) > MAX_JSON_DEPTH:
-        raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed("The request body is invalid", errors=validation_errors(exc, "body")) from exc
+    return validate_json(model, raw)
 
 
 def upload_id_of(call: Call, name: str = "upload_id") -> str:
