@@ -119,9 +119,9 @@ class RegionGate:
         self.edge = forwarder is not None or fly_primary_region is not None
 
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
-        return (token is not None or (self.edge and scope["method"] in WRITE_METHODS)) and not scope["path"].startswith(
-            LOCAL_PATHS
-        )
+        if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
+            return False
+        return not scope["path"].startswith(LOCAL_PATHS)
 
     async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""
