@@ -61,6 +61,7 @@ INSERT_SKILL = "INSERT OR IGNORE INTO rm_project_skills (skill, project_id) VALU
 SET_STATUS = "UPDATE rm_projects SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 DELETE = "DELETE FROM rm_projects WHERE id = ?"
 COUNT = "UPDATE rm_projects SET proposals_count = proposals_count + ? WHERE id = ?"
+ADDITIVE = (COUNT,)  # summed per project by apply_events (queries/projection.py)
 RENAME_CLIENT = "UPDATE rm_projects SET client_name = ? WHERE client_id = ?"
 REVISABLE = (
     "title",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from core.db import Connection
 from core.events.base import StoredEvent
 from queries.projection import Projection, checkpoint, reset
 
-BATCH = 2000
+PROGRESS_EVERY = 2000
 # The whole replay is one transaction: with SQLite's default 2 MiB page cache its dirty pages spill into
 # the WAL mid-way and are written again when touched later. 64 MiB keeps a large store's replay in memory
 # until COMMIT (SQLite allocates it only as pages are used).
@@ -27,17 +27,8 @@ def rebuild(
     conn.execute("BEGIN IMMEDIATE")
     try:
         reset(conn, projection, indexes=False)
-        batch: list[StoredEvent] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= BATCH:
-                projection.apply_events(conn, batch)
-                if progress:
-                    progress(len(batch))
-                batch = []
-        projection.apply_events(conn, batch)
-        if progress and batch:
-            progress(len(batch))
+        # One call for the whole log: runs of a statement and ADDITIVE deltas batch across all of it.
+        projection.apply_events(conn, counted(events, progress) if progress else events)
         projection.create_indexes(conn)
         conn.execute("COMMIT")
     except BaseException:
@@ -46,6 +37,19 @@ def rebuild(
     finally:
         conn.execute(f"PRAGMA cache_size={int(cache_size)}")
     return checkpoint(conn)
+
+
+def counted(events: Iterable[StoredEvent], progress: Callable[[int], None]) -> Iterator[StoredEvent]:
+    """The events, reporting every PROGRESS_EVERY of them once applied (and the rest at the end)."""
+    done = 0
+    for event in events:
+        yield event
+        done += 1
+        if done == PROGRESS_EVERY:
+            progress(done)
+            done = 0
+    if done:
+        progress(done)
 
 
 def table_rows(conn: Connection, table: str) -> list[tuple[object, ...]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,9 +17,12 @@ class Event:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event as the log holds it, upcast to the newest version of its type."""
+class StoredEvent(NamedTuple):
+    """An event as the log holds it, upcast to the newest version of its type.
+
+    Immutable like a frozen dataclass, but built four times faster (a frozen dataclass sets each field
+    through object.__setattr__): a replay builds one per event (README, "Where the time goes").
+    """
 
     position: int
     stream_id: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from core import store
 from core.clock import FakeClock
 from core.db import Connection
 from core.errors import Conflict, VersionConflict
+from core.events import upcasting
 from core.events.base import Event
 from tests.integration.logfile import open_db
 
@@ -91,7 +91,7 @@ def test_read_after_returns_global_order_and_respects_limit(conn: Connection) ->
     assert list(store.iter_all(conn, batch=3)) == everything
     assert list(store.read_until(conn, everything[5].position, batch=2)) == everything[:6]
     bare = list(store.iter_all(conn, batch=4, meta=False))  # for replays: projectors never read metadata
-    assert bare == [dataclasses.replace(event, meta={}) for event in everything]
+    assert bare == [event._replace(meta={}) for event in everything]
 
 
 def test_same_expected_version_twice_sequentially_one_wins(conn: Connection) -> None:
@@ -260,3 +260,15 @@ def test_unit_of_work_tracks_what_it_appended(conn: Connection) -> None:
     assert [e.version for e in uow.new_events] == [1, 2]
     assert uow.last_position == uow.new_events[-1].position
     assert [e.recorded_at for e in uow.load("s")] == ["2026-11-23T10:00:00.000Z"] * 2
+
+
+def test_old_versions_are_upcast_on_every_read_path(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.append(conn, "old", "note", 0, [note("v1 text", count=2)], META, AT)
+    monkeypatch.setitem(upcasting.UPCASTERS, ("Noted", 1), lambda data: {**data, "count": data["count"] * 10})
+    monkeypatch.setitem(upcasting.UPCASTERS, ("Noted", 2), lambda data: {"body": data["text"], "count": data["count"]})
+
+    for event in (*store.load_stream(conn, "old"), *store.iter_all(conn, meta=False), *store.read_after(conn, 0, 9)):
+        assert (event.schema_version, event.data) == (3, {"body": "v1 text", "count": 20})
+    monkeypatch.delitem(upcasting.UPCASTERS, ("Noted", 1))
+    monkeypatch.delitem(upcasting.UPCASTERS, ("Noted", 2))
+    assert store.load_stream(conn, "old")[0].data == {"text": "v1 text", "count": 2}

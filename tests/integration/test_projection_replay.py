@@ -21,6 +21,7 @@ from core.errors import DomainError
 from edge.cli import app as cli_app
 from edge.runtime import prepare_primary, run_command_sync
 from migrations.runner import migrate
+from queries import rebuild as rebuild_module
 from queries.projection import Projection, checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection as make_projection
@@ -271,3 +272,19 @@ def test_rebuild_of_a_consistent_store_changes_nothing(data_dir: Path) -> None:
     assert code == 0, output
     assert user_rows(data_dir) == original
     assert cli(data_dir, "verify")[0] == 0
+
+
+def test_rebuild_reports_progress_in_steps_that_add_up_to_the_log(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rebuild_module, "PROGRESS_EVERY", 3)
+    conn = connect(str(data_dir / "megilance.db"), synchronous="NORMAL")
+    try:
+        events = store.head(conn)
+        reported: list[int] = []
+        rebuild(conn, make_projection(), store.iter_all(conn, meta=False), reported.append)
+    finally:
+        conn.close()
+
+    assert events > 3 and sum(reported) == events
+    assert reported[:-1] == [3] * (len(reported) - 1) and 1 <= reported[-1] <= 3
