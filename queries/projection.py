@@ -8,6 +8,10 @@ A model may list statements in `ADDITIVE`: `UPDATE t SET c = c + ? WHERE key = ?
 (a proposal is submitted to a posted project). Such deltas commute with everything else, so
 `apply_events` sums them per row and runs each sum once, after the other statements: a replay
 updates a project's count once instead of once per proposal.
+
+Statements in a model's `INDEXING` only maintain an index (full-text search): `apply_events(...,
+indexes=False)` skips them, and `create_indexes` builds those indexes in one pass with the model's
+`REINDEX` statements, as it builds the B-tree indexes after a bulk replay.
 """
 
 from __future__ import annotations
@@ -43,18 +47,21 @@ class Projection:
         self.models = tuple(models)
         self.dispatch: dict[str, list[Projector]] = {}
         self.additive = frozenset(sql for model in self.models for sql in getattr(model, "ADDITIVE", ()))
+        self.indexing = frozenset(sql for model in self.models for sql in getattr(model, "INDEXING", ()))
         for model in self.models:
             for event_type, projector in model.PROJECTORS.items():
                 self.dispatch.setdefault(event_type, []).append(projector)
 
-    def apply_events(self, conn: Connection, events: Iterable[StoredEvent]) -> int:
+    def apply_events(self, conn: Connection, events: Iterable[StoredEvent], *, indexes: bool = True) -> int:
         """Apply events in order and advance the checkpoint (also past events no model handles).
 
         Statements run in the order the projectors return them; a run of the same statement goes to the
         driver as one `executemany` (prepared once, bound in C). ADDITIVE deltas are summed per row and
-        written after the others (module docstring).
+        written after the others; with `indexes=False`, INDEXING statements are left out for
+        `create_indexes` (module docstring).
         """
         dispatch, additive = self.dispatch, self.additive
+        skipped = frozenset() if indexes else self.indexing
         deltas: dict[tuple[str, Any], int] = {}
         run_sql, run = "", []
         last = 0
@@ -64,6 +71,8 @@ class Projection:
                     if sql in additive:
                         key = (sql, params[1])
                         deltas[key] = deltas.get(key, 0) + params[0]
+                    elif sql in skipped:
+                        continue
                     elif sql == run_sql:
                         run.append(params)
                     else:
@@ -90,11 +99,13 @@ class Projection:
                     conn.execute(ddl)
 
     def create_indexes(self, conn: Connection) -> None:
-        """Secondary indexes, built in one pass each (after a bulk replay: far cheaper than row by row)."""
+        """Secondary and search indexes, built in one pass each (after a bulk replay: far cheaper than row by row)."""
         for model in self.models:
             for ddl in model.SCHEMA:
                 if is_index(ddl):
                     conn.execute(ddl)
+            for statement in getattr(model, "REINDEX", ()):
+                conn.execute(statement)
 
     def drop_tables(self, conn: Connection) -> None:
         for model in self.models:

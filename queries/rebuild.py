@@ -28,7 +28,7 @@ def rebuild(
     try:
         reset(conn, projection, indexes=False)
         # One call for the whole log: runs of a statement and ADDITIVE deltas batch across all of it.
-        projection.apply_events(conn, counted(events, progress) if progress else events)
+        projection.apply_events(conn, counted(events, progress) if progress else events, indexes=False)
         projection.create_indexes(conn)
         conn.execute("COMMIT")
     except BaseException:

@@ -39,6 +39,15 @@ def search(client: TestClient, headers: dict[str, str], q: str) -> list[str]:
     return [item["id"] for item in response.json()["items"]]
 
 
+def assert_index_matches_rows(settings: Any) -> None:
+    """FTS5's own check that the index holds exactly what rm_projects (its external content) says."""
+    conn = connect(settings.resolved_database_url())
+    try:
+        conn.execute("INSERT INTO rm_projects_fts (rm_projects_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def marketplace(tmp_path: Path) -> Any:
     settings = make_settings(tmp_path)
@@ -63,7 +72,7 @@ def test_each_word_finds_exactly_its_project(marketplace: Any) -> None:
 
 
 def test_edits_and_deletes_move_the_index_with_the_row(marketplace: Any) -> None:
-    _, client, headers, ids = marketplace
+    settings, client, headers, ids = marketplace
     edited = client.put(f"/api/projects/{ids['narwhal']}", json={"title": "Build a capybara tracker"}, headers=headers)
     assert edited.status_code == 200, edited.text
     assert search(client, headers, "capybara") == [ids["narwhal"]]
@@ -71,6 +80,7 @@ def test_edits_and_deletes_move_the_index_with_the_row(marketplace: Any) -> None
     assert client.delete(f"/api/projects/{ids['okapi']}", headers=headers).status_code == 204
     assert search(client, headers, "okapi") == []
     assert search(client, headers, "axolotl") == [ids["axolotl"]], "other rows keep their index entries"
+    assert_index_matches_rows(settings)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +98,7 @@ def test_a_rebuild_answers_searches_as_the_inline_projection_did(marketplace: An
     settings, client, headers, ids = marketplace
     revised = {"description": "Now about wombats and their burrows."}
     assert client.put(f"/api/projects/{ids['quokka']}", json=revised, headers=headers).status_code == 200
+    assert client.delete(f"/api/projects/{ids['okapi']}", headers=headers).status_code == 204
     before = {word: search(client, headers, word) for word in [*WORDS, "wombats", "dashboard"]}
     conn = connect(settings.resolved_database_url())
     try:
@@ -97,4 +108,5 @@ def test_a_rebuild_answers_searches_as_the_inline_projection_did(marketplace: An
     client.app.state.cache = type(client.app.state.cache)()  # answers cached before the rebuild do not count
     after = {word: search(client, headers, word) for word in before}
     assert after == before
-    assert before["wombats"] == [ids["quokka"]]
+    assert before["wombats"] == [ids["quokka"]] and before["okapi"] == []
+    assert_index_matches_rows(settings)
