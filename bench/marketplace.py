@@ -48,7 +48,7 @@ from queries.registry import projection
 
 SEARCH_WORD = "api"  # one of edge.seed.WORDS: in most seeded titles and descriptions
 PROPOSAL_CONNECTIONS = env_int("BENCH_PROPOSAL_CONNECTIONS", 64)
-REBUILD_RUNS = env_int("BENCH_REBUILD_RUNS", 3)
+REBUILD_RUNS = env_int("BENCH_REBUILD_RUNS", 5)
 MAX_PROPOSAL_RATE = 10_000  # pairs prepared per second of wrk: more than the app can take, so none repeats
 # Seeded budgets are at least $200 (budget_max), so `budget_min` below that filters nothing out: a no-op
 # query parameter whose every value is a distinct cache key.

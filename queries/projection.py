@@ -122,7 +122,7 @@ class Projection:
         return [model.NAME for model in self.models if built.get(model.NAME) != str(model.VERSION)]
 
 
-def _execute_run(conn: Connection, sql: str, run: list[Sequence[Any]]) -> None:
+def _execute_run(conn: Connection, sql: str, run: Sequence[Sequence[Any]]) -> None:
     if len(run) == 1:
         conn.execute(sql, run[0])
     elif run:
@@ -130,9 +130,12 @@ def _execute_run(conn: Connection, sql: str, run: list[Sequence[Any]]) -> None:
 
 
 def _execute_deltas(conn: Connection, deltas: dict[tuple[str, Any], int]) -> None:
+    by_statement: dict[str, list[tuple[int, Any]]] = {}
     for (sql, key), delta in deltas.items():
         if delta:
-            conn.execute(sql, (delta, key))
+            by_statement.setdefault(sql, []).append((delta, key))
+    for sql, rows in by_statement.items():
+        _execute_run(conn, sql, rows)
     deltas.clear()
 
 
