@@ -40,16 +40,22 @@ class WriterStopped(ServiceUnavailable):
 
 
 class Writer:
-    """Serializes every write through one connection; `on_commit` hears each committed batch."""
+    """Serializes every write through one connection.
+
+    `before_commit` runs in each batch's transaction after its jobs, when at least one of them
+    succeeded (its failure fails the batch); `on_commit` hears each committed batch.
+    """
 
     def __init__(
         self,
         opener: Callable[[], Connection],
         on_commit: Callable[[Connection], None] | None = None,
         max_batch: int = 256,
+        before_commit: Callable[[Connection], None] | None = None,
     ) -> None:
         self._opener = opener
         self._on_commit = on_commit
+        self._before_commit = before_commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -126,6 +132,8 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 self._run_job(conn, job)
+            if self._before_commit is not None and any(job.error is None for job in batch):
+                self._before_commit(conn)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the transaction failed as a whole: nobody's work is kept
             log.error("write_batch_failed", error=str(exc), jobs=len(batch))

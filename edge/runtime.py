@@ -22,7 +22,7 @@ from core.settings import Settings
 from core.tokens import TokenService, parse_key_ring
 from core.writer import Writer
 from migrations.runner import migrate
-from queries.projection import Projection, checkpoint, reset
+from queries.projection import Projection, checkpoint, checkpoint_to_head, reset
 from queries.rebuild import rebuild
 from queries.registry import projection as make_projection
 from queries.sessions import Sessions
@@ -87,7 +87,13 @@ class Runtime:
             self.sessions.load(conn)
         finally:
             conn.close()
-        self.writer = Writer(opener, on_commit=self._committed, max_batch=self.settings.group_commit_max)
+        self.writer = Writer(
+            opener,
+            on_commit=self._committed,
+            max_batch=self.settings.group_commit_max,
+            # Commands leave the checkpoint to the batch: one UPDATE per group commit, not per command.
+            before_commit=checkpoint_to_head if self.settings.is_primary else None,
+        )
         self.writer.start()
         self.reads = ReadPool(opener, self.settings.read_threads)
 
@@ -173,7 +179,7 @@ class Runtime:
             if claim is not None:
                 idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)
-            projection.apply_events(conn, uow.new_events)
+            projection.apply_events(conn, uow.new_events, advance=False)  # the batch advances it
             return (read_back(conn) if read_back is not None else result), uow.new_events
 
         if self.writer is None or not self.settings.is_primary:

@@ -33,6 +33,10 @@ MAX_DELTAS = 100_000
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoint WHERE id = 1"
 UPDATE_CHECKPOINT = "UPDATE projection_checkpoint SET position = ? WHERE id = 1"
+CHECKPOINT_TO_HEAD = (
+    "UPDATE projection_checkpoint SET position = (SELECT MAX(position) FROM events) "
+    "WHERE id = 1 AND position < (SELECT MAX(position) FROM events)"
+)
 SELECT_VERSIONS = "SELECT name, version FROM projection_versions"
 UPSERT_VERSION = (
     "INSERT INTO projection_versions (name, version) VALUES (?, ?) "
@@ -52,8 +56,13 @@ class Projection:
             for event_type, projector in model.PROJECTORS.items():
                 self.dispatch.setdefault(event_type, []).append(projector)
 
-    def apply_events(self, conn: Connection, events: Iterable[StoredEvent], *, indexes: bool = True) -> int:
+    def apply_events(
+        self, conn: Connection, events: Iterable[StoredEvent], *, indexes: bool = True, advance: bool = True
+    ) -> int:
         """Apply events in order and advance the checkpoint (also past events no model handles).
+
+        `advance=False` leaves the checkpoint to the caller: the primary's writer moves it once per
+        group commit (`checkpoint_to_head`) instead of once per command.
 
         Statements run in the order the projectors return them; a run of the same statement goes to the
         driver as one `executemany` (prepared once, bound in C). ADDITIVE deltas are summed per row and
@@ -85,7 +94,7 @@ class Projection:
             last = event.position
         _execute_run(conn, run_sql, run)
         _execute_deltas(conn, deltas)
-        if last:
+        if last and advance:
             conn.execute(UPDATE_CHECKPOINT, (last,))
         return last
 
@@ -137,6 +146,12 @@ def _execute_deltas(conn: Connection, deltas: dict[tuple[str, Any], int]) -> Non
     for sql, rows in by_statement.items():
         _execute_run(conn, sql, rows)
     deltas.clear()
+
+
+def checkpoint_to_head(conn: Connection) -> None:
+    """The checkpoint at the log's last position: right on a primary, whose every event is projected in
+    the transaction that appends it (the writer's commands, and the CLI's in their own)."""
+    conn.execute(CHECKPOINT_TO_HEAD)
 
 
 def checkpoint(conn: Connection) -> int:

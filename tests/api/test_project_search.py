@@ -12,6 +12,7 @@ from core import store
 from core.clock import FakeClock
 from core.db import connect
 from edge.app import create_app
+from queries.projection import checkpoint
 from queries.rebuild import rebuild
 from queries.registry import projection
 from tests.conftest import make_settings
@@ -110,3 +111,22 @@ def test_a_rebuild_answers_searches_as_the_inline_projection_did(marketplace: An
     assert after == before
     assert before["wombats"] == [ids["quokka"]] and before["okapi"] == []
     assert_index_matches_rows(settings)
+
+
+def test_the_checkpoint_is_the_head_after_commands_succeed_and_fail(marketplace: Any) -> None:
+    settings, client, headers, ids = marketplace
+    stale = {**headers, "If-Match": '"1"'}
+    assert (
+        client.put(f"/api/projects/{ids['okapi']}", json={"title": "A newer okapi"}, headers=headers).status_code == 200
+    )
+    assert (
+        client.put(
+            f"/api/projects/{ids['okapi']}", json={"title": "A title that lost the race"}, headers=stale
+        ).status_code
+        == 412
+    )
+    conn = connect(settings.resolved_database_url())
+    try:
+        assert checkpoint(conn) == store.head(conn) > len(WORDS)
+    finally:
+        conn.close()

@@ -17,7 +17,7 @@ import pytest
 
 from core import store
 from core.db import Connection
-from core.errors import VersionConflict
+from core.errors import ServiceUnavailable, VersionConflict
 from core.events.base import Event
 from core.writer import Writer, WriterStopped
 from tests.integration.logfile import open_db
@@ -173,6 +173,55 @@ def test_a_lost_race_in_a_batch_does_not_sink_its_batch_mates(writer: Writer, db
     with pytest.raises(VersionConflict):
         loser.result(timeout=30)
     assert read_streams(db_path) == {"contested": ["first"], "elsewhere": ["fine"]}
+
+
+def test_before_commit_runs_once_per_batch_inside_its_transaction(db_path: str) -> None:
+    calls: list[int] = []
+
+    def before_commit(conn: Connection) -> None:  # records the head the batch is about to commit
+        calls.append(store.head(conn))
+        conn.execute(
+            "INSERT INTO claims (kind, key, owner, claimed_at) VALUES ('batch', ?, 'writer', ?)", (str(len(calls)), AT)
+        )
+
+    w = Writer(lambda: open_db(db_path), before_commit=before_commit)
+    w.start()
+    try:
+        release, gate = hold_writer(w)
+        jobs = [w.submit_nowait(appender(f"s{i}", "x")) for i in range(5)]
+        release.set()
+        gate.result(timeout=30)
+        positions = [job.result(timeout=30) for job in jobs]
+
+        def failing(conn: Connection) -> None:
+            raise ValueError("no")
+
+        with pytest.raises(ValueError):
+            w.run_sync(failing)  # a batch with no successful job: nothing to commit, no hook
+    finally:
+        w.stop()
+
+    assert calls == [0, max(positions)]  # the gate's batch, then the five together; not the failed one
+    conn = open_db(db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM claims WHERE kind = 'batch'").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+def test_a_failing_before_commit_fails_the_whole_batch(db_path: str) -> None:
+    def before_commit(conn: Connection) -> None:
+        raise RuntimeError("disk on fire")
+
+    w = Writer(lambda: open_db(db_path), before_commit=before_commit)
+    w.start()
+    try:
+        with pytest.raises(ServiceUnavailable):
+            w.run_sync(appender("lost", "never committed"))
+    finally:
+        w.stop()
+
+    assert read_streams(db_path) == {}
 
 
 def test_submit_after_stop_is_refused(db_path: str) -> None:
