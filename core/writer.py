@@ -1,8 +1,12 @@
 """The one writer: a thread that owns the write connection and commits queued jobs in groups.
 
-Each job runs in its own SAVEPOINT inside one `BEGIN IMMEDIATE` transaction per batch, so a
-job that raises is undone alone while the others commit together (group commit: one fsync
-for many commands). Callers on the event loop await a future; the loop never blocks.
+Each batch is one `BEGIN IMMEDIATE` transaction (group commit: one fsync for many commands), and
+a job that raises is undone alone while the others commit together. On stdlib `sqlite3` the jobs
+first run without savepoints: a job that fails before writing anything needs no undo, and each
+savepoint costs two statements, each a trip through the GIL. If a job fails after writing, the
+batch is rolled back and run again with a SAVEPOINT per job (the jobs are pure database work, and
+nothing of the first run was committed or answered). `libsql` has no row-change counter, so there
+every job always gets its savepoint. Callers on the event loop await a future; the loop never blocks.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import structlog
 
@@ -62,6 +67,7 @@ class Writer:
         self._running = False
         self.batches = 0
         self.jobs = 0
+        self.reruns = 0  # batches run again with a savepoint per job
 
     def start(self) -> None:
         ready: Future[None] = Future()
@@ -130,8 +136,15 @@ class Writer:
     def _commit(self, conn: Connection, batch: list[Job[Any]]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                self._run_job(conn, job)
+            guarded = not isinstance(conn, sqlite3.Connection)
+            if not guarded and not self._run_unguarded(conn, batch):
+                self.reruns += 1  # a job failed after writing: start over, each job in a savepoint
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                guarded = True
+            if guarded:
+                for job in batch:
+                    self._run_job(conn, job)
             if self._before_commit is not None and any(job.error is None for job in batch):
                 self._before_commit(conn)
             conn.execute("COMMIT")
@@ -153,13 +166,29 @@ class Writer:
                     job.future.set_result(job.result)
 
     @staticmethod
+    def _run_unguarded(conn: Connection, batch: list[Job[Any]]) -> bool:
+        """Run the jobs without savepoints; False as soon as one fails after writing (nothing is kept then)."""
+        counters = cast(sqlite3.Connection, conn)  # the caller checked the driver
+        for job in batch:
+            before = counters.total_changes
+            try:
+                job.result, job.error = job.fn(conn), None
+            except Exception as exc:  # noqa: BLE001 - the job's own failure, handed to its caller
+                if counters.total_changes != before:
+                    return False
+                job.result, job.error = None, exc
+            if not counters.in_transaction:  # SQLite ended it (an I/O error): the batch cannot commit
+                raise sqlite3.OperationalError("the transaction ended inside a job")
+        return True
+
+    @staticmethod
     def _run_job(conn: Connection, job: Job[Any]) -> None:
         conn.execute("SAVEPOINT job")
         try:
-            job.result = job.fn(conn)
+            job.result, job.error = job.fn(conn), None
         except Exception as exc:  # noqa: BLE001 - the job's own failure, handed to its caller
             conn.execute("ROLLBACK TO job")
-            job.error = exc
+            job.result, job.error = None, exc
         conn.execute("RELEASE job")
 
     @staticmethod

@@ -175,6 +175,66 @@ def test_a_lost_race_in_a_batch_does_not_sink_its_batch_mates(writer: Writer, db
     assert read_streams(db_path) == {"contested": ["first"], "elsewhere": ["fine"]}
 
 
+def counted(job: Callable[[Connection], int], runs: list[str], name: str) -> Callable[[Connection], int]:
+    def run(conn: Connection) -> int:
+        runs.append(name)
+        return job(conn)
+
+    return run
+
+
+def test_a_job_failing_before_it_writes_costs_its_batch_mates_nothing(writer: Writer, db_path: str) -> None:
+    runs: list[str] = []
+    release, gate = hold_writer(writer)
+
+    def refuses(conn: Connection) -> None:
+        runs.append("refuses")
+        raise ValueError("decided no before writing")
+
+    first = writer.submit_nowait(counted(appender("a", "kept"), runs, "a"))
+    bad = writer.submit_nowait(refuses)
+    last = writer.submit_nowait(counted(appender("b", "kept"), runs, "b"))
+    release.set()
+    gate.result(timeout=30)
+
+    assert first.result(timeout=30) < last.result(timeout=30)
+    with pytest.raises(ValueError, match="decided no"):
+        bad.result(timeout=30)
+    assert runs == ["a", "refuses", "b"]  # each ran once, on either driver
+    assert writer.reruns == 0
+    assert read_streams(db_path) == {"a": ["kept"], "b": ["kept"]}
+
+
+def test_a_job_failing_after_it_writes_reruns_its_batch_with_savepoints(writer: Writer, db_path: str) -> None:
+    runs: list[str] = []
+    release, gate = hold_writer(writer)
+
+    def writes_then_fails(conn: Connection) -> None:
+        runs.append("bad")
+        store.append(conn, "bad", "note", 0, [Noted(text="must vanish")], {}, AT)
+        raise ValueError("failed after writing")
+
+    first = writer.submit_nowait(counted(appender("a", "kept"), runs, "a"))
+    bad = writer.submit_nowait(writes_then_fails)
+    last = writer.submit_nowait(counted(appender("b", "kept"), runs, "b"))
+    release.set()
+    gate.result(timeout=30)
+
+    positions = first.result(timeout=30), last.result(timeout=30)
+    with pytest.raises(ValueError, match="after writing"):
+        bad.result(timeout=30)
+    # sqlite3 runs unguarded first, stops at the failure and runs the batch again; libsql guards every job
+    expected = ["a", "bad", "a", "bad", "b"] if Path(db_path).parent.name == "sqlite3" else ["a", "bad", "b"]
+    assert runs == expected
+    assert writer.reruns == (1 if Path(db_path).parent.name == "sqlite3" else 0)
+    assert read_streams(db_path) == {"a": ["kept"], "b": ["kept"]}
+    conn = open_db(db_path)
+    try:  # the answers are the rows that were committed
+        assert sorted(e.position for e in store.iter_all(conn)) == sorted(positions)
+    finally:
+        conn.close()
+
+
 def test_before_commit_runs_once_per_batch_inside_its_transaction(db_path: str) -> None:
     calls: list[int] = []
 
