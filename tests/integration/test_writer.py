@@ -183,19 +183,27 @@ def counted(job: Callable[[Connection], int], runs: list[str], name: str) -> Cal
     return run
 
 
+def one_batch_around(
+    writer: Writer, middle: Callable[[Connection], None], runs: list[str]
+) -> tuple[Future[int], Future[None], Future[int]]:
+    """Jobs a, middle and b, queued behind a held writer so that they run as one batch."""
+    release, gate = hold_writer(writer)
+    first = writer.submit_nowait(counted(appender("a", "kept"), runs, "a"))
+    bad = writer.submit_nowait(middle)
+    last = writer.submit_nowait(counted(appender("b", "kept"), runs, "b"))
+    release.set()
+    gate.result(timeout=30)
+    return first, bad, last
+
+
 def test_a_job_failing_before_it_writes_costs_its_batch_mates_nothing(writer: Writer, db_path: str) -> None:
     runs: list[str] = []
-    release, gate = hold_writer(writer)
 
     def refuses(conn: Connection) -> None:
         runs.append("refuses")
         raise ValueError("decided no before writing")
 
-    first = writer.submit_nowait(counted(appender("a", "kept"), runs, "a"))
-    bad = writer.submit_nowait(refuses)
-    last = writer.submit_nowait(counted(appender("b", "kept"), runs, "b"))
-    release.set()
-    gate.result(timeout=30)
+    first, bad, last = one_batch_around(writer, refuses, runs)
 
     assert first.result(timeout=30) < last.result(timeout=30)
     with pytest.raises(ValueError, match="decided no"):
@@ -207,18 +215,13 @@ def test_a_job_failing_before_it_writes_costs_its_batch_mates_nothing(writer: Wr
 
 def test_a_job_failing_after_it_writes_reruns_its_batch_with_savepoints(writer: Writer, db_path: str) -> None:
     runs: list[str] = []
-    release, gate = hold_writer(writer)
 
     def writes_then_fails(conn: Connection) -> None:
         runs.append("bad")
         store.append(conn, "bad", "note", 0, [Noted(text="must vanish")], {}, AT)
         raise ValueError("failed after writing")
 
-    first = writer.submit_nowait(counted(appender("a", "kept"), runs, "a"))
-    bad = writer.submit_nowait(writes_then_fails)
-    last = writer.submit_nowait(counted(appender("b", "kept"), runs, "b"))
-    release.set()
-    gate.result(timeout=30)
+    first, bad, last = one_batch_around(writer, writes_then_fails, runs)
 
     positions = first.result(timeout=30), last.result(timeout=30)
     with pytest.raises(ValueError, match="after writing"):
