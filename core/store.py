@@ -56,12 +56,24 @@ def read_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]
     return [row_to_event(row) for row in conn.execute(SELECT_AFTER, (position, limit)).fetchall()]
 
 
+def decode_bare(rows: Sequence[Sequence[Any]]) -> Iterator[StoredEvent]:
+    """Rows of SELECT_AFTER_BARE as events, when nothing needs upcasting: `row_to_event` inlined, a
+    third cheaper per event (a replay decodes the whole log; README, "Where the time goes"). Lazily:
+    each event is applied while its dict is still in the CPU cache."""
+    loads, new = orjson.loads, tuple.__new__
+    for r in rows:
+        yield new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), {}, r[8]))
+
+
 def iter_all(conn: Connection, batch: int = 5000, *, meta: bool = True) -> Iterator[StoredEvent]:
     """Every event in order; `meta=False` leaves each event's metadata out ({}), as projectors never read it."""
     position = 0
     sql = SELECT_AFTER if meta else SELECT_AFTER_BARE
     while rows := conn.execute(sql, (position, batch)).fetchall():
-        yield from (row_to_event(row, meta) for row in rows)
+        if meta or UPCASTERS:
+            yield from (row_to_event(row, meta) for row in rows)
+        else:
+            yield from decode_bare(rows)
         position = rows[-1][0]
 
 

@@ -9,9 +9,10 @@ A model may list statements in `ADDITIVE`: `UPDATE t SET c = c + ? WHERE key = ?
 `apply_events` sums them per row and runs each sum once, after the other statements: a replay
 updates a project's count once instead of once per proposal.
 
-Statements in a model's `INDEXING` only maintain an index (full-text search): `apply_events(...,
-indexes=False)` skips them, and `create_indexes` builds those indexes in one pass with the model's
-`REINDEX` statements, as it builds the B-tree indexes after a bulk replay.
+Statements in a model's `INDEXING` only maintain an index (full-text search, or a table derived
+from another's column): `apply_events(..., indexes=False)` skips them, and `create_indexes` builds
+those indexes in one pass with the model's `REINDEX` steps (SQL, or a function of the connection),
+as it builds the B-tree indexes after a bulk replay.
 """
 
 from __future__ import annotations
@@ -77,20 +78,18 @@ class Projection:
         for event in events:
             for projector in dispatch.get(event.type, ()):
                 for sql, params in projector(event):
-                    if sql in additive:
+                    if sql == run_sql:  # first: the common case (neither additive nor skipped is ever run_sql)
+                        run.append(params)
+                    elif sql in additive:
                         key = (sql, params[1])
                         deltas[key] = deltas.get(key, 0) + params[0]
-                    elif sql in skipped:
-                        continue
-                    elif sql == run_sql:
-                        run.append(params)
-                    else:
+                        if len(deltas) >= MAX_DELTAS:  # the rows they add to may still wait in the run
+                            _execute_run(conn, run_sql, run)
+                            run_sql, run = "", []
+                            _execute_deltas(conn, deltas)
+                    elif sql not in skipped:
                         _execute_run(conn, run_sql, run)
                         run_sql, run = sql, [params]
-            if len(deltas) >= MAX_DELTAS:  # the rows they add to may still wait in the run
-                _execute_run(conn, run_sql, run)
-                run_sql, run = "", []
-                _execute_deltas(conn, deltas)
             last = event.position
         _execute_run(conn, run_sql, run)
         _execute_deltas(conn, deltas)
@@ -108,13 +107,17 @@ class Projection:
                     conn.execute(ddl)
 
     def create_indexes(self, conn: Connection) -> None:
-        """Secondary and search indexes, built in one pass each (after a bulk replay: far cheaper than row by row)."""
+        """Search and derived tables (REINDEX), then the secondary indexes, each built in one pass (after
+        a bulk replay: far cheaper than row by row)."""
         for model in self.models:
+            for step in getattr(model, "REINDEX", ()):
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
             for ddl in model.SCHEMA:
                 if is_index(ddl):
                     conn.execute(ddl)
-            for statement in getattr(model, "REINDEX", ()):
-                conn.execute(statement)
 
     def drop_tables(self, conn: Connection) -> None:
         for model in self.models:

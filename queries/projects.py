@@ -62,12 +62,25 @@ DELETE_FTS = (
     "SELECT 'delete', rowid, title, description, skills FROM rm_projects WHERE id = ?"
 )
 REBUILD_FTS = "INSERT INTO rm_projects_fts (rm_projects_fts) VALUES ('rebuild')"
-# Statements that only keep the search index current: a replay skips them and builds it once at the
-# end (REINDEX), as it builds the B-tree indexes (queries/projection.py).
-INDEXING = (INSERT_NEW_FTS, INSERT_FTS, DELETE_FTS)
-REINDEX = (REBUILD_FTS,)
 DELETE_SKILLS = "DELETE FROM rm_project_skills WHERE project_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_project_skills (skill, project_id) VALUES (?, ?)"
+
+
+def reindex_skills(conn: Connection) -> None:
+    """rm_project_skills from the skills column of every project, in one executemany.
+
+    The table is an index of rm_projects.skills (lowercased in Python, as the projectors do: SQLite's
+    lower() folds ASCII only)."""
+    rows = conn.execute("SELECT id, skills FROM rm_projects").fetchall()
+    pairs = [(skill.lower(), project_id) for project_id, skills in rows for skill in orjson.loads(skills)]
+    if pairs:
+        conn.executemany(INSERT_SKILL, pairs)
+
+
+# Statements that only keep the search index and the skill index current: a replay skips them and
+# builds both once at the end (REINDEX), as it builds the B-tree indexes (queries/projection.py).
+INDEXING = (INSERT_NEW_FTS, INSERT_FTS, DELETE_FTS, INSERT_SKILL, DELETE_SKILLS)
+REINDEX = (REBUILD_FTS, reindex_skills)
 SET_STATUS = "UPDATE rm_projects SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 DELETE = "DELETE FROM rm_projects WHERE id = ?"
 COUNT = "UPDATE rm_projects SET proposals_count = proposals_count + ? WHERE id = ?"

@@ -113,6 +113,37 @@ def test_a_rebuild_answers_searches_as_the_inline_projection_did(marketplace: An
     assert_index_matches_rows(settings)
 
 
+def by_skill(client: TestClient, headers: dict[str, str], skill: str) -> list[str]:
+    response = client.get("/api/projects", params={"skill": skill}, headers=headers)
+    assert response.status_code == 200, response.text
+    return sorted(item["id"] for item in response.json()["items"])
+
+
+def test_a_rebuild_derives_the_skill_index_the_projectors_kept(marketplace: Any) -> None:
+    """A replay skips the per-project skill rows and derives them at the end (REINDEX): the same rows,
+    folded to lower case as Python folds it (SQLite's lower() would leave 'Ü' alone)."""
+    settings, client, headers, ids = marketplace
+    posted = client.post("/api/projects", json=project("wombat", ["Ünity", "ÜNITY", "Python"]), headers=headers)
+    assert posted.status_code == 201, posted.text
+    reskilled = {"skills": ["Élan", "python"]}
+    assert client.put(f"/api/projects/{ids['quokka']}", json=reskilled, headers=headers).status_code == 200
+    assert client.delete(f"/api/projects/{ids['okapi']}", headers=headers).status_code == 204
+    skills = ["ünity", "ÜNITY", "python", "élan", "skill0", "skill1", "skill4"]
+    before = {skill: by_skill(client, headers, skill) for skill in skills}
+    assert before["ünity"] == before["ÜNITY"] == [posted.json()["id"]]
+    assert before["python"] == sorted([posted.json()["id"], ids["quokka"]])
+    assert before["skill0"] == [] and before["skill4"] == []
+    conn = connect(settings.resolved_database_url())
+    try:
+        rows_before = sorted(conn.execute("SELECT skill, project_id FROM rm_project_skills").fetchall())
+        rebuild(conn, projection(), store.iter_all(conn, meta=False))
+        assert sorted(conn.execute("SELECT skill, project_id FROM rm_project_skills").fetchall()) == rows_before
+    finally:
+        conn.close()
+    client.app.state.cache = type(client.app.state.cache)()
+    assert {skill: by_skill(client, headers, skill) for skill in skills} == before
+
+
 def test_the_checkpoint_is_the_head_after_commands_succeed_and_fail(marketplace: Any) -> None:
     settings, client, headers, ids = marketplace
     stale = {**headers, "If-Match": '"1"'}
