@@ -34,6 +34,7 @@ from bench.run import (
     machine_info,
     progress,
     save_results,
+    speed_check,
     table,
     wrk_errors,
 )
@@ -475,6 +476,7 @@ def main(argv: list[str]) -> int:
                 progress(f"scenario {name} failed: {failures[name]}")
     finally:
         bench.close()
+    machine["speed at end"] = speed_check()
     finished = datetime.now(UTC)
 
     header = [

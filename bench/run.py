@@ -444,6 +444,33 @@ def save_results(prefix: str, started: datetime, record: dict[str, Any], label: 
     return out
 
 
+SPEED_LOOP = 5_000_000  # additions in a pure-Python loop: about 0.4 s on a quiet core of this kind
+
+
+def speed_check() -> str:
+    """How fast this machine is right now: a fixed Python loop (best of 3) and fsync of 1 MiB (median of 20).
+
+    Shared machines swing by a factor of 2 within minutes; absolute targets (events/s, proposals/s) are only
+    comparable between runs whose speed checks agree. Printed at the start and end of a run."""
+    loop = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(SPEED_LOOP):
+            total += i
+        loop = min(loop, time.perf_counter() - started)
+    syncs = []
+    with tempfile.NamedTemporaryFile(dir=Path.cwd()) as handle:
+        block = os.urandom(1 << 20)
+        for _ in range(20):
+            handle.write(block)
+            handle.flush()
+            started = time.perf_counter()
+            os.fsync(handle.fileno())
+            syncs.append(time.perf_counter() - started)
+    return f"Python loop of {SPEED_LOOP:,} additions {loop:.2f} s; fsync of 1 MiB {sorted(syncs)[10] * 1e3:.1f} ms"
+
+
 def machine_info() -> dict[str, Any]:
     model = "?"
     try:
@@ -482,6 +509,7 @@ def machine_info() -> dict[str, Any]:
         "starlette": pkg("starlette"),
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "speed at start": speed_check(),
     }
 
 
@@ -550,6 +578,7 @@ def main(argv: list[str]) -> int:
         access_lines = bench.app_log_lines()
     finally:
         bench.close()
+    machine["speed at end"] = speed_check()
     finished = datetime.now(UTC)
 
     header = [f"# megilance bench — {started:%Y-%m-%d %H:%M:%SZ} ({(finished - started).total_seconds():.0f}s)", ""]
