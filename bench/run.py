@@ -444,7 +444,7 @@ def save_results(prefix: str, started: datetime, record: dict[str, Any], label: 
     return out
 
 
-SPEED_LOOP = 5_000_000  # additions in a pure-Python loop: about 0.4 s on a quiet core of this kind
+SPEED_LOOP = 5_000_000  # additions in a pure-Python loop: about 0.18 s on a quiet core of this machine
 
 
 def speed_check() -> str:
