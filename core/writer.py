@@ -5,8 +5,10 @@ a job that raises is undone alone while the others commit together. On stdlib `s
 first run without savepoints: a job that fails before writing anything needs no undo, and each
 savepoint costs two statements, each a trip through the GIL. If a job fails after writing, the
 batch is rolled back and run again with a SAVEPOINT per job (the jobs are pure database work, and
-nothing of the first run was committed or answered). `libsql` has no row-change counter, so there
-every job always gets its savepoint. Callers on the event loop await a future; the loop never blocks.
+nothing of the first run was committed or answered). "Writing" is what SQLite's `total_changes`
+counts (INSERT, UPDATE, DELETE): a job must not run DDL, which it does not count. `libsql` has no
+row-change counter, so there every job always gets its savepoint. Callers on the event loop await a
+future; the loop never blocks.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ from core.events.base import StoredEvent
 Statement = tuple[str, Sequence[Any]]
 Projector = Callable[[StoredEvent], list[Statement]]
 
-# Summed deltas kept per call before they are written out (bounds a long replay's memory).
+# Summed deltas, and parameters of one run, kept per call before they are written out (they bound a
+# long replay's memory: a run of proposal inserts can span the whole log).
 MAX_DELTAS = 100_000
+MAX_RUN = 10_000
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoint WHERE id = 1"
 UPDATE_CHECKPOINT = "UPDATE projection_checkpoint SET position = ? WHERE id = 1"
@@ -80,6 +82,9 @@ class Projection:
                 for sql, params in projector(event):
                     if sql == run_sql:  # first: the common case (neither additive nor skipped is ever run_sql)
                         run.append(params)
+                        if len(run) >= MAX_RUN:
+                            _execute_run(conn, run_sql, run)
+                            run = []
                     elif sql in additive:
                         key = (sql, params[1])
                         deltas[key] = deltas.get(key, 0) + params[0]

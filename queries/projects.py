@@ -66,15 +66,21 @@ DELETE_SKILLS = "DELETE FROM rm_project_skills WHERE project_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_project_skills (skill, project_id) VALUES (?, ?)"
 
 
+SKILLS_AFTER = "SELECT rowid, id, skills FROM rm_projects WHERE rowid > ? ORDER BY rowid LIMIT ?"
+REINDEX_BATCH = 5000
+
+
 def reindex_skills(conn: Connection) -> None:
-    """rm_project_skills from the skills column of every project, in one executemany.
+    """rm_project_skills from the skills column of every project, an executemany per 5,000 projects.
 
     The table is an index of rm_projects.skills (lowercased in Python, as the projectors do: SQLite's
     lower() folds ASCII only)."""
-    rows = conn.execute("SELECT id, skills FROM rm_projects").fetchall()
-    pairs = [(skill.lower(), project_id) for project_id, skills in rows for skill in orjson.loads(skills)]
-    if pairs:
-        conn.executemany(INSERT_SKILL, pairs)
+    after = 0
+    while rows := conn.execute(SKILLS_AFTER, (after, REINDEX_BATCH)).fetchall():
+        pairs = [(skill.lower(), project_id) for _, project_id, skills in rows for skill in orjson.loads(skills)]
+        if pairs:
+            conn.executemany(INSERT_SKILL, pairs)
+        after = rows[-1][0]
 
 
 # Statements that only keep the search index and the skill index current: a replay skips them and

@@ -12,6 +12,7 @@ from core import store
 from core.clock import FakeClock
 from core.db import connect
 from edge.app import create_app
+from queries import projects as projects_module
 from queries.projection import checkpoint
 from queries.rebuild import rebuild
 from queries.registry import projection
@@ -119,9 +120,12 @@ def by_skill(client: TestClient, headers: dict[str, str], skill: str) -> list[st
     return sorted(item["id"] for item in response.json()["items"])
 
 
-def test_a_rebuild_derives_the_skill_index_the_projectors_kept(marketplace: Any) -> None:
+def test_a_rebuild_derives_the_skill_index_the_projectors_kept(
+    marketplace: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A replay skips the per-project skill rows and derives them at the end (REINDEX): the same rows,
     folded to lower case as Python folds it (SQLite's lower() would leave 'Ü' alone)."""
+    monkeypatch.setattr(projects_module, "REINDEX_BATCH", 2)  # several batches over the six projects
     settings, client, headers, ids = marketplace
     posted = client.post("/api/projects", json=project("wombat", ["Ünity", "ÜNITY", "Python"]), headers=headers)
     assert posted.status_code == 201, posted.text

@@ -107,13 +107,19 @@ def rows(conn: Connection) -> list[list[tuple[Any, ...]]]:
 
 @pytest.mark.parametrize("driver", DRIVERS)
 @settings(max_examples=60, deadline=None)
-@given(events=histories(), cuts=st.sets(st.integers(0, 40)), max_deltas=st.sampled_from([1, 2, 100_000]))
+@given(
+    events=histories(),
+    cuts=st.sets(st.integers(0, 40)),
+    max_deltas=st.sampled_from([1, 2, 100_000]),
+    max_run=st.sampled_from([1, 2, 10_000]),
+)
 def test_batched_application_writes_what_one_statement_at_a_time_writes(
-    driver: str, events: list[StoredEvent], cuts: set[int], max_deltas: int
+    driver: str, events: list[StoredEvent], cuts: set[int], max_deltas: int, max_run: int
 ) -> None:
     plain, batched = Projection([model(additive=False)]), Projection([model(additive=True)])
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
         patch.setattr(projection_module, "MAX_DELTAS", max_deltas)
+        patch.setattr(projection_module, "MAX_RUN", max_run)
         reference = fresh_store(Path(folder) / "reference", driver, plain)
         store = fresh_store(Path(folder) / "batched", driver, batched)
         try:
