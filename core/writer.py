@@ -8,7 +8,7 @@ batch is rolled back and run again with a SAVEPOINT per job (the jobs are pure d
 nothing of the first run was committed or answered). "Writing" is what SQLite's `total_changes`
 counts (INSERT, UPDATE, DELETE): a job must not run DDL, which it does not count. `libsql` has no
 row-change counter, so there every job always gets its savepoint. Callers on the event loop await a
-future; the loop never blocks.
+future; the loop never blocks. A batch wakes each loop once, however many of its callers it answers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import structlog
@@ -36,10 +36,26 @@ _STOP = object()
 
 @dataclass(slots=True)
 class Job(Generic[T]):
+    """One unit of work; its caller waits on `future` (a thread) or `waiter` (a task on `loop`)."""
+
     fn: Callable[[Connection], T]
-    future: Future[T] = field(default_factory=Future)
+    future: Future[T] | None = None
+    waiter: asyncio.Future[T] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
     result: Any = None
     error: BaseException | None = None
+
+
+def _settle(jobs: list[Job[Any]]) -> None:
+    """On the callers' loop: resolve each waiter still wanted (a cancelled request's is left alone)."""
+    for job in jobs:
+        waiter = job.waiter
+        if waiter is None or waiter.done():
+            continue
+        if job.error is not None:
+            waiter.set_exception(job.error)
+        else:
+            waiter.set_result(job.result)
 
 
 class WriterStopped(ServiceUnavailable):
@@ -93,12 +109,17 @@ class Writer:
     def submit_nowait(self, fn: Callable[[Connection], T]) -> Future[T]:
         if not self._running:
             raise WriterStopped("The service is shutting down; retry shortly")
-        job: Job[T] = Job(fn)
-        self._queue.put(job)
-        return job.future
+        future: Future[T] = Future()
+        self._queue.put(Job(fn, future=future))
+        return future
 
     async def submit(self, fn: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.submit_nowait(fn))
+        if not self._running:
+            raise WriterStopped("The service is shutting down; retry shortly")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._queue.put(Job(fn, waiter=waiter, loop=loop))
+        return await waiter
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         return self.submit_nowait(fn).result()
@@ -160,12 +181,23 @@ class Writer:
         self.jobs += len(batch)
         if self._on_commit is not None and any(job.error is None for job in batch):
             self._on_commit(conn)
+        self._answer(batch)
+
+    @staticmethod
+    def _answer(batch: list[Job[Any]]) -> None:
+        """Hand each job's outcome to its caller: threads directly, each event loop in one call for all its jobs."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Job[Any]]] = {}
         for job in batch:
-            if job.future.set_running_or_notify_cancel():
+            if job.loop is not None:
+                by_loop.setdefault(job.loop, []).append(job)
+            elif job.future is not None and job.future.set_running_or_notify_cancel():
                 if job.error is not None:
                     job.future.set_exception(job.error)
                 else:
                     job.future.set_result(job.result)
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, jobs)
 
     @staticmethod
     def _run_unguarded(conn: Connection, batch: list[Job[Any]]) -> bool:

@@ -4,6 +4,9 @@ uvicorn's `h11_max_incomplete_event_size` applies only to h11; with httptools a 
 that never ends would be buffered without limit. This protocol counts the bytes of a request
 head as they arrive and answers 431 (then closes) once they pass MAX_HEAD_BYTES — before the
 app, or even the header parser's callbacks, see anything.
+
+It also sends a response's head together with its first body chunk: uvicorn writes the two
+separately, one `send()` each, and on a busy loop that second system call is measurable.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; the app refuses more than 16 KiB of headers itself
 # A request head must arrive within this many seconds of its first byte (slow-loris clients are cut off).
@@ -22,6 +25,73 @@ REFUSAL = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
 )
+
+
+class _Held:
+    """Stands in for the transport while uvicorn writes a response head: keeps the bytes instead."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+class _Prefixed:
+    """Stands in for the transport during the first body write: sends the held head and the chunk at once."""
+
+    __slots__ = ("head", "transport")
+
+    def __init__(self, transport: Any, head: bytes) -> None:
+        self.transport, self.head = transport, head
+
+    def write(self, data: bytes) -> None:
+        head, self.head = self.head, b""
+        self.transport.write(head + data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class CoalescingCycle(RequestResponseCycle):
+    """One response of a connection, whose head leaves with its first body chunk.
+
+    Only a head that declares a Content-Length is held (the body follows at once). A streamed
+    answer of unknown length may wait for its first chunk, so its head goes out straight away.
+    """
+
+    _head: bytes | None = None
+
+    async def send(self, message: Any) -> None:
+        transport = self.transport
+        if message["type"] == "http.response.start" and self._holds(message):
+            held = _Held()
+            self.transport = held  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            self._head = held.data
+            return
+        head, self._head = self._head, None
+        if not head:
+            await super().send(message)
+            return
+        prefixed = _Prefixed(transport, head)
+        self.transport = prefixed  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+        if prefixed.head and not self.disconnected:  # the body wrote nothing (an empty final chunk)
+            transport.write(prefixed.head)
+
+    def _holds(self, message: Any) -> bool:
+        if self.response_started or self.scope["method"] == "HEAD":
+            return False
+        return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -69,3 +139,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open, self._head_bytes = False, 0
         self._cancel_head_timer()
         super().on_headers_complete()
+        # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
+        # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
+        if type(self.cycle) is RequestResponseCycle:
+            self.cycle.__class__ = CoalescingCycle

@@ -114,6 +114,30 @@ def test_concurrent_async_submissions_all_return(writer: Writer, db_path: str) -
     assert len(read_streams(db_path)) == 300
 
 
+def test_async_callers_of_one_batch_get_their_own_outcome_even_if_one_gave_up(writer: Writer, db_path: str) -> None:
+    """A batch answers a loop's callers together: a failure reaches its own caller, a cancelled caller is skipped."""
+    release, _ = hold_writer(writer)
+
+    async def main() -> list[object]:
+        kept = asyncio.ensure_future(writer.submit(appender("kept", "yes")))
+        abandoned = asyncio.ensure_future(writer.submit(appender("abandoned", "written anyway")))
+        lost = asyncio.ensure_future(writer.submit(appender("kept", "no")))  # same expected version: conflict
+
+        async def give_up() -> None:  # tasks start in order: the three jobs are queued behind the gate by now
+            abandoned.cancel()
+            release.set()
+
+        return list(await asyncio.gather(kept, abandoned, lost, give_up(), return_exceptions=True))
+
+    kept, abandoned, lost, _ = asyncio.run(main())
+
+    assert isinstance(kept, int)
+    assert isinstance(abandoned, asyncio.CancelledError)
+    assert isinstance(lost, VersionConflict)
+    assert writer.batches == 2  # the gate, then the three together
+    assert read_streams(db_path) == {"kept": ["yes"], "abandoned": ["written anyway"]}
+
+
 def test_max_batch_bounds_each_group(db_path: str) -> None:
     w = Writer(lambda: open_db(db_path), max_batch=10)
     w.start()
