@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 DECIMALS = {"USD": 2, "USDC": 6}
 MAX_AMOUNT = Decimal("1000000000")  # one billion: larger is a typo or an attack, not a contract
+QUANTUM = {currency: Decimal(1).scaleb(-places) for currency, places in DECIMALS.items()}  # 0.01, 0.000001
 
 
 class BadAmount(ValueError):
@@ -26,9 +27,8 @@ def parse_amount(value: object, currency: str = "USDC", *, allow_zero: bool = Fa
         raise BadAmount("an amount must be greater than zero")
     if amount > MAX_AMOUNT:
         raise BadAmount(f"an amount must not exceed {MAX_AMOUNT}")
-    places = DECIMALS[currency]
-    if amount != amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):
-        raise BadAmount(f"{currency} amounts have at most {places} decimals")
+    if amount != amount.quantize(QUANTUM[currency], rounding=ROUND_HALF_EVEN):
+        raise BadAmount(f"{currency} amounts have at most {DECIMALS[currency]} decimals")
     return amount
 
 
