@@ -8,6 +8,7 @@ from typing import Any
 
 from core.db import Connection
 from core.ids import new_id
+from edge.middleware import REQUEST_ID_KEY
 from edge.responses import JSON
 from edge.routing import Call
 
@@ -32,11 +33,18 @@ def ip_hash(call: Call) -> str:
     return hashed
 
 
+def request_id(call: Call) -> str:
+    """EdgeMiddleware's id for this request (the one in its X-Request-ID and its access-log line)."""
+    given: bytes | None = call.request.scope.get(REQUEST_ID_KEY)
+    return given.decode() if given is not None else new_id()
+
+
 def command_meta(call: Call) -> dict[str, Any]:
     headers = call.request.headers
     return {
         "actor": call.principal.sub if call.principal else None,
-        "request_id": headers.get("x-request-id") or new_id(),
+        # The id the response carries (the client's own if it was safe, else one made for the request).
+        "request_id": request_id(call),
         "idempotency_key": headers.get("idempotency-key"),
         "region": call.runtime.settings.region_name,
         "ip_hash": ip_hash(call),

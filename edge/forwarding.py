@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from core.positions import PositionTracker
 from edge.metrics import Metrics
-from edge.middleware import POSITION_KEY
+from edge.middleware import POSITION_KEY, REQUEST_ID_KEY
 from edge.responses import error_response
 
 log = structlog.get_logger("forwarding")
@@ -33,6 +33,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 OWN_HEADERS = frozenset({b"date", b"server"})
+FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id"}  # both are sent anew
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
@@ -50,7 +51,10 @@ class Forwarder:
         await self.client.aclose()
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP and k != b"x-forwarded-for"]
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in FORWARD_DROPS]
+        # The primary records this region's id for the request (it answers the client with it, too).
+        if REQUEST_ID_KEY in scope:
+            headers.append((b"x-request-id", scope[REQUEST_ID_KEY]))
         client = scope.get("client")
         peer = str(client[0]) if client else "unknown"
         prior = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]

@@ -24,6 +24,7 @@ log = structlog.get_logger("access")
 MAX_HEADER_BYTES = 16 * 1024
 POSITION_KEY = "megilance.position"
 RESPONDED_KEY = "megilance.responded"  # set once the response has started: an error can no longer replace it
+REQUEST_ID_KEY = "megilance.request_id"  # the id the response carries in X-Request-ID (events record it too)
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
@@ -76,6 +77,7 @@ class EdgeMiddleware:
             return
         began = time.perf_counter()
         size, request_id, length, token = _scan(scope["headers"])
+        scope[REQUEST_ID_KEY] = request_id
         # The position this answer is served at: raised by the region gate after waiting for a token.
         scope[POSITION_KEY] = self.tracker.position
         path: str = scope["path"]

@@ -7,6 +7,7 @@ feed's absence from the public OpenAPI. Timings are printed (visible without `-s
 
 from __future__ import annotations
 
+import re
 import statistics
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,6 +37,7 @@ from tests.e2e.regions import (
     position,
     post_project,
     primary_env,
+    project_body,
     readiness,
     register,
     start_edge,
@@ -418,6 +421,31 @@ def test_edge_proxies_writes_and_relays_the_primarys_answer(cluster: Cluster) ->
         direct = client.post(primary.url + "/api/projects", json=body, headers=headers)
         assert (via_edge.status_code, via_edge.json()) == (direct.status_code, direct.json())
         assert via_edge.status_code in (401, 422)
+
+
+def test_a_write_through_an_edge_is_logged_under_the_request_id_its_client_got(cluster: Cluster) -> None:
+    """One name per request across regions: the edge names it (the client's safe id, or its own), the edge's
+    access log and the primary's event record that name, and the client gets it back."""
+    primary, client, owner = cluster.primary, cluster.client, cluster.owner
+    answered: dict[str | None, str] = {}
+    with start_edge("fra", primary, env={"LOG_LEVEL": "info"}) as edge:
+        for sent in (None, "has space", "trace-7.edge:a"):
+            headers = {**owner.auth, **({} if sent is None else {"X-Request-ID": sent})}
+            written = client.post(edge.url + "/api/projects", json=project_body("named"), headers=headers)
+            assert written.status_code == 201, written.text
+            answered[sent] = written.headers["x-request-id"]
+            with closing(connect(str(primary_db_path(primary)), synchronous="NORMAL")) as conn:
+                (meta,) = conn.execute(
+                    "SELECT meta FROM events WHERE position = ?", (consistency_token(written),)
+                ).fetchone()
+            assert orjson.loads(meta)["request_id"] == answered[sent]
+        edge.stop()
+        access = [line for line in map(orjson.loads, edge.stdout_path.read_bytes().splitlines()) if "route" in line]
+    assert answered["trace-7.edge:a"] == "trace-7.edge:a"
+    assert re.fullmatch(r"[0-9a-f]{32}", answered[None]) and re.fullmatch(r"[0-9a-f]{32}", answered["has space"])
+    # Forwarded before routing, so logged as "<unmatched>"; these three are the edge's only POSTs.
+    logged = [line["request_id"] for line in access if line["method"] == "POST"]
+    assert logged == list(answered.values()), access
 
 
 def test_edge_on_fly_answers_writes_with_fly_replay(cluster: Cluster) -> None:
