@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from core import idempotency
 from core.db import Connection
 from core.ids import new_id
 from edge.middleware import REQUEST_ID_KEY
@@ -39,13 +40,13 @@ def request_id(call: Call) -> str:
     return given.decode() if given is not None else new_id()
 
 
-def command_meta(call: Call) -> dict[str, Any]:
-    headers = call.request.headers
+def command_meta(call: Call, claim: idempotency.Claim | None = None) -> dict[str, Any]:
+    """The event metadata of a command. Client text reaches it only validated: the request id the response
+    carries (the client's own if it was safe) and the Idempotency-Key this command claimed, if any."""
     return {
         "actor": call.principal.sub if call.principal else None,
-        # The id the response carries (the client's own if it was safe, else one made for the request).
         "request_id": request_id(call),
-        "idempotency_key": headers.get("idempotency-key"),
+        "idempotency_key": claim.key if claim is not None else None,
         "region": call.runtime.settings.region_name,
         "ip_hash": ip_hash(call),
     }
@@ -60,7 +61,7 @@ async def execute(call: Call, command: Any, read_back: Callable[[Connection], An
         limits = call.request.app.state.limits
         limits.hit(limits.writes, "writes", call.principal.sub)
     claim, call.idempotency = call.idempotency, None
-    return await call.runtime.execute(command, command_meta(call), claim, read_back)
+    return await call.runtime.execute(command, command_meta(call, claim), claim, read_back)
 
 
 def written(body: Any, position: int, status: int = 200, etag: int | None = None) -> JSON:

@@ -1,8 +1,10 @@
-"""The id in a response's X-Request-ID is the one its events record, whether the client sent it or not."""
+"""What events record of a request: the id its response carries in X-Request-ID (whether the client sent
+one or not), and an Idempotency-Key only once validated and claimed. Raw client headers never reach the log."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import orjson
 import pytest
@@ -25,13 +27,17 @@ def register(client: TestClient, email: str, request_id: str | None) -> str:
     return response.headers["x-request-id"]
 
 
-def recorded_request_ids(settings: Settings, event_type: str) -> list[str]:
+def recorded(settings: Settings, event_type: str, field: str = "request_id") -> list[Any]:
     conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
     try:
         rows = conn.execute("SELECT meta FROM events WHERE type = ? ORDER BY position", (event_type,)).fetchall()
     finally:
         conn.close()
-    return [orjson.loads(row[0])["request_id"] for row in rows]
+    return [orjson.loads(row[0])[field] for row in rows]
+
+
+def recorded_request_ids(settings: Settings, event_type: str) -> list[str]:
+    return recorded(settings, event_type)
 
 
 def test_a_generated_request_id_is_the_one_the_event_records(client: TestClient, settings: Settings) -> None:
@@ -57,3 +63,37 @@ def test_an_unsafe_client_request_id_reaches_neither_the_response_nor_the_log(
 
     assert GENERATED.fullmatch(answered)
     assert recorded_request_ids(settings, "UserRegistered") == [answered]
+
+
+PROJECT = {
+    "title": "Build a landing page",
+    "description": "A single page with a signup form.",
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "300",
+    "budget_max": "900",
+    "experience_level": "intermediate",
+    "estimated_duration": "1-2 weeks",
+    "skills": ["html"],
+}
+
+
+def test_only_a_claimed_idempotency_key_is_recorded_and_as_it_was_validated(
+    client: TestClient, settings: Settings
+) -> None:
+    # Registration is not idempotent (there is no user to keep the key for): a key sent with it is ignored.
+    registered = client.post(
+        "/api/auth/register",
+        json={"email": "ada@example.com", "password": "correct horse battery", "name": "Ada", "role": "client"},
+        headers={"Idempotency-Key": "k" * 5000},
+    )
+    assert registered.status_code == 201, registered.text
+    auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+
+    first = client.post("/api/projects", json=PROJECT, headers={**auth, "Idempotency-Key": "  order-1  "})
+    plain = client.post("/api/projects", json=PROJECT, headers=auth)
+    too_long = client.post("/api/projects", json=PROJECT, headers={**auth, "Idempotency-Key": "k" * 256})
+
+    assert (first.status_code, plain.status_code, too_long.status_code) == (201, 201, 422)
+    assert recorded(settings, "UserRegistered", "idempotency_key") == [None]
+    assert recorded(settings, "ProjectPosted", "idempotency_key") == ["order-1", None]
