@@ -107,19 +107,20 @@ class Writer:
         return self._running and self._thread is not None and self._thread.is_alive()
 
     def submit_nowait(self, fn: Callable[[Connection], T]) -> Future[T]:
-        if not self._running:
-            raise WriterStopped("The service is shutting down; retry shortly")
         future: Future[T] = Future()
-        self._queue.put(Job(fn, future=future))
+        self._enqueue(Job(fn, future=future))
         return future
 
     async def submit(self, fn: Callable[[Connection], T]) -> T:
-        if not self._running:
-            raise WriterStopped("The service is shutting down; retry shortly")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        self._queue.put(Job(fn, waiter=waiter, loop=loop))
+        self._enqueue(Job(fn, waiter=waiter, loop=loop))
         return await waiter
+
+    def _enqueue(self, job: Job[Any]) -> None:
+        if not self._running:
+            raise WriterStopped("The service is shutting down; retry shortly")
+        self._queue.put(job)
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         return self.submit_nowait(fn).result()

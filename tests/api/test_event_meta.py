@@ -36,23 +36,19 @@ def recorded(settings: Settings, event_type: str, field: str = "request_id") -> 
     return [orjson.loads(row[0])[field] for row in rows]
 
 
-def recorded_request_ids(settings: Settings, event_type: str) -> list[str]:
-    return recorded(settings, event_type)
-
-
 def test_a_generated_request_id_is_the_one_the_event_records(client: TestClient, settings: Settings) -> None:
     answered = [register(client, f"ada{i}@example.com", None) for i in range(3)]
 
     assert all(GENERATED.fullmatch(request_id) for request_id in answered)
     assert len(set(answered)) == 3
-    assert recorded_request_ids(settings, "UserRegistered") == answered
+    assert recorded(settings, "UserRegistered") == answered
 
 
 def test_a_safe_client_request_id_is_echoed_and_recorded(client: TestClient, settings: Settings) -> None:
     answered = register(client, "ada@example.com", "trace-42.a:b")
 
     assert answered == "trace-42.a:b"
-    assert recorded_request_ids(settings, "UserRegistered") == ["trace-42.a:b"]
+    assert recorded(settings, "UserRegistered") == ["trace-42.a:b"]
 
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 200, "semi;colon", "<script>alert(1)</script>"])
@@ -62,7 +58,7 @@ def test_an_unsafe_client_request_id_reaches_neither_the_response_nor_the_log(
     answered = register(client, "ada@example.com", bad)
 
     assert GENERATED.fullmatch(answered)
-    assert recorded_request_ids(settings, "UserRegistered") == [answered]
+    assert recorded(settings, "UserRegistered") == [answered]
 
 
 PROJECT = {
