@@ -64,6 +64,7 @@ class ReviseContract(Command):
     changes: dict[str, Any]
     status: str | None = None
     expected_version: int | None = None
+    actor_is_admin: bool = False  # admins see every contract, so they are refused (403), not told it is missing
 
 
 class CancelContract(Command):
@@ -72,6 +73,7 @@ class CancelContract(Command):
     contract_id: str
     actor_id: str
     expected_version: int | None = None
+    actor_is_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +145,13 @@ def load_contract(uow: UnitOfWork, contract_id: str) -> Contract:
     return fold(uow, contract_id, evolve, "contract")
 
 
-def party_contract(uow: UnitOfWork, contract_id: str, actor_id: str) -> Contract:
-    """The contract, if the actor is its client or freelancer; anyone else is told it does not exist."""
+def party_contract(uow: UnitOfWork, contract_id: str, actor_id: str, *, admin: bool = False) -> Contract:
+    """The contract, if the actor is its client or freelancer. An admin (who may read it) is refused; anyone
+    else is told it does not exist."""
     contract = load_contract(uow, contract_id)
     if actor_id not in (contract.client_id, contract.freelancer_id):
+        if admin:
+            raise Forbidden("Only the contract's parties can change it")
         raise NotFound("No contract with that id")
     return contract
 
@@ -185,7 +190,7 @@ def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
 
 
 def revise_contract(uow: UnitOfWork, cmd: ReviseContract) -> None:
-    contract = party_contract(uow, cmd.contract_id, cmd.actor_id)
+    contract = party_contract(uow, cmd.contract_id, cmd.actor_id, admin=cmd.actor_is_admin)
     if cmd.changes and cmd.actor_id != contract.client_id:
         raise Forbidden("Only the client can edit a contract's description, terms, end_date or milestones")
     check_version(contract.version, cmd.expected_version, "contract")
@@ -200,7 +205,7 @@ def revise_contract(uow: UnitOfWork, cmd: ReviseContract) -> None:
 
 
 def cancel_contract(uow: UnitOfWork, cmd: CancelContract) -> None:
-    contract = party_contract(uow, cmd.contract_id, cmd.actor_id)
+    contract = party_contract(uow, cmd.contract_id, cmd.actor_id, admin=cmd.actor_is_admin)
     if cmd.actor_id != contract.client_id:
         raise Forbidden("Only the client can delete a contract; the freelancer may set its status to cancelled")
     check_version(contract.version, cmd.expected_version, "contract")

@@ -17,8 +17,8 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     users.RecordLogin: users.record_login,
     users.RecordLoginFailure: users.record_login_failure,
     projects.PostProject: projects.post_project,
-    projects.ReviseProject: projects.revise_project,
-    projects.DeleteProject: projects.delete_project,
+    projects.ReviseProject: proposals.revise_project,  # closing a project rejects its submitted proposals
+    projects.DeleteProject: proposals.delete_project,  # and so does deleting it
     proposals.SubmitProposal: proposals.submit_proposal,
     proposals.ReviseProposal: proposals.revise_proposal,
     proposals.WithdrawProposal: proposals.withdraw_proposal,

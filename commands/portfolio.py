@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commands.common import Command, check_version, fold
-from core.errors import NotFound
+from core.errors import Forbidden
 from core.events.base import StoredEvent
 from core.events.portfolio import PortfolioItemAdded, PortfolioItemRemoved, PortfolioItemRevised
 from core.store import UnitOfWork
@@ -61,10 +61,10 @@ def evolve(state: PortfolioItem | None, event: StoredEvent) -> PortfolioItem | N
 
 
 def owned_item(uow: UnitOfWork, item_id: str, actor_id: str, expected: int | None) -> PortfolioItem:
-    """The item, if the actor owns it; to anyone else it does not exist (for changing)."""
+    """The item, if the actor owns it. Anyone signed in can read it, so others are refused (403)."""
     item: PortfolioItem = fold(uow, item_id, evolve, "portfolio item")
     if item.freelancer_id != actor_id:
-        raise NotFound("No portfolio item with that id")
+        raise Forbidden("Only the item's owner can change it")
     check_version(item.version, expected, "portfolio item")
     return item
 

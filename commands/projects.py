@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commands.common import Command, check_version, fold
-from core.errors import InvalidState, NotFound, ValidationFailed
+from core.errors import Forbidden, InvalidState, ValidationFailed
 from core.events.base import StoredEvent
 from core.events.projects import ProjectDeleted, ProjectPosted, ProjectRevised, ProjectStatusChanged
 from core.store import UnitOfWork
@@ -104,10 +104,10 @@ def load_project(uow: UnitOfWork, project_id: str) -> Project:
 
 
 def owned_project(uow: UnitOfWork, project_id: str, actor_id: str) -> Project:
-    """The project, if the actor owns it; others are told it does not exist."""
+    """The project, if the actor owns it. Anyone signed in can read it, so others are refused (403)."""
     project = load_project(uow, project_id)
     if project.client_id != actor_id:
-        raise NotFound("No project with that id")
+        raise Forbidden("Only the project's owner can change it")
     return project
 
 

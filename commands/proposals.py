@@ -1,4 +1,8 @@
-"""Proposals, write side: submit, revise, withdraw, reject, and accept (one atomic multi-stream command)."""
+"""Proposals, write side: submit, revise, withdraw, reject, and accept (one atomic multi-stream command).
+
+A project that ends without a hire (deleted, closed, cancelled) rejects its submitted proposals in the same
+transaction: those commands run here, as they span the project's stream and its proposals'.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from core.store import UnitOfWork
 STREAM = "proposal"
 CLAIM = "proposal"  # key "<project_id>:<freelancer_id>" → proposal id: one per freelancer per project
 SELECT_PROJECT_PROPOSALS = "SELECT owner FROM claims WHERE kind = 'proposal' AND key >= ? AND key < ?"
+# A project that closes or is cancelled takes no more hires: its submitted proposals are rejected with these reasons.
+CLOSING = {"closed": "project_closed", "cancelled": "project_cancelled"}
 
 
 class SubmitProposal(Command):
@@ -188,16 +194,34 @@ def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
         project.version,
         [ProjectAwarded(project_id=project.id, proposal_id=proposal.id, freelancer_id=proposal.freelancer_id)],
     )
-    for other_id in _proposal_ids(uow, project.id):
-        if other_id == proposal.id:
+    reject_submitted(uow, project.id, "another_accepted", accepted=proposal.id)
+
+
+def delete_project(uow: UnitOfWork, cmd: projects.DeleteProject) -> None:
+    """The project deleted and, in the same transaction, every proposal still submitted on it rejected."""
+    projects.delete_project(uow, cmd)
+    reject_submitted(uow, cmd.project_id, "project_deleted")
+
+
+def revise_project(uow: UnitOfWork, cmd: projects.ReviseProject) -> None:
+    """The project revised; closing or cancelling it rejects every proposal still submitted on it, atomically."""
+    projects.revise_project(uow, cmd)
+    if cmd.status in CLOSING:
+        reject_submitted(uow, cmd.project_id, CLOSING[cmd.status])
+
+
+def reject_submitted(uow: UnitOfWork, project_id: str, reason: str, accepted: str | None = None) -> None:
+    """Every proposal on the project that is still submitted (but the one just `accepted`) → rejected."""
+    for proposal_id in _proposal_ids(uow, project_id):
+        if proposal_id == accepted:
             continue
-        other = load_proposal(uow, other_id)
+        other = load_proposal(uow, proposal_id)
         if other.status == "submitted":
             uow.append(
                 other.id,
                 STREAM,
                 other.version,
-                [ProposalRejected(proposal_id=other.id, project_id=project.id, reason="another_accepted")],
+                [ProposalRejected(proposal_id=other.id, project_id=project_id, reason=reason)],
             )
 
 

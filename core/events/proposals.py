@@ -53,7 +53,10 @@ class ProposalAccepted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProposalRejected(Event):
-    """The client declined it, or accepted another one (`reason`: declined / another_accepted)."""
+    """The client declined it, accepted another one, or ended the project without a hire.
+
+    `reason`: declined / another_accepted / project_deleted / project_closed / project_cancelled.
+    """
 
     TYPE = "ProposalRejected"
     proposal_id: str

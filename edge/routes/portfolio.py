@@ -190,7 +190,7 @@ OPERATIONS = [
         "portfolio",
         body=PortfolioItemPatch,
         response=PortfolioItemOut,
-        errors=(400, 401, 404, 412, 415, 422),
+        errors=(400, 401, 403, 404, 412, 415, 422),
     ),
     Operation(
         "DELETE",
@@ -199,6 +199,6 @@ OPERATIONS = [
         "Remove your portfolio item (owner)",
         "portfolio",
         status=204,
-        errors=(401, 404, 412),
+        errors=(401, 403, 404, 412),
     ),
 ]

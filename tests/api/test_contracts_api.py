@@ -555,15 +555,20 @@ def test_the_freelancer_may_not_edit_client_fields(client: TestClient, fred: Use
 def test_strangers_and_admins_cannot_change_a_contract(
     client: TestClient, settings: Settings, clock: FakeClock, contract: Json
 ) -> None:
+    """Strangers may not see it (404); an admin sees it but is no party (403). Nothing changes."""
     url = f"/api/contracts/{contract['id']}"
-    for other in (
-        register(client, "client", "Carl"),
-        register(client, "freelancer", "Gina"),
-        make_admin(client, settings, clock),
+    admin = make_admin(client, settings, clock)
+    before = client.get(url, headers=admin.headers)
+    for other, status, error_type in (
+        (register(client, "client", "Carl"), 404, "not_found"),
+        (register(client, "freelancer", "Gina"), 404, "not_found"),
+        (admin, 403, "forbidden"),
     ):
-        assert_error(client.put(url, json={"status": "disputed"}, headers=other.headers), 404, "not_found")
-        assert_error(client.put(url, json={"terms": "mine"}, headers=other.headers), 404, "not_found")
-        assert_error(client.delete(url, headers=other.headers), 404, "not_found")
+        assert_error(client.put(url, json={"status": "disputed"}, headers=other.headers), status, error_type)
+        assert_error(client.put(url, json={"terms": "mine"}, headers=other.headers), status, error_type)
+        assert_error(client.delete(url, headers=other.headers), status, error_type)
+    after = client.get(url, headers=admin.headers)
+    assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
     assert_error(
         client.put(
             f"/api/contracts/{new_id()}", json={"status": "disputed"}, headers=register(client, "client", "Dan").headers

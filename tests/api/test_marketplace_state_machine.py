@@ -281,8 +281,10 @@ class Marketplace(RuleBasedStateMachine):
         status = data.draw(st.sampled_from([None, "closed", "cancelled", "completed"]), label="status")
         if status is not None:
             body["status"] = status
-        if project.deleted or actor.id != project.owner:
+        if project.deleted:
             expect = refused(404, "not_found")
+        elif actor.id != project.owner:
+            expect = refused(403, "forbidden")
         elif content and project.status != "open":
             expect = refused(409, "invalid_state")
         elif content and low > high:
@@ -294,22 +296,33 @@ class Marketplace(RuleBasedStateMachine):
         response = self.send("PUT", f"/api/projects/{project.id}", actor, expect, json=body)
         if response.status_code == 200:
             project.budget_min, project.budget_max = low, high
+            if status in ("closed", "cancelled"):
+                self.reject_submitted(project)
             project.status = status or project.status
             assert response.json()["status"] == project.status
+
+    def reject_submitted(self, project: Project) -> None:
+        """A project that ends without a hire rejects every proposal still submitted on it."""
+        for proposal in self.proposals.values():
+            if proposal.project_id == project.id and proposal.status == "submitted":
+                proposal.status = "rejected"
 
     @precondition(lambda self: self.projects)
     @rule(data=st.data())
     def delete_project(self, data: st.DataObject) -> None:
         project = data.draw(st.sampled_from(sorted(self.projects.values(), key=lambda p: p.id)), label="project")
         actor = data.draw(st.sampled_from(self.users + [self.user(project.owner)] * 2), label="actor")
-        if project.deleted or actor.id != project.owner:
+        if project.deleted:
             expect = refused(404, "not_found")
+        elif actor.id != project.owner:
+            expect = refused(403, "forbidden")
         elif project.status != "open" or project.hired is not None:
             expect = refused(409, "invalid_state")
         else:
             expect = Expect(204)
         if self.send("DELETE", f"/api/projects/{project.id}", actor, expect).status_code == 204:
             project.deleted = True
+            self.reject_submitted(project)
 
     # -- proposals ---------------------------------------------------------------------------------
 
@@ -514,7 +527,10 @@ class Marketplace(RuleBasedStateMachine):
     def remove_portfolio_item(self, data: st.DataObject) -> None:
         item = data.draw(st.sampled_from(sorted(self.items.values(), key=lambda i: i.id)), label="item")
         actor = data.draw(st.sampled_from(self.users + [self.user(item.owner)] * 2), label="actor")
-        expect = refused(404, "not_found") if item.removed or actor.id != item.owner else Expect(204)
+        if item.removed:
+            expect = refused(404, "not_found")
+        else:
+            expect = refused(403, "forbidden") if actor.id != item.owner else Expect(204)
         if self.send("DELETE", f"/api/portfolio/{item.id}", actor, expect).status_code == 204:
             item.removed = True
 

@@ -277,10 +277,11 @@ def test_edits_keep_the_shape_rules(client: TestClient, pat: User, item: Json, c
 
 
 def test_nobody_but_the_owner_may_edit_or_remove(client: TestClient, item: Json) -> None:
+    """Every signed-in user may read the item, so the others are refused (403), not told it is missing."""
     url = f"/api/portfolio/{item['id']}"
     for other in (register(client), register(client, "client")):
-        assert_error(client.put(url, json={"title": "Mine"}, headers=other.headers), 404, "not_found")
-        assert_error(client.delete(url, headers=other.headers), 404, "not_found")
+        assert_error(client.put(url, json={"title": "Mine"}, headers=other.headers), 403, "forbidden")
+        assert_error(client.delete(url, headers=other.headers), 403, "forbidden")
     assert client.get(url, headers=register(client).headers).json() == item
 
 

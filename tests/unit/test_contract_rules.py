@@ -407,6 +407,17 @@ def test_cancelling_is_refused(conn: Connection, actor: str, expected: int | Non
     assert store.claim_owner(conn, "contract", PROJECT) == CONTRACT
 
 
+def test_an_admin_who_may_read_a_contract_is_refused_changing_it(conn: Connection) -> None:
+    existing(conn)
+
+    with pytest.raises(Forbidden):
+        when(conn, revise_contract, revise(actor_id=STRANGER, changes={}, status="disputed", actor_is_admin=True))
+    with pytest.raises(Forbidden):
+        when(conn, cancel_contract, CancelContract(contract_id=CONTRACT, actor_id=STRANGER, actor_is_admin=True))
+
+    assert load_contract(store.UnitOfWork(conn, META, FakeClock()), CONTRACT).status == "active"
+
+
 def test_an_unknown_contract_is_not_found(conn: Connection) -> None:
     with pytest.raises(NotFound):
         when(conn, cancel_contract, CancelContract(contract_id=CONTRACT, actor_id=CLIENT))

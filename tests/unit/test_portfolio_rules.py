@@ -19,7 +19,7 @@ from commands.portfolio import (
 from core import store
 from core.clock import FakeClock
 from core.db import Connection, connect
-from core.errors import DomainError, NotFound, PreconditionFailed
+from core.errors import DomainError, Forbidden, NotFound, PreconditionFailed
 from core.events.base import Event
 from core.events.portfolio import PortfolioItemAdded, PortfolioItemRemoved, PortfolioItemRevised
 from migrations.runner import migrate
@@ -119,8 +119,8 @@ def remove(actor: str, expected: int | None = None) -> RemovePortfolioItem:
     [
         ([], revise_portfolio_item, revise(OWNER), NotFound),
         ([], remove_portfolio_item, remove(OWNER), NotFound),
-        ([added()], revise_portfolio_item, revise(OTHER), NotFound),
-        ([added()], remove_portfolio_item, remove(OTHER), NotFound),
+        ([added()], revise_portfolio_item, revise(OTHER), Forbidden),
+        ([added()], remove_portfolio_item, remove(OTHER), Forbidden),
         ([added()], revise_portfolio_item, revise(OWNER, expected=2), PreconditionFailed),
         ([added()], remove_portfolio_item, remove(OWNER, expected=0), PreconditionFailed),
         (
