@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,6 +26,7 @@ from edge.runtime import Runtime
 
 MAX_JSON_DEPTH = 32
 MAX_REMEMBERED_QUERIES = 1024  # per operation
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(slots=True)
@@ -66,10 +67,16 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = True
     ip_limited: bool = False  # counted against RATE_LIMIT_AUTH_PER_MINUTE per client IP, before any parsing
-    # Streaming bodies (uploads) are not buffered for an Idempotency-Key fingerprint; their handlers stay
-    # safe to retry on their own. `multipart` documents a `file` form field in the OpenAPI document.
+    # Streaming bodies (uploads) are not buffered for an Idempotency-Key fingerprint, nor held to the empty
+    # body of other writes without a body model; their handlers read the body and stay safe to retry on
+    # their own. `multipart` documents a `file` form field in the OpenAPI document.
     idempotent: bool = True
     multipart: bool = False
+
+    @property
+    def takes_no_body(self) -> bool:
+        """A write without a body model (and no streamed body): only no bytes or `{}` are accepted."""
+        return self.body is None and self.idempotent and self.method in WRITE_METHODS
 
 
 def validation_errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
@@ -122,6 +129,20 @@ async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
     return validate_json(model, await request.body())
 
 
+class NoBody(BaseModel):
+    """The body a write without a body model accepts, if any: the empty object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+async def require_no_body(request: Request) -> None:
+    """No bytes, whatever the content type; else the JSON object `{}` (415, 400 and 422 as for other bodies)."""
+    raw = await request.body()
+    if raw:
+        require_json(request)
+        validate_json(NoBody, raw)
+
+
 def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
     try:
         return model.model_validate(dict(request.query_params))
@@ -135,6 +156,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
     # by many clients is parsed and validated once (bounded; invalid strings raise before they are kept).
     remembered: dict[bytes, BaseModel] = {}
     shareable = op.query is not None and bool(op.query.model_config.get("frozen"))
+    no_body = op.takes_no_body
 
     def parsed_query(request: Request) -> BaseModel:
         assert op.query is not None
@@ -158,6 +180,8 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
         query = parsed_query(request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
+        if no_body:
+            await require_no_body(request)
         call = Call(request, runtime, principal, body, query, request.path_params)
         if op.idempotent and op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
             return await idempotent(call, op)
