@@ -253,7 +253,8 @@ class IndexedRouter(Router):
     paid for every miss before it. A path without parameters is looked up in a dict (path, method);
     any other is matched only against the routes of its group (the first two path segments), each
     group an ordinary Router, so 404, 405 and trailing-slash redirects behave as before. Anything
-    else (the static files mount, unknown prefixes) falls back to the full list.
+    else (the static files mount, unknown prefixes) falls back to the full list. A 405's Allow names
+    every method of the path (with one route per method, Starlette's names only the first route's).
     """
 
     def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
@@ -308,6 +309,14 @@ class IndexedRouter(Router):
                 return route, child_scope
         return None
 
+    def allowed(self, scope: Scope) -> str:
+        """Every method some route takes at this path, for a 405's Allow (each route knows only its own)."""
+        methods: set[str] = set()
+        for route in self.routes:
+            if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+                methods |= route.methods
+        return ", ".join(sorted(methods))
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().app(scope, receive, send)
@@ -324,6 +333,8 @@ class IndexedRouter(Router):
         except (DomainError, HTTPException) as exc:
             if scope.get(RESPONDED_KEY):  # a response already under way cannot be replaced
                 raise
+            if isinstance(exc, HTTPException) and exc.status_code == 405:
+                exc = HTTPException(405, headers={"Allow": self.allowed(scope)})
             response = error_for(exc)
             assert response is not None
             await response(scope, receive, send)
