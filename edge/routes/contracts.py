@@ -226,7 +226,7 @@ async def update(call: Call) -> Response:
         actor_id=call.user.sub,
         changes=patch_changes(body),
         status=body.status,
-        expected_version=if_match(call),
+        expected_versions=if_match(call),
     )
     _, position = await execute(call, command)
     contract, version = await read_back(call, contract_id)
@@ -235,7 +235,7 @@ async def update(call: Call) -> Response:
 
 async def cancel(call: Call) -> Response:
     command = CancelContract(
-        contract_id=call.path["contract_id"], actor_id=call.user.sub, expected_version=if_match(call)
+        contract_id=call.path["contract_id"], actor_id=call.user.sub, expected_versions=if_match(call)
     )
     _, position = await execute(call, command)
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
