@@ -18,7 +18,7 @@ COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ? WHERE
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Who claims which key for which request (method, path and body hashed)."""
+    """Who claims which key for which request (method, path and validated body hashed)."""
 
     user_id: str
     key: str

@@ -194,6 +194,12 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
 MAX_KEY_LENGTH = 255
 
 
+def fingerprint(call: Call, op: Operation) -> str:
+    """Method, path and the validated body as canonical JSON: the same request however its JSON was written."""
+    body = b"" if call.body is None else orjson.dumps(call.body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), body)).hexdigest()
+
+
 async def idempotent(call: Call, op: Operation) -> Response:
     """Replay the first response for a repeated key; refuse the key with a different request."""
     key = call.request.headers["idempotency-key"].strip()
@@ -202,8 +208,7 @@ async def idempotent(call: Call, op: Operation) -> Response:
             "Idempotency-Key must be 1 to 255 characters",
             errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid length"}],
         )
-    raw = await call.request.body()
-    digest = hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), raw)).hexdigest()
+    digest = fingerprint(call, op)
     runtime, user = call.runtime, call.user.sub
     stored = await runtime.read(lambda conn: idempotency.lookup(conn, user, key, runtime.clock.now()))
     if stored is not None:
