@@ -216,18 +216,16 @@ async def idempotent(call: Call, op: Operation) -> Response:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
         if stored.status is None or stored.body is None:
             raise Conflict("A request with this Idempotency-Key is still being processed", "idempotency_in_progress")
-        return Response(
-            stored.body,
-            status_code=stored.status,
-            media_type="application/json",
-            headers={"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"},
-        )
+        headers = {"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"}
+        if stored.etag is not None:
+            headers["ETag"] = stored.etag
+        return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
     claim = call.idempotency = idempotency.Claim(user, key, digest)
     response = await op.handler(call)
     if call.idempotency is None and 200 <= response.status_code < 300:  # the claim was taken by a command
         position = int(response.headers.get("x-consistency-token", "0"))
-        body = bytes(response.body)
-        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position))
+        body, etag = bytes(response.body), response.headers.get("etag")
+        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position, etag))
     return response
 
 

@@ -73,3 +73,17 @@ def test_a_bodiless_write_sent_empty_or_as_an_empty_object_is_one_request(client
     assert first.status_code == again.status_code == 200, again.text
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_a_replay_carries_the_first_response_etag(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+    headers = {**ann.headers, "Idempotency-Key": "order-1"}
+
+    first = client.post("/api/projects", json=PROJECT, headers=headers)
+    again = client.post("/api/projects", json=PROJECT, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert first.headers["etag"] == '"1"'
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.json() == first.json()
