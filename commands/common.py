@@ -30,7 +30,7 @@ def fold(uow: UnitOfWork, stream_id: str, evolve: Callable[[S | None, StoredEven
     return state
 
 
-def check_version(version: int, expected: int | None, what: str) -> None:
-    """`If-Match` said which version the change was based on; refuse if it moved since."""
-    if expected is not None and expected != version:
+def check_version(version: int, expected: frozenset[int] | None, what: str) -> None:
+    """`If-Match` named the versions the change may apply to; refuse if the current one is none of them."""
+    if expected is not None and version not in expected:
         raise PreconditionFailed(f"The {what} changed since you read it (If-Match does not match)")

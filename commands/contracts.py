@@ -63,7 +63,7 @@ class ReviseContract(Command):
     actor_id: str
     changes: dict[str, Any]
     status: str | None = None
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
     actor_is_admin: bool = False  # admins see every contract, so they are refused (403), not told it is missing
 
 
@@ -72,7 +72,7 @@ class CancelContract(Command):
 
     contract_id: str
     actor_id: str
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
     actor_is_admin: bool = False
 
 
@@ -193,7 +193,7 @@ def revise_contract(uow: UnitOfWork, cmd: ReviseContract) -> None:
     contract = party_contract(uow, cmd.contract_id, cmd.actor_id, admin=cmd.actor_is_admin)
     if cmd.changes and cmd.actor_id != contract.client_id:
         raise Forbidden("Only the client can edit a contract's description, terms, end_date or milestones")
-    check_version(contract.version, cmd.expected_version, "contract")
+    check_version(contract.version, cmd.expected_versions, "contract")
     events: list[Any] = []
     if cmd.changes:
         if contract.status != "active":
@@ -208,7 +208,7 @@ def cancel_contract(uow: UnitOfWork, cmd: CancelContract) -> None:
     contract = party_contract(uow, cmd.contract_id, cmd.actor_id, admin=cmd.actor_is_admin)
     if cmd.actor_id != contract.client_id:
         raise Forbidden("Only the client can delete a contract; the freelancer may set its status to cancelled")
-    check_version(contract.version, cmd.expected_version, "contract")
+    check_version(contract.version, cmd.expected_versions, "contract")
     _append(uow, contract, [_move(contract, "cancelled", cmd.actor_id)])
 
 

@@ -32,7 +32,7 @@ class RevisePortfolioItem(Command):
     item_id: str
     actor_id: str
     changes: dict[str, Any]
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class RemovePortfolioItem(Command):
@@ -40,7 +40,7 @@ class RemovePortfolioItem(Command):
 
     item_id: str
     actor_id: str
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def evolve(state: PortfolioItem | None, event: StoredEvent) -> PortfolioItem | N
     return replace(state, version=event.version)
 
 
-def owned_item(uow: UnitOfWork, item_id: str, actor_id: str, expected: int | None) -> PortfolioItem:
+def owned_item(uow: UnitOfWork, item_id: str, actor_id: str, expected: frozenset[int] | None) -> PortfolioItem:
     """The item, if the actor owns it. Anyone signed in can read it, so others are refused (403)."""
     item: PortfolioItem = fold(uow, item_id, evolve, "portfolio item")
     if item.freelancer_id != actor_id:
@@ -75,11 +75,11 @@ def add_portfolio_item(uow: UnitOfWork, cmd: AddPortfolioItem) -> str:
 
 
 def revise_portfolio_item(uow: UnitOfWork, cmd: RevisePortfolioItem) -> None:
-    item = owned_item(uow, cmd.item_id, cmd.actor_id, cmd.expected_version)
+    item = owned_item(uow, cmd.item_id, cmd.actor_id, cmd.expected_versions)
     if cmd.changes:
         uow.append(item.id, STREAM, item.version, [PortfolioItemRevised(item_id=item.id, changes=dict(cmd.changes))])
 
 
 def remove_portfolio_item(uow: UnitOfWork, cmd: RemovePortfolioItem) -> None:
-    item = owned_item(uow, cmd.item_id, cmd.actor_id, cmd.expected_version)
+    item = owned_item(uow, cmd.item_id, cmd.actor_id, cmd.expected_versions)
     uow.append(item.id, STREAM, item.version, [PortfolioItemRemoved(item_id=item.id, freelancer_id=item.freelancer_id)])

@@ -39,7 +39,7 @@ class ReviseProject(Command):
     actor_id: str
     changes: dict[str, Any]
     status: str | None = None
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class DeleteProject(Command):
@@ -47,7 +47,7 @@ class DeleteProject(Command):
 
     project_id: str
     actor_id: str
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ def post_project(uow: UnitOfWork, cmd: PostProject) -> str:
 
 def revise_project(uow: UnitOfWork, cmd: ReviseProject) -> None:
     project = owned_project(uow, cmd.project_id, cmd.actor_id)
-    check_version(project.version, cmd.expected_version, "project")
+    check_version(project.version, cmd.expected_versions, "project")
     events: list[Any] = []
     if cmd.changes:
         if project.status != "open":
@@ -141,7 +141,7 @@ def revise_project(uow: UnitOfWork, cmd: ReviseProject) -> None:
 
 def delete_project(uow: UnitOfWork, cmd: DeleteProject) -> None:
     project = owned_project(uow, cmd.project_id, cmd.actor_id)
-    check_version(project.version, cmd.expected_version, "project")
+    check_version(project.version, cmd.expected_versions, "project")
     if project.status != "open" or project.accepted_proposal_id is not None:
         raise InvalidState(f"Only an open project with no accepted proposal can be deleted (it is {project.status})")
     uow.append(project.id, STREAM, project.version, [ProjectDeleted(project_id=project.id)])

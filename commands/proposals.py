@@ -49,7 +49,7 @@ class ReviseProposal(Command):
     proposal_id: str
     actor_id: str
     changes: dict[str, Any]
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class WithdrawProposal(Command):
@@ -57,7 +57,7 @@ class WithdrawProposal(Command):
 
     proposal_id: str
     actor_id: str
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class AcceptProposal(Command):
@@ -129,7 +129,7 @@ def submit_proposal(uow: UnitOfWork, cmd: SubmitProposal) -> str:
     return cmd.proposal_id
 
 
-def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: int | None) -> Proposal:
+def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: frozenset[int] | None) -> Proposal:
     proposal = visible_proposal(uow, proposal_id, actor_id)
     if proposal.freelancer_id != actor_id:
         raise Forbidden("Only the proposal's author can change it")
@@ -140,7 +140,7 @@ def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: int | 
 
 
 def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
-    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
+    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_versions)
     if cmd.changes:
         uow.append(
             proposal.id, STREAM, proposal.version, [ProposalRevised(proposal_id=proposal.id, changes=dict(cmd.changes))]
@@ -148,7 +148,7 @@ def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
 
 
 def withdraw_proposal(uow: UnitOfWork, cmd: WithdrawProposal) -> None:
-    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_version)
+    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_versions)
     uow.append(
         proposal.id,
         STREAM,

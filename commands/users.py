@@ -54,7 +54,7 @@ class UpdateProfile(_Command):
     user_id: str
     changes: dict[str, Any]
     password_hash: str | None = None
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class ChangeAccount(_Command):
@@ -64,7 +64,7 @@ class ChangeAccount(_Command):
     admin_id: str
     role: Role | None = None
     is_active: bool | None = None
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class RecordLogin(_Command):
@@ -121,8 +121,8 @@ def load_user(uow: UnitOfWork, user_id: str) -> User:
     return state
 
 
-def check_version(user: User, expected: int | None) -> None:
-    if expected is not None and expected != user.version:
+def check_version(user: User, expected: frozenset[int] | None) -> None:
+    if expected is not None and user.version not in expected:
         raise PreconditionFailed("The user changed since you read it (If-Match does not match)")
 
 
@@ -153,7 +153,7 @@ def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
 
 def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
     user = load_user(uow, cmd.user_id)
-    check_version(user, cmd.expected_version)
+    check_version(user, cmd.expected_versions)
     if not user.is_active:
         raise Forbidden("This account is deactivated")
     events: list[Event] = []
@@ -168,7 +168,7 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
 
 def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
     user = load_user(uow, cmd.user_id)
-    check_version(user, cmd.expected_version)
+    check_version(user, cmd.expected_versions)
     if cmd.user_id == cmd.admin_id and (cmd.is_active is False or (cmd.role and cmd.role != "admin")):
         raise Conflict("Admins cannot demote or deactivate themselves; ask another admin", "invalid_state")
     events: list[Event] = []

@@ -10,15 +10,17 @@ from core.db import Connection, is_unique_violation
 from core.errors import Conflict
 
 WINDOW = timedelta(hours=24)
-SELECT = "SELECT fingerprint, status, body, position, created_at FROM idempotency_keys WHERE user_id = ? AND key = ?"
+SELECT = (
+    "SELECT fingerprint, status, body, position, created_at, etag FROM idempotency_keys WHERE user_id = ? AND key = ?"
+)
 INSERT = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (?, ?, ?, ?)"
 DELETE_EXPIRED = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?"
-COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ? WHERE user_id = ? AND key = ?"
+COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ?, etag = ? WHERE user_id = ? AND key = ?"
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Who claims which key for which request (method, path and body hashed)."""
+    """Who claims which key for which request (method, path and validated body hashed)."""
 
     user_id: str
     key: str
@@ -31,13 +33,14 @@ class Stored:
     status: int | None
     body: bytes | None
     position: int | None
+    etag: str | None
 
 
 def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | None:
     row = conn.execute(SELECT, (user_id, key)).fetchone()
     if row is None or row[4] < rfc3339_ms(now - WINDOW):
         return None
-    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3])
+    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3], row[5])
 
 
 def claim(conn: Connection, c: Claim, now: datetime) -> None:
@@ -53,5 +56,5 @@ def claim(conn: Connection, c: Claim, now: datetime) -> None:
         raise
 
 
-def complete(conn: Connection, c: Claim, status: int, body: bytes, position: int) -> None:
-    conn.execute(COMPLETE, (status, body, position, c.user_id, c.key))
+def complete(conn: Connection, c: Claim, status: int, body: bytes, position: int, etag: str | None) -> None:
+    conn.execute(COMPLETE, (status, body, position, etag, c.user_id, c.key))

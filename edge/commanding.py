@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ from edge.middleware import REQUEST_ID_KEY
 from edge.responses import JSON
 from edge.routing import Call
 
+ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
+ENTITY_TAGS = re.compile(r'\s*(?:(?:W/)?"[^"]*"\s*)?(?:,\s*(?:(?:W/)?"[^"]*"\s*)?)*')  # `#entity-tag`
 MAX_IP_HASHES = 4096
 IP_HASHES: dict[tuple[str, str], str] = {}  # (secret, address) -> hash
 
@@ -71,10 +74,20 @@ def written(body: Any, position: int, status: int = 200, etag: int | None = None
     return JSON(body, status_code=status, headers=headers)
 
 
-def if_match(call: Call) -> int | None:
-    """The version a PUT/DELETE was based on (`If-Match: "3"`), or None when not sent."""
+def if_match(call: Call) -> frozenset[int] | None:
+    """The versions a PUT/DELETE may apply to (`If-Match: "3"` or `"2", "3"`); None when not sent or `*`.
+
+    Strong comparison (RFC 9110 13.1.1): weak tags match nothing, and neither does a malformed header (an
+    empty set: 412). A bare version number alone (`If-Match: 3`) is taken as "3", as it always was.
+    """
     raw = call.request.headers.get("if-match")
     if raw is None or raw.strip() == "*":
         return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+    if ENTITY_TAGS.fullmatch(raw):
+        return frozenset(int(tag) for weak, tag in ENTITY_TAG.findall(raw) if not weak and is_version(tag))
+    text = raw.strip()
+    return frozenset({int(text)}) if is_version(text) else frozenset()
+
+
+def is_version(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 19

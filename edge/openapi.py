@@ -60,7 +60,7 @@ def implied_errors(op: Operation) -> set[int]:
         implied |= {403}
     if op.multipart:
         implied |= {400, 413, 415, 422}
-    if op.body is not None:
+    if op.body is not None or op.takes_no_body:
         implied |= {400, 413, 415, 422}
     if op.query is not None:
         implied |= {422}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,6 +26,7 @@ from edge.runtime import Runtime
 
 MAX_JSON_DEPTH = 32
 MAX_REMEMBERED_QUERIES = 1024  # per operation
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(slots=True)
@@ -66,10 +67,16 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = True
     ip_limited: bool = False  # counted against RATE_LIMIT_AUTH_PER_MINUTE per client IP, before any parsing
-    # Streaming bodies (uploads) are not buffered for an Idempotency-Key fingerprint; their handlers stay
-    # safe to retry on their own. `multipart` documents a `file` form field in the OpenAPI document.
+    # Streaming bodies (uploads) are not buffered for an Idempotency-Key fingerprint, nor held to the empty
+    # body of other writes without a body model; their handlers read the body and stay safe to retry on
+    # their own. `multipart` documents a `file` form field in the OpenAPI document.
     idempotent: bool = True
     multipart: bool = False
+
+    @property
+    def takes_no_body(self) -> bool:
+        """A write without a body model (and no streamed body): only no bytes or `{}` are accepted."""
+        return self.body is None and self.idempotent and self.method in WRITE_METHODS
 
 
 def validation_errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
@@ -122,6 +129,20 @@ async def parse_body(model: type[BaseModel], request: Request) -> BaseModel:
     return validate_json(model, await request.body())
 
 
+class NoBody(BaseModel):
+    """The body a write without a body model accepts, if any: the empty object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+async def require_no_body(request: Request) -> None:
+    """No bytes, whatever the content type; else the JSON object `{}` (415, 400 and 422 as for other bodies)."""
+    raw = await request.body()
+    if raw:
+        require_json(request)
+        validate_json(NoBody, raw)
+
+
 def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
     try:
         return model.model_validate(dict(request.query_params))
@@ -135,6 +156,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
     # by many clients is parsed and validated once (bounded; invalid strings raise before they are kept).
     remembered: dict[bytes, BaseModel] = {}
     shareable = op.query is not None and bool(op.query.model_config.get("frozen"))
+    no_body = op.takes_no_body
 
     def parsed_query(request: Request) -> BaseModel:
         assert op.query is not None
@@ -158,6 +180,8 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
             raise Forbidden(f"This action needs the role {' or '.join(sorted(op.roles))}")
         query = parsed_query(request) if op.query else None
         body = await parse_body(op.body, request) if op.body else None
+        if no_body:
+            await require_no_body(request)
         call = Call(request, runtime, principal, body, query, request.path_params)
         if op.idempotent and op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
             return await idempotent(call, op)
@@ -170,6 +194,12 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
 MAX_KEY_LENGTH = 255
 
 
+def fingerprint(call: Call, op: Operation) -> str:
+    """Method, path and the validated body as canonical JSON: the same request however its JSON was written."""
+    body = b"" if call.body is None else orjson.dumps(call.body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), body)).hexdigest()
+
+
 async def idempotent(call: Call, op: Operation) -> Response:
     """Replay the first response for a repeated key; refuse the key with a different request."""
     key = call.request.headers["idempotency-key"].strip()
@@ -178,8 +208,7 @@ async def idempotent(call: Call, op: Operation) -> Response:
             "Idempotency-Key must be 1 to 255 characters",
             errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid length"}],
         )
-    raw = await call.request.body()
-    digest = hashlib.sha256(b"%s %s\n%s" % (op.method.encode(), call.request.url.path.encode(), raw)).hexdigest()
+    digest = fingerprint(call, op)
     runtime, user = call.runtime, call.user.sub
     stored = await runtime.read(lambda conn: idempotency.lookup(conn, user, key, runtime.clock.now()))
     if stored is not None:
@@ -187,18 +216,16 @@ async def idempotent(call: Call, op: Operation) -> Response:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
         if stored.status is None or stored.body is None:
             raise Conflict("A request with this Idempotency-Key is still being processed", "idempotency_in_progress")
-        return Response(
-            stored.body,
-            status_code=stored.status,
-            media_type="application/json",
-            headers={"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"},
-        )
+        headers = {"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"}
+        if stored.etag is not None:
+            headers["ETag"] = stored.etag
+        return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
     claim = call.idempotency = idempotency.Claim(user, key, digest)
     response = await op.handler(call)
     if call.idempotency is None and 200 <= response.status_code < 300:  # the claim was taken by a command
         position = int(response.headers.get("x-consistency-token", "0"))
-        body = bytes(response.body)
-        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position))
+        body, etag = bytes(response.body), response.headers.get("etag")
+        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position, etag))
     return response
 
 
@@ -229,7 +256,8 @@ class IndexedRouter(Router):
     paid for every miss before it. A path without parameters is looked up in a dict (path, method);
     any other is matched only against the routes of its group (the first two path segments), each
     group an ordinary Router, so 404, 405 and trailing-slash redirects behave as before. Anything
-    else (the static files mount, unknown prefixes) falls back to the full list.
+    else (the static files mount, unknown prefixes) falls back to the full list. A 405's Allow names
+    every method of the path (with one route per method, Starlette's names only the first route's).
     """
 
     def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
@@ -284,6 +312,14 @@ class IndexedRouter(Router):
                 return route, child_scope
         return None
 
+    def allowed(self, scope: Scope) -> str:
+        """Every method some route takes at this path, for a 405's Allow (each route knows only its own)."""
+        methods: set[str] = set()
+        for route in self.routes:
+            if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+                methods |= route.methods
+        return ", ".join(sorted(methods))
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().app(scope, receive, send)
@@ -300,6 +336,8 @@ class IndexedRouter(Router):
         except (DomainError, HTTPException) as exc:
             if scope.get(RESPONDED_KEY):  # a response already under way cannot be replaced
                 raise
+            if isinstance(exc, HTTPException) and exc.status_code == 405:
+                exc = HTTPException(405, headers={"Allow": self.allowed(scope)})
             response = error_for(exc)
             assert response is not None
             await response(scope, receive, send)

@@ -178,7 +178,7 @@ async def update_me(call: Call) -> Response:
             )
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
-        user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_version=if_match(call)
+        user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_versions=if_match(call)
     )
     _, position = await execute(call, command)
     user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))

@@ -226,7 +226,7 @@ async def update(call: Call) -> Response:
         actor_id=call.user.sub,
         changes=patch_changes(body),
         status=body.status,
-        expected_version=if_match(call),
+        expected_versions=if_match(call),
         actor_is_admin=call.user.role == "admin",
     )
     _, position = await execute(call, command)
@@ -238,7 +238,7 @@ async def cancel(call: Call) -> Response:
     command = CancelContract(
         contract_id=call.path["contract_id"],
         actor_id=call.user.sub,
-        expected_version=if_match(call),
+        expected_versions=if_match(call),
         actor_is_admin=call.user.role == "admin",
     )
     _, position = await execute(call, command)

@@ -137,7 +137,7 @@ async def update(call: Call) -> Response:
     await require_own_image(call, body.image_url, "image_url")
     item_id = call.path["item_id"]
     command = RevisePortfolioItem(
-        item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_version=if_match(call)
+        item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_versions=if_match(call)
     )
     _, position = await execute(call, command)
     item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))
@@ -145,7 +145,9 @@ async def update(call: Call) -> Response:
 
 
 async def delete(call: Call) -> Response:
-    command = RemovePortfolioItem(item_id=call.path["item_id"], actor_id=call.user.sub, expected_version=if_match(call))
+    command = RemovePortfolioItem(
+        item_id=call.path["item_id"], actor_id=call.user.sub, expected_versions=if_match(call)
+    )
     _, position = await execute(call, command)
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 

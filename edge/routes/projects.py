@@ -173,7 +173,7 @@ async def update(call: Call) -> Response:
         actor_id=call.user.sub,
         changes=patch_changes(body),
         status=body.status,
-        expected_version=if_match(call),
+        expected_versions=if_match(call),
     )
     _, position = await execute(call, command)
     project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
@@ -181,7 +181,9 @@ async def update(call: Call) -> Response:
 
 
 async def delete(call: Call) -> Response:
-    command = DeleteProject(project_id=call.path["project_id"], actor_id=call.user.sub, expected_version=if_match(call))
+    command = DeleteProject(
+        project_id=call.path["project_id"], actor_id=call.user.sub, expected_versions=if_match(call)
+    )
     _, position = await execute(call, command)
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 

@@ -132,7 +132,7 @@ async def update(call: Call) -> Response:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
     proposal_id = call.path["proposal_id"]
     command = ReviseProposal(
-        proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_version=if_match(call)
+        proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_versions=if_match(call)
     )
     return await submit(call, command, proposal_id)
 
@@ -140,7 +140,9 @@ async def update(call: Call) -> Response:
 async def withdraw(call: Call) -> Response:
     _, position = await execute(
         call,
-        WithdrawProposal(proposal_id=call.path["proposal_id"], actor_id=call.user.sub, expected_version=if_match(call)),
+        WithdrawProposal(
+            proposal_id=call.path["proposal_id"], actor_id=call.user.sub, expected_versions=if_match(call)
+        ),
     )
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 

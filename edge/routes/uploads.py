@@ -20,10 +20,11 @@ counted against MAX_UPLOAD_MB and its sha256 computed, and it is then kept under
 - Who sees an upload: its owner; and anyone signed in once a profile or portfolio item shows it (those are
   public to signed-in users). Everyone else gets 404. See queries/uploads.py.
 
-The POST routes are declared `idempotent=False`, so the Idempotency-Key wrapper in edge/routing.py (which
-reads the whole body to fingerprint it) never buffers an upload. Retrying them is safe without it: a
-retried upload or presign makes a second unused record, and
-`complete` answers an already completed upload with its metadata.
+The routes that write are declared `idempotent=False`, so edge/routing.py never reads their body: the
+Idempotency-Key wrapper (which reads the whole body to fingerprint it) never buffers an upload, and the
+direct PUT is not held to the empty body of other writes without a body model. Retrying them is safe
+without it: a retried upload or presign makes a second unused record, a second direct PUT is refused once
+the upload is complete, and `complete` answers an already completed upload with its metadata.
 """
 
 from __future__ import annotations
@@ -782,6 +783,7 @@ OPERATIONS = [
         query=DirectQuery,
         response=UploadOut,
         auth=False,
+        idempotent=False,
         errors=(400, 403, 409, 413, 415, 422),
     ),
     Operation(

@@ -77,7 +77,7 @@ async def change(call: Call) -> Response:
         admin_id=call.user.sub,
         role=body.role,
         is_active=body.is_active,
-        expected_version=if_match(call),
+        expected_versions=if_match(call),
     )
     _, position = await execute(call, command)
     user, version = await call.runtime.read(lambda conn: get_user(conn, user_id, private=True))

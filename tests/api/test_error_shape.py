@@ -104,6 +104,28 @@ def test_wrong_method_is_405(client: TestClient, method: str, path: str) -> None
     assert response.headers.get("allow")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/auth/me", "GET, HEAD, PUT"),
+        ("PUT", "/api/users", "GET, HEAD, POST"),
+        ("PATCH", "/api/projects", "GET, HEAD, POST"),
+        ("PATCH", "/api/projects/p1", "DELETE, GET, HEAD, PUT"),
+        ("OPTIONS", "/api/projects/p1", "DELETE, GET, HEAD, PUT"),
+        ("PUT", "/api/proposals", "GET, HEAD, POST"),
+        ("DELETE", "/api/contracts", "GET, HEAD, POST"),
+        ("PATCH", "/api/portfolio", "GET, HEAD, POST"),
+        ("GET", "/api/auth/login", "POST"),
+        ("POST", "/api/uploads/direct/content", "GET, HEAD, PUT"),  # two routes match this path
+    ],
+)
+def test_a_405_allows_every_method_of_the_path(client: TestClient, method: str, path: str, allow: str) -> None:
+    response = client.request(method, path)
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allow
+
+
 @pytest.fixture
 def small_client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(make_settings(tmp_path, MAX_BODY_BYTES=SMALL_LIMIT), FakeClock())

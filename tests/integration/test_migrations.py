@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 import migrations.runner as runner
-from core.clock import FakeClock
+from core import idempotency
+from core.clock import FakeClock, rfc3339_ms
 from core.db import Connection, connect
 from edge.app import create_app
 from edge.cli import app as cli_app
@@ -203,3 +204,26 @@ def test_after_fixing_the_file_the_migration_applies(conn: Connection, broken_mi
     assert "log/0099_broken" in applied
     assert ("log", 99) in recorded(conn)
     assert conn.execute("SELECT COUNT(*) FROM half_applied").fetchone()[0] == 0
+
+
+def test_idempotency_records_kept_before_the_etag_column_still_replay(
+    conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`log/0003` adds a nullable column: a record stored by older code survives it, replayed without an ETag."""
+    older = tmp_path / "older"
+    for kind in ("log", "read"):
+        shutil.copytree(runner.HERE / kind, older / kind)
+    (older / "log" / "0003_idempotency_etag.sql").unlink()
+    monkeypatch.setattr(runner, "HERE", older)
+    migrate(conn)
+    now = FakeClock().now()
+    conn.execute(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, position, created_at) "
+        "VALUES ('u1', 'k1', 'f1', 201, X'7b7d', 7, ?)",
+        (rfc3339_ms(now),),
+    )
+    monkeypatch.undo()
+
+    assert migrate(conn) == ["log/0003_idempotency_etag"]
+
+    assert idempotency.lookup(conn, "u1", "k1", now) == idempotency.Stored("f1", 201, b"{}", 7, None)

@@ -239,7 +239,7 @@ def test_the_client_revises_and_milestones_become_minor_units_of_the_contract_cu
     existing(conn, currency, 1_000_000_000)
     changes = {"terms": "Net 15", "end_date": None, "milestones": [{"title": "A", "amount": amount, "due_date": None}]}
 
-    events = when(conn, revise_contract, revise(changes=changes, expected_version=1))
+    events = when(conn, revise_contract, revise(changes=changes, expected_versions=frozenset({1})))
 
     assert events == [
         (
@@ -262,7 +262,7 @@ def test_the_client_revises_and_milestones_become_minor_units_of_the_contract_cu
         (FREELANCER, {"terms": "mine"}, None, Forbidden, "forbidden"),
         (STRANGER, {"terms": "mine"}, None, NotFound, "not_found"),
         (STRANGER, {}, None, NotFound, "not_found"),
-        (CLIENT, {"terms": "late"}, 2, PreconditionFailed, "precondition_failed"),
+        (CLIENT, {"terms": "late"}, frozenset({2, 3}), PreconditionFailed, "precondition_failed"),
         (CLIENT, {"end_date": "2026-12-01"}, None, ValidationFailed, "validation_failed"),
         (CLIENT, {"milestones": [{"title": "A", "amount": "1.001"}]}, None, ValidationFailed, "validation_failed"),
         (CLIENT, {"milestones": [{"title": "A", "amount": "0"}]}, None, ValidationFailed, "validation_failed"),
@@ -277,12 +277,17 @@ def test_the_client_revises_and_milestones_become_minor_units_of_the_contract_cu
     ],
 )
 def test_revising_is_refused(
-    conn: Connection, actor: str, changes: dict[str, Any], expected: int | None, error: type[DomainError], code: str
+    conn: Connection,
+    actor: str,
+    changes: dict[str, Any],
+    expected: frozenset[int] | None,
+    error: type[DomainError],
+    code: str,
 ) -> None:
     existing(conn, "USD", 1_000)
 
     with pytest.raises(error) as raised:
-        when(conn, revise_contract, revise(actor_id=actor, changes=changes, expected_version=expected))
+        when(conn, revise_contract, revise(actor_id=actor, changes=changes, expected_versions=expected))
 
     assert raised.value.code == code
 
@@ -388,7 +393,11 @@ def test_other_moves_keep_the_claim(conn: Connection, status: str) -> None:
 def test_the_client_cancels_and_the_claim_is_released(conn: Connection) -> None:
     existing(conn)
 
-    events = when(conn, cancel_contract, CancelContract(contract_id=CONTRACT, actor_id=CLIENT, expected_version=1))
+    events = when(
+        conn,
+        cancel_contract,
+        CancelContract(contract_id=CONTRACT, actor_id=CLIENT, expected_versions=frozenset({2, 1})),
+    )
 
     assert [(t, d["status"]) for t, d in events] == [("ContractStatusChanged", "cancelled")]
     assert store.claim_owner(conn, "contract", PROJECT) is None
@@ -396,13 +405,15 @@ def test_the_client_cancels_and_the_claim_is_released(conn: Connection) -> None:
 
 @pytest.mark.parametrize(
     ("actor", "expected", "error"),
-    [(FREELANCER, None, Forbidden), (STRANGER, None, NotFound), (CLIENT, 0, PreconditionFailed)],
+    [(FREELANCER, None, Forbidden), (STRANGER, None, NotFound), (CLIENT, frozenset({0}), PreconditionFailed)],
 )
-def test_cancelling_is_refused(conn: Connection, actor: str, expected: int | None, error: type[DomainError]) -> None:
+def test_cancelling_is_refused(
+    conn: Connection, actor: str, expected: frozenset[int] | None, error: type[DomainError]
+) -> None:
     existing(conn)
 
     with pytest.raises(error):
-        when(conn, cancel_contract, CancelContract(contract_id=CONTRACT, actor_id=actor, expected_version=expected))
+        when(conn, cancel_contract, CancelContract(contract_id=CONTRACT, actor_id=actor, expected_versions=expected))
 
     assert store.claim_owner(conn, "contract", PROJECT) == CONTRACT
 

@@ -84,7 +84,10 @@ def test_adding_records_the_item(conn: Connection) -> None:
 def test_the_owner_revises_with_only_the_changed_fields(conn: Connection) -> None:
     given(conn, added())
     command = RevisePortfolioItem(
-        item_id=ITEM, actor_id=OWNER, changes={"title": "Shop v2", "project_url": None}, expected_version=1
+        item_id=ITEM,
+        actor_id=OWNER,
+        changes={"title": "Shop v2", "project_url": None},
+        expected_versions=frozenset({1}),
     )
 
     assert when(conn, revise_portfolio_item, command) == [
@@ -101,17 +104,21 @@ def test_an_empty_revision_records_nothing(conn: Connection) -> None:
 def test_the_owner_removes_an_item(conn: Connection) -> None:
     given(conn, added(), PortfolioItemRevised(item_id=ITEM, changes={"title": "v2"}))
 
-    events = when(conn, remove_portfolio_item, RemovePortfolioItem(item_id=ITEM, actor_id=OWNER, expected_version=2))
+    events = when(
+        conn,
+        remove_portfolio_item,
+        RemovePortfolioItem(item_id=ITEM, actor_id=OWNER, expected_versions=frozenset({1, 2})),
+    )
 
     assert events == [("PortfolioItemRemoved", {"item_id": ITEM, "freelancer_id": OWNER})]
 
 
-def revise(actor: str, expected: int | None = None) -> RevisePortfolioItem:
-    return RevisePortfolioItem(item_id=ITEM, actor_id=actor, changes={"title": "x"}, expected_version=expected)
+def revise(actor: str, expected: frozenset[int] | None = None) -> RevisePortfolioItem:
+    return RevisePortfolioItem(item_id=ITEM, actor_id=actor, changes={"title": "x"}, expected_versions=expected)
 
 
-def remove(actor: str, expected: int | None = None) -> RemovePortfolioItem:
-    return RemovePortfolioItem(item_id=ITEM, actor_id=actor, expected_version=expected)
+def remove(actor: str, expected: frozenset[int] | None = None) -> RemovePortfolioItem:
+    return RemovePortfolioItem(item_id=ITEM, actor_id=actor, expected_versions=expected)
 
 
 @pytest.mark.parametrize(
@@ -121,8 +128,8 @@ def remove(actor: str, expected: int | None = None) -> RemovePortfolioItem:
         ([], remove_portfolio_item, remove(OWNER), NotFound),
         ([added()], revise_portfolio_item, revise(OTHER), Forbidden),
         ([added()], remove_portfolio_item, remove(OTHER), Forbidden),
-        ([added()], revise_portfolio_item, revise(OWNER, expected=2), PreconditionFailed),
-        ([added()], remove_portfolio_item, remove(OWNER, expected=0), PreconditionFailed),
+        ([added()], revise_portfolio_item, revise(OWNER, expected=frozenset({2, 3})), PreconditionFailed),
+        ([added()], remove_portfolio_item, remove(OWNER, expected=frozenset()), PreconditionFailed),
         (
             [added(), PortfolioItemRemoved(item_id=ITEM, freelancer_id=OWNER)],
             revise_portfolio_item,

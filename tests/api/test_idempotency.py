@@ -1,0 +1,89 @@
+"""Idempotency-Key: a retry of the same request (the same JSON, however serialised) gets the first response."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.testclient import TestClient
+
+from tests.api.test_contracts_api import User, bid, post_project, register
+
+PROJECT = {
+    "title": "Build a landing page",
+    "description": "A responsive landing page for our product launch.",
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "500",
+    "budget_max": "1500",
+    "experience_level": "intermediate",
+    "estimated_duration": "2 weeks",
+    "skills": ["html"],
+}
+
+
+def post(client: TestClient, user: User, key: str, raw: bytes) -> tuple[int, bytes]:
+    headers = {**user.headers, "Idempotency-Key": key, "Content-Type": "application/json"}
+    response = client.post("/api/projects", content=raw, headers=headers)
+    return response.status_code, response.content
+
+
+def board(client: TestClient, user: User) -> list[str]:
+    return [p["id"] for p in client.get("/api/projects", headers=user.headers).json()["items"]]
+
+
+def test_the_same_object_serialised_differently_replays_the_first_response(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+    compact = orjson.dumps(PROJECT)
+    reordered = orjson.dumps(dict(reversed(PROJECT.items())), option=orjson.OPT_INDENT_2)
+    as_numbers = orjson.dumps({**PROJECT, "budget_min": 500, "budget_max": 1500})
+
+    first = post(client, ann, "order-1", compact)
+    again = post(client, ann, "order-1", reordered)
+
+    assert first[0] == again[0] == 201
+    assert again == first
+    assert post(client, ann, "order-1", b" " + compact + b"\n") == first
+    assert post(client, ann, "order-1", as_numbers) == first  # amounts as numbers: the same validated request
+    assert len(board(client, ann)) == 1
+
+
+def test_a_different_body_with_the_same_key_is_still_refused(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+    assert post(client, ann, "order-1", orjson.dumps(PROJECT))[0] == 201
+
+    response = client.post(
+        "/api/projects",
+        json={**PROJECT, "title": "Another landing page"},
+        headers={**ann.headers, "Idempotency-Key": "order-1"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error_type"] == "idempotency_key_reused"
+    assert len(board(client, ann)) == 1
+
+
+def test_a_bodiless_write_sent_empty_or_as_an_empty_object_is_one_request(client: TestClient) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    proposal_id = bid(client, fred, post_project(client, ann))
+    url = f"/api/proposals/{proposal_id}/reject"
+    headers = {**ann.headers, "Idempotency-Key": "reject-1"}
+
+    first = client.post(url, headers=headers)
+    again = client.post(url, json={}, headers=headers)
+
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_a_replay_carries_the_first_response_etag(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+    headers = {**ann.headers, "Idempotency-Key": "order-1"}
+
+    first = client.post("/api/projects", json=PROJECT, headers=headers)
+    again = client.post("/api/projects", json=PROJECT, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert first.headers["etag"] == '"1"'
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.json() == first.json()
