@@ -47,7 +47,7 @@ class RotateRefreshToken(BaseModel):
 
 
 class RevokeSession(BaseModel):
-    """End the family a refresh token belongs to (logout)."""
+    """End the family a refresh token belongs to (logout); the token must be the signed-in user's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     jti: str

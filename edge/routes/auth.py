@@ -151,7 +151,7 @@ async def refresh(call: Call) -> Response:
 async def logout(call: Call) -> Response:
     runtime = call.runtime
     claims = runtime.tokens.verify(call.body.refresh_token, "refresh", runtime.clock.now())
-    _, position = await execute(call, RevokeSession(jti=claims.jti, user_id=claims.sub))
+    _, position = await execute(call, RevokeSession(jti=claims.jti, user_id=call.user.sub))
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 
 
@@ -227,12 +227,10 @@ OPERATIONS = [
         "POST",
         "/api/auth/logout",
         logout,
-        "End the session a refresh token belongs to",
+        "End the session one of one's own refresh tokens belongs to",
         "auth",
         body=RefreshBody,
         status=204,
-        auth=False,
-        ip_limited=True,
         errors=(400, 401, 415, 422, 429),
     ),
     Operation(

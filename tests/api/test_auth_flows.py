@@ -290,7 +290,9 @@ def test_refresh_validation(client: TestClient) -> None:
 def test_logout_revokes_only_that_family(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     other = login(client, "ann@example.com")
-    response = client.post("/api/auth/logout", json={"refresh_token": first["refresh_token"]})
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": first["refresh_token"]}, headers=bearer(first["access_token"])
+    )
     assert response.status_code == 204
     assert response.content == b""
     assert_error(client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401, "token_invalid")
@@ -300,7 +302,10 @@ def test_logout_revokes_only_that_family(client: TestClient) -> None:
 def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     second = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
-    assert client.post("/api/auth/logout", json={"refresh_token": second["refresh_token"]}).status_code == 204
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": second["refresh_token"]}, headers=bearer(second["access_token"])
+    )
+    assert response.status_code == 204
     assert_error(
         client.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]}), 401, "token_invalid"
     )
@@ -308,13 +313,43 @@ def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None
 
 def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
-    assert_error(client.post("/api/auth/logout", json={"refresh_token": pair["access_token"]}), 401, "token_invalid")
-    assert_error(client.post("/api/auth/logout", json={"refresh_token": "not.a.token"}), 401, "token_invalid")
+    headers = bearer(pair["access_token"])
+    for token in (pair["access_token"], "not.a.token"):
+        assert_error(
+            client.post("/api/auth/logout", json={"refresh_token": token}, headers=headers), 401, "token_invalid"
+        )
     assert_error(
-        client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"], "all": True}),
+        client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"], "all": True}, headers=headers),
         422,
         "validation_failed",
     )
+
+
+def test_logout_needs_a_bearer_token(client: TestClient) -> None:
+    pair = register(client, "ann@example.com")
+    assert_error(client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"]}), 401, "unauthenticated")
+    assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+
+
+def test_logout_with_someone_elses_refresh_token_is_refused_and_revokes_nothing(client: TestClient) -> None:
+    ann = register(client, "ann@example.com")
+    bob = register(client, "bob@example.com")
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": ann["refresh_token"]}, headers=bearer(bob["access_token"])
+    )
+    assert_error(response, 401, "token_invalid")
+    assert client.post("/api/auth/refresh", json={"refresh_token": ann["refresh_token"]}).status_code == 200
+    assert client.post("/api/auth/refresh", json={"refresh_token": bob["refresh_token"]}).status_code == 200
+
+
+def test_logout_may_end_another_session_of_ones_own(client: TestClient) -> None:
+    first = register(client, "ann@example.com")
+    other = login(client, "ann@example.com")
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": other["refresh_token"]}, headers=bearer(first["access_token"])
+    )
+    assert response.status_code == 204
+    assert_error(client.post("/api/auth/refresh", json={"refresh_token": other["refresh_token"]}), 401, "token_invalid")
 
 
 # -- /me -------------------------------------------------------------------------------------
