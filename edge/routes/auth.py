@@ -11,7 +11,7 @@ from starlette.responses import Response
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339
-from core.errors import Unauthenticated, ValidationFailed
+from core.errors import Unauthenticated
 from core.ids import new_id
 from core.tokens import Claims
 from edge.cache import cached_view
@@ -171,11 +171,7 @@ async def update_me(call: Call) -> Response:
             runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
         )
         if not ok:
-            raise ValidationFailed(
-                "current_password is wrong",
-                "invalid_credentials",
-                errors=[{"loc": ["body", "current_password"], "msg": "does not match"}],
-            )
+            raise Unauthenticated("current_password is wrong", "invalid_credentials")
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
         user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_version=if_match(call)

@@ -436,11 +436,17 @@ def test_put_me_password_needs_current_password(client: TestClient) -> None:
 def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
     headers = bearer(pair["access_token"])
+    etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
     response = client.put(
-        "/api/auth/me", json={"password": "brand-new-password", "current_password": "not-it-at-all"}, headers=headers
+        "/api/auth/me",
+        json={"password": "brand-new-password", "current_password": "not-it-at-all", "bio": "changed"},
+        headers=headers,
     )
-    assert response.status_code == 422, response.text
+    assert_error(response, 401, "invalid_credentials")
     assert "brand-new-password" not in response.text and "not-it-at-all" not in response.text
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.headers["ETag"] == etag
+    assert me.json()["bio"] is None
     login(client, "ann@example.com", PASSWORD)
 
 
