@@ -19,7 +19,7 @@ from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Email, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.schemas import Email, ImageUrl, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
 from queries.credentials import get_credentials
 from queries.users import get_user
 
@@ -48,7 +48,7 @@ class ProfileBody(Strict):
     skills: list[Skill] | None = Field(None, max_length=50)
     hourly_rate: MoneyIn | None = None
     location: str | None = Field(None, max_length=200)
-    profile_image_url: str | None = Field(None, max_length=2048)
+    profile_image_url: ImageUrl | None = None
     password: Password | None = None
     current_password: str | None = Field(None, max_length=128)
 

@@ -396,6 +396,32 @@ def test_put_me_updates_the_profile(client: TestClient) -> None:
     assert public["skills"] == ["Python", "SQL"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "http://img.example.com/a.png",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "//img.example.com/a.png",
+        "https://img.example.com/a b.png",
+        "https://",
+        "",
+    ],
+)
+def test_put_me_profile_image_must_be_an_https_url_or_an_upload_id(client: TestClient, url: str) -> None:
+    pair = register(client, "ann@example.com")
+    headers = bearer(pair["access_token"])
+    first = client.put("/api/auth/me", json={"profile_image_url": "https://img.example.com/a.png"}, headers=headers)
+    assert first.status_code == 200, first.text
+    etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
+    response = client.put("/api/auth/me", json={"profile_image_url": url, "bio": "x"}, headers=headers)
+    error = assert_error(response, 422, "validation_failed")
+    assert any("profile_image_url" in err["loc"] for err in error["errors"])
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.headers["ETag"] == etag
+    assert me.json()["profile_image_url"] == "https://img.example.com/a.png"
+
+
 @pytest.mark.parametrize("field", ["role", "is_active", "email", "id", "wallet_address", "joined_at"])
 def test_put_me_refuses_fields_one_may_not_set(client: TestClient, field: str) -> None:
     pair = register(client, "ann@example.com")
