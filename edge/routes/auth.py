@@ -62,9 +62,10 @@ class ProfileBody(Strict):
         return self
 
 
-def token_response(call: Call, user: dict[str, Any], refresh: str, position: int, status: int) -> JSON:
+def token_response(call: Call, user: dict[str, Any], refresh: str, family: str, position: int, status: int) -> JSON:
+    """The access token names the session (refresh-token family) it belongs to: a password change keeps that one."""
     now = call.runtime.clock.now()
-    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now, position=position)
+    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now, family=family, position=position)
     body = {
         "user": user,
         "access_token": access,
@@ -97,7 +98,7 @@ async def register(call: Call) -> Response:
     )
     _, position = await execute(call, command)
     user, _ = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
-    return token_response(call, user, refresh, position, 201)
+    return token_response(call, user, refresh, family, position, 201)
 
 
 async def login(call: Call) -> Response:
@@ -126,7 +127,7 @@ async def login(call: Call) -> Response:
     )
     _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
     user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
-    return token_response(call, user, refresh, position, 200)
+    return token_response(call, user, refresh, family, position, 200)
 
 
 async def refresh(call: Call) -> Response:
@@ -145,7 +146,7 @@ async def refresh(call: Call) -> Response:
     rotation, position = await execute(call, command)
     if rotation.reused:
         raise Unauthenticated("This refresh token was already used; the session has been revoked", "token_invalid")
-    return token_response(call, user, successor, position, 200)
+    return token_response(call, user, successor, rotation.family_id, position, 200)
 
 
 async def logout(call: Call) -> Response:
@@ -174,7 +175,11 @@ async def update_me(call: Call) -> Response:
             raise Unauthenticated("current_password is wrong", "invalid_credentials")
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
-        user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_version=if_match(call)
+        user_id=call.user.sub,
+        changes=changes,
+        password_hash=password_hash,
+        keep_family=call.user.fam,
+        expected_version=if_match(call),
     )
     _, position = await execute(call, command)
     user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))

@@ -473,6 +473,7 @@ def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestCl
     me = client.get("/api/auth/me", headers=headers)
     assert me.headers["ETag"] == etag
     assert me.json()["bio"] is None
+    assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
     login(client, "ann@example.com", PASSWORD)
 
 
@@ -503,6 +504,58 @@ def test_put_me_changes_the_password(client: TestClient) -> None:
         "invalid_credentials",
     )
     login(client, "ann@example.com", "brand-new-password")
+
+
+def change_password(client: TestClient, access_token: str, new: str = "brand-new-password") -> None:
+    response = client.put(
+        "/api/auth/me", json={"password": new, "current_password": PASSWORD}, headers=bearer(access_token)
+    )
+    assert response.status_code == 200, response.text
+
+
+def refreshes(client: TestClient, pair: Json) -> int:
+    status: int = client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code
+    return status
+
+
+def test_changing_the_password_ends_every_other_session(client: TestClient) -> None:
+    a = register(client, "ann@example.com")
+    b = login(client, "ann@example.com")
+    bio = client.put("/api/auth/me", json={"bio": "no password here"}, headers=bearer(b["access_token"]))
+    assert bio.status_code == 200
+    # a profile edit ends no session; the pairs that refreshing gives belong to their sessions too
+    a = client.post("/api/auth/refresh", json={"refresh_token": a["refresh_token"]}).json()
+    b = client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}).json()
+    change_password(client, a["access_token"])
+    assert_error(client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}), 401, "token_invalid")
+    assert refreshes(client, a) == 200
+    assert client.get("/api/auth/me", headers=bearer(a["access_token"])).status_code == 200
+    login(client, "ann@example.com", "brand-new-password")
+    assert_error(
+        client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
+
+
+def test_changing_the_password_from_a_login_session_keeps_that_one(client: TestClient) -> None:
+    registered = register(client, "ann@example.com")
+    signed_in = login(client, "ann@example.com")
+    change_password(client, signed_in["access_token"])
+    assert refreshes(client, registered) == 401
+    assert refreshes(client, signed_in) == 200
+
+
+def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
+    client: TestClient, clock: FakeClock
+) -> None:
+    first = register(client, "ann@example.com")
+    second = login(client, "ann@example.com")
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    sessionless, _ = runtime.tokens.issue(first["user"]["id"], "client", "access", clock.now())
+    change_password(client, sessionless)
+    assert refreshes(client, first) == 401
+    assert refreshes(client, second) == 401
 
 
 def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:
