@@ -193,10 +193,12 @@ def test_a_signed_refresh_token_with_an_unknown_jti_is_refused(ring_client: Test
 
 def test_token_types_are_not_interchangeable(ring_client: TestClient) -> None:
     pair = register(ring_client)
-    assert_error(ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"])), 401, "token_invalid")
-    assert_error(
-        ring_client.post("/api/auth/refresh", json={"refresh_token": pair["access_token"]}), 401, "token_invalid"
-    )
+    me = ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"]))
+    assert_error(me, 401, "token_invalid")
+    assert me.json()["detail"] == "An access token is required here"
+    refreshed = ring_client.post("/api/auth/refresh", json={"refresh_token": pair["access_token"]})
+    assert_error(refreshed, 401, "token_invalid")
+    assert refreshed.json()["detail"] == "A refresh token is required here"
     logout = ring_client.post(
         "/api/auth/logout", json={"refresh_token": pair["access_token"]}, headers=bearer(pair["access_token"])
     )
