@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +12,8 @@ from starlette.responses import Response
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339
-from core.errors import Unauthenticated
+from core.db import Connection
+from core.errors import NotFound, Unauthenticated
 from core.ids import new_id
 from core.tokens import Claims
 from edge.cache import cached_view
@@ -80,6 +82,21 @@ def new_refresh(call: Call, user_id: str, role: str, family: str, now: datetime)
     return call.runtime.tokens.issue(user_id, role, "refresh", now, family=family)
 
 
+def account_of(call: Call, claims: Claims) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """A read of the token's own account (private view): a signed token for no account is invalid, not a 404."""
+    known = call.runtime.tracker.position  # before the query: the read store has at least this
+
+    def read(conn: Connection) -> tuple[dict[str, Any], int]:
+        try:
+            return get_user(conn, claims.sub, private=True)
+        except NotFound:
+            if claims.pos > known:  # a replica that has not applied the account's registration yet
+                raise
+            raise Unauthenticated("The token names no account", "token_invalid") from None
+
+    return read
+
+
 async def register(call: Call) -> Response:
     body: RegisterBody = call.body
     runtime = call.runtime
@@ -134,7 +151,7 @@ async def refresh(call: Call) -> Response:
     runtime = call.runtime
     now = runtime.clock.now()
     claims = runtime.tokens.verify(call.body.refresh_token, "refresh", now)
-    user, _ = await runtime.read(lambda conn: get_user(conn, claims.sub, private=True))
+    user, _ = await runtime.read(account_of(call, claims))
     if not user["is_active"]:
         raise Unauthenticated("This account has been deactivated", "token_invalid")
     successor, next_claims = new_refresh(call, claims.sub, user["role"], claims.fam or "", now)
@@ -157,12 +174,12 @@ async def logout(call: Call) -> Response:
 
 
 async def me(call: Call) -> Response:
-    user_id = call.user.sub
-    return await cached_view(call, ("me", user_id), lambda conn: get_user(conn, user_id, private=True))
+    return await cached_view(call, ("me", call.user.sub), account_of(call, call.user))
 
 
 async def update_me(call: Call) -> Response:
     runtime, body = call.runtime, call.body
+    await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     password_hash = None
@@ -182,7 +199,7 @@ async def update_me(call: Call) -> Response:
         expected_version=if_match(call),
     )
     _, position = await execute(call, command)
-    user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
+    user, version = await runtime.read(account_of(call, call.user))
     return written(user, position, etag=version)
 
 

@@ -191,6 +191,27 @@ def test_a_signed_refresh_token_with_an_unknown_jti_is_refused(ring_client: Test
     assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": sign(claims)}), 401, "token_invalid")
 
 
+def test_a_signed_token_for_no_account_is_401_token_invalid(ring_client: TestClient) -> None:
+    pair = register(ring_client)
+    ghost = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32}))
+    assert_error(ring_client.get("/api/auth/me", headers=ghost), 401, "token_invalid")
+    assert_error(ring_client.put("/api/auth/me", json={"bio": "boo"}, headers=ghost), 401, "token_invalid")
+    change = {"password": "brand-new-password", "current_password": PASSWORD}
+    assert_error(ring_client.put("/api/auth/me", json=change, headers=ghost), 401, "token_invalid")
+    ghost_refresh = sign(claims_of(pair["refresh_token"]) | {"sub": "0" * 32})
+    assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": ghost_refresh}), 401, "token_invalid")
+    assert ring_client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+
+
+def test_a_token_from_ahead_of_this_node_is_not_called_invalid_for_want_of_its_account(
+    ring_client: TestClient,
+) -> None:
+    """An edge may not have applied the registration yet: the token is not at fault, so no token_invalid."""
+    pair = register(ring_client)
+    ahead = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32, "pos": 10**9}))
+    assert_error(ring_client.get("/api/auth/me", headers=ahead), 404, "not_found")
+
+
 def test_token_types_are_not_interchangeable(ring_client: TestClient) -> None:
     pair = register(ring_client)
     me = ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"]))
