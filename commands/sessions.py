@@ -17,6 +17,9 @@ SELECT_TOKEN = "SELECT family_id, user_id, spent_at, revoked_at, expires_at FROM
 SPEND_TOKEN = "UPDATE refresh_tokens SET spent_at = ? WHERE jti = ? AND spent_at IS NULL AND revoked_at IS NULL"
 REVOKE_FAMILY = "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL"
 REVOKE_USER = "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+REVOKE_USER_BUT_FAMILY = (
+    "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND family_id <> ? AND revoked_at IS NULL"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class RotateRefreshToken(BaseModel):
 
 
 class RevokeSession(BaseModel):
-    """End the family a refresh token belongs to (logout)."""
+    """End the family a refresh token belongs to (logout); the token must be the signed-in user's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     jti: str
@@ -106,3 +109,11 @@ def revoke_family(uow: UnitOfWork, family_id: str, user_id: str, reason: str) ->
 def revoke_all_for_user(uow: UnitOfWork, user_id: str) -> None:
     """Deactivation and role changes end every refresh token at once."""
     uow.conn.execute(REVOKE_USER, (rfc3339(uow.now), user_id))
+
+
+def revoke_other_sessions(uow: UnitOfWork, user_id: str, keep_family: str | None) -> None:
+    """A password change ends every refresh token but those of the session that made it (all, if none)."""
+    if keep_family is None:
+        revoke_all_for_user(uow, user_id)
+    else:
+        uow.conn.execute(REVOKE_USER_BUT_FAMILY, (rfc3339(uow.now), user_id, keep_family))

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from commands.sessions import OpenSession, open_session, revoke_all_for_user
+from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
 from core.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from core.events.base import Event, StoredEvent
@@ -49,11 +49,15 @@ class RegisterUser(_Command):
 
 
 class UpdateProfile(_Command):
-    """Change one's own public profile fields (and password, already verified and hashed)."""
+    """Change one's own public profile fields (and password, already verified and hashed).
+
+    A password change ends every other session: all refresh-token families but `keep_family`.
+    """
 
     user_id: str
     changes: dict[str, Any]
     password_hash: str | None = None
+    keep_family: str | None = None
     expected_versions: frozenset[int] | None = None
 
 
@@ -162,6 +166,7 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
     if cmd.password_hash is not None:
         uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.password_hash, rfc3339(uow.now)))
         events.append(UserPasswordChanged(user_id=user.id))
+        revoke_other_sessions(uow, user.id, cmd.keep_family)
     if events:
         uow.append(user.id, STREAM, user.version, events)
 

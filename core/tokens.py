@@ -16,6 +16,7 @@ from core.ids import new_id
 ALGORITHM = "HS256"
 VERIFIED_CACHE_SIZE = 50_000
 TokenType = Literal["access", "refresh"]
+ARTICLES: dict[TokenType, str] = {"access": "An", "refresh": "A"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class TokenService:
                 self._verified.clear()
             self._verified[token] = claims
         if claims.type != expected_type:
-            raise Unauthenticated(f"An {expected_type} token is required here", "token_invalid")
+            raise Unauthenticated(f"{ARTICLES[expected_type]} {expected_type} token is required here", "token_invalid")
         if claims.exp <= int(now.timestamp()):
             raise Unauthenticated("The token has expired", "token_expired")
         return claims

@@ -17,6 +17,7 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -64,6 +65,7 @@ _SIGNATURE_RE = re.compile(r"0x[0-9a-fA-F]{130}")
 class _SiweMessage:
     domain: str
     address: str
+    uri: str
     nonce: str
     chain_id: int
     issued_at: datetime
@@ -122,19 +124,31 @@ def build_message(
 
 
 def verify_signed_message(
-    message: str, signature: str, *, expected_nonce: str, expected_domain: str, now: datetime
+    message: str,
+    signature: str,
+    *,
+    expected_nonce: str,
+    expected_domain: str,
+    expected_uri: str,
+    expected_chain_id: int,
+    now: datetime,
 ) -> str:
     """Check a signed EIP-4361 message and return the checksum address that signed it.
 
-    Checks the layout, domain, nonce, expiration (required) and not-before against `now`
-    (timezone-aware), and that the EIP-191 signature over the exact text recovers to the
-    message's address. Every failure raises ValidationFailed(..., "invalid_signature").
+    Checks the layout, domain, the URI's origin (that of `expected_uri`), chain id, nonce,
+    expiration (required) and not-before against `now` (timezone-aware), and that the EIP-191
+    signature over the exact text recovers to the message's address. Every failure raises
+    ValidationFailed(..., "invalid_signature").
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     parsed = _parse(message)
     if parsed.domain.lower() != expected_domain.lower():
         _fail("The message was issued for another site.")
+    if _origin(parsed.uri) != _origin(expected_uri):
+        _fail("The message's URI is not on this site.")
+    if parsed.chain_id != expected_chain_id:
+        _fail("The message was issued for another chain.")
     if not hmac.compare_digest(parsed.nonce.encode(), expected_nonce.encode()):
         _fail("The message nonce is unknown or was already used; request a new message.")
     if parsed.expiration_time is None:
@@ -167,12 +181,22 @@ def _parse(message: str) -> _SiweMessage:
     return _SiweMessage(
         domain=match["domain"],
         address=address,
+        uri=match["uri"],
         nonce=match["nonce"],
         chain_id=int(match["chain_id"]),
         issued_at=_parse_datetime(match["issued_at"]),
         expiration_time=_parse_datetime(match["expiration_time"]) if match["expiration_time"] else None,
         not_before=_parse_datetime(match["not_before"]) if match["not_before"] else None,
     )
+
+
+def _origin(uri: str) -> tuple[str, str]:
+    """(scheme, authority) in lower case; an authority-less URI (`urn:...`) has an empty one."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        _fail("The message's URI is not valid.")
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _parse_datetime(text: str) -> datetime:

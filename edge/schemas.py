@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from core.money import BadAmount, format_amount, parse_amount
 
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")  # an upload's id (see /api/uploads)
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
 
 
@@ -32,6 +34,19 @@ def _name(value: str) -> str:
     return value
 
 
+def _https_url(value: str) -> str:
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must be an https URL without spaces")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https URL")
+    return value
+
+
+def _image(value: str) -> str:
+    return value if UPLOAD_ID.match(value) else _https_url(value)
+
+
 def _money(value: Any) -> str:
     try:
         return format_amount(parse_amount(value, "USD"))
@@ -48,6 +63,11 @@ MoneyIn = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["45.00"]}),
 ]
 Skill = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_name)]
+HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_https_url)]
+# Portfolio and profile images; an upload id's owner and kind are checked by the route (`require_own_image`).
+ImageUrl = Annotated[
+    str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
+]
 
 
 class Page(Strict):

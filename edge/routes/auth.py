@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +12,8 @@ from starlette.responses import Response
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339
-from core.errors import Unauthenticated, ValidationFailed
+from core.db import Connection
+from core.errors import NotFound, Unauthenticated
 from core.ids import new_id
 from core.tokens import Claims
 from edge.cache import cached_view
@@ -19,7 +21,7 @@ from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Email, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.schemas import Email, ImageUrl, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
 from queries.credentials import get_credentials
 from queries.users import get_user
 
@@ -48,7 +50,7 @@ class ProfileBody(Strict):
     skills: list[Skill] | None = Field(None, max_length=50)
     hourly_rate: MoneyIn | None = None
     location: str | None = Field(None, max_length=200)
-    profile_image_url: str | None = Field(None, max_length=2048)
+    profile_image_url: ImageUrl | None = None
     password: Password | None = None
     current_password: str | None = Field(None, max_length=128)
 
@@ -62,9 +64,10 @@ class ProfileBody(Strict):
         return self
 
 
-def token_response(call: Call, user: dict[str, Any], refresh: str, position: int, status: int) -> JSON:
+def token_response(call: Call, user: dict[str, Any], refresh: str, family: str, position: int, status: int) -> JSON:
+    """The access token names the session (refresh-token family) it belongs to: a password change keeps that one."""
     now = call.runtime.clock.now()
-    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now, position=position)
+    access, _ = call.runtime.tokens.issue(user["id"], user["role"], "access", now, family=family, position=position)
     body = {
         "user": user,
         "access_token": access,
@@ -77,6 +80,21 @@ def token_response(call: Call, user: dict[str, Any], refresh: str, position: int
 
 def new_refresh(call: Call, user_id: str, role: str, family: str, now: datetime) -> tuple[str, Claims]:
     return call.runtime.tokens.issue(user_id, role, "refresh", now, family=family)
+
+
+def account_of(call: Call, claims: Claims) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """A read of the token's own account (private view): a signed token for no account is invalid, not a 404."""
+    known = call.runtime.tracker.position  # before the query: the read store has at least this
+
+    def read(conn: Connection) -> tuple[dict[str, Any], int]:
+        try:
+            return get_user(conn, claims.sub, private=True)
+        except NotFound:
+            if claims.pos > known:  # a replica that has not applied the account's registration yet
+                raise
+            raise Unauthenticated("The token names no account", "token_invalid") from None
+
+    return read
 
 
 async def register(call: Call) -> Response:
@@ -97,7 +115,7 @@ async def register(call: Call) -> Response:
     )
     _, position = await execute(call, command)
     user, _ = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
-    return token_response(call, user, refresh, position, 201)
+    return token_response(call, user, refresh, family, position, 201)
 
 
 async def login(call: Call) -> Response:
@@ -126,14 +144,14 @@ async def login(call: Call) -> Response:
     )
     _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
     user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
-    return token_response(call, user, refresh, position, 200)
+    return token_response(call, user, refresh, family, position, 200)
 
 
 async def refresh(call: Call) -> Response:
     runtime = call.runtime
     now = runtime.clock.now()
     claims = runtime.tokens.verify(call.body.refresh_token, "refresh", now)
-    user, _ = await runtime.read(lambda conn: get_user(conn, claims.sub, private=True))
+    user, _ = await runtime.read(account_of(call, claims))
     if not user["is_active"]:
         raise Unauthenticated("This account has been deactivated", "token_invalid")
     successor, next_claims = new_refresh(call, claims.sub, user["role"], claims.fam or "", now)
@@ -145,23 +163,23 @@ async def refresh(call: Call) -> Response:
     rotation, position = await execute(call, command)
     if rotation.reused:
         raise Unauthenticated("This refresh token was already used; the session has been revoked", "token_invalid")
-    return token_response(call, user, successor, position, 200)
+    return token_response(call, user, successor, rotation.family_id, position, 200)
 
 
 async def logout(call: Call) -> Response:
     runtime = call.runtime
     claims = runtime.tokens.verify(call.body.refresh_token, "refresh", runtime.clock.now())
-    _, position = await execute(call, RevokeSession(jti=claims.jti, user_id=claims.sub))
+    _, position = await execute(call, RevokeSession(jti=claims.jti, user_id=call.user.sub))
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})
 
 
 async def me(call: Call) -> Response:
-    user_id = call.user.sub
-    return await cached_view(call, ("me", user_id), lambda conn: get_user(conn, user_id, private=True))
+    return await cached_view(call, ("me", call.user.sub), account_of(call, call.user))
 
 
 async def update_me(call: Call) -> Response:
     runtime, body = call.runtime, call.body
+    await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     password_hash = None
@@ -171,17 +189,17 @@ async def update_me(call: Call) -> Response:
             runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
         )
         if not ok:
-            raise ValidationFailed(
-                "current_password is wrong",
-                "invalid_credentials",
-                errors=[{"loc": ["body", "current_password"], "msg": "does not match"}],
-            )
+            raise Unauthenticated("current_password is wrong", "invalid_credentials")
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
-        user_id=call.user.sub, changes=changes, password_hash=password_hash, expected_versions=if_match(call)
+        user_id=call.user.sub,
+        changes=changes,
+        password_hash=password_hash,
+        keep_family=call.user.fam,
+        expected_versions=if_match(call),
     )
     _, position = await execute(call, command)
-    user, version = await runtime.read(lambda conn: get_user(conn, call.user.sub, private=True))
+    user, version = await runtime.read(account_of(call, call.user))
     return written(user, position, etag=version)
 
 
@@ -227,12 +245,10 @@ OPERATIONS = [
         "POST",
         "/api/auth/logout",
         logout,
-        "End the session a refresh token belongs to",
+        "End the session one of one's own refresh tokens belongs to",
         "auth",
         body=RefreshBody,
         status=204,
-        auth=False,
-        ip_limited=True,
         errors=(400, 401, 415, 422, 429),
     ),
     Operation(

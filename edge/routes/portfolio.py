@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 from starlette.responses import Response
@@ -15,25 +13,10 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Page, Strict
+from edge.schemas import HttpsUrl, ImageUrl, Page, Strict
 from queries.portfolio import get_portfolio_item, list_portfolio_items
 
 FREELANCER = frozenset({"freelancer"})
-# An upload's id (see /api/uploads): the format is checked here; create/update check it is the caller's stored image.
-UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _https_url(value: str) -> str:
-    if any(c.isspace() or ord(c) < 32 for c in value):
-        raise ValueError("must be an https URL without spaces")
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError("must be an https URL")
-    return value
-
-
-def _image(value: str) -> str:
-    return value if UPLOAD_ID.match(value) else _https_url(value)
 
 
 def _text(value: str) -> str:
@@ -47,10 +30,6 @@ def _text(value: str) -> str:
 
 Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_text)]
 Description = Annotated[str, Field(max_length=5000)]
-ImageUrl = Annotated[
-    str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
-]
-HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_https_url)]
 Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_text)]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 

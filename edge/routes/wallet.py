@@ -90,12 +90,18 @@ async def link_wallet(call: Call) -> Response:
 
     body: LinkBody = call.body
     runtime, user_id = call.runtime, call.user.sub
-    domain, _ = site(call)
+    domain, uri = site(call)
     nonce, now = _nonce_of(body.message), runtime.clock.now()
 
     def verify() -> str:
         return verify_signed_message(
-            body.message, body.signature, expected_nonce=nonce, expected_domain=domain, now=now
+            body.message,
+            body.signature,
+            expected_nonce=nonce,
+            expected_domain=domain,
+            expected_uri=uri,
+            expected_chain_id=runtime.settings.chain_id,
+            now=now,
         )
 
     address = await runtime.in_thread(verify)

@@ -290,7 +290,9 @@ def test_refresh_validation(client: TestClient) -> None:
 def test_logout_revokes_only_that_family(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     other = login(client, "ann@example.com")
-    response = client.post("/api/auth/logout", json={"refresh_token": first["refresh_token"]})
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": first["refresh_token"]}, headers=bearer(first["access_token"])
+    )
     assert response.status_code == 204
     assert response.content == b""
     assert_error(client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401, "token_invalid")
@@ -300,7 +302,10 @@ def test_logout_revokes_only_that_family(client: TestClient) -> None:
 def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     second = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
-    assert client.post("/api/auth/logout", json={"refresh_token": second["refresh_token"]}).status_code == 204
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": second["refresh_token"]}, headers=bearer(second["access_token"])
+    )
+    assert response.status_code == 204
     assert_error(
         client.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]}), 401, "token_invalid"
     )
@@ -308,13 +313,43 @@ def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None
 
 def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
-    assert_error(client.post("/api/auth/logout", json={"refresh_token": pair["access_token"]}), 401, "token_invalid")
-    assert_error(client.post("/api/auth/logout", json={"refresh_token": "not.a.token"}), 401, "token_invalid")
+    headers = bearer(pair["access_token"])
+    for token in (pair["access_token"], "not.a.token"):
+        assert_error(
+            client.post("/api/auth/logout", json={"refresh_token": token}, headers=headers), 401, "token_invalid"
+        )
     assert_error(
-        client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"], "all": True}),
+        client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"], "all": True}, headers=headers),
         422,
         "validation_failed",
     )
+
+
+def test_logout_needs_a_bearer_token(client: TestClient) -> None:
+    pair = register(client, "ann@example.com")
+    assert_error(client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"]}), 401, "unauthenticated")
+    assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+
+
+def test_logout_with_someone_elses_refresh_token_is_refused_and_revokes_nothing(client: TestClient) -> None:
+    ann = register(client, "ann@example.com")
+    bob = register(client, "bob@example.com")
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": ann["refresh_token"]}, headers=bearer(bob["access_token"])
+    )
+    assert_error(response, 401, "token_invalid")
+    assert client.post("/api/auth/refresh", json={"refresh_token": ann["refresh_token"]}).status_code == 200
+    assert client.post("/api/auth/refresh", json={"refresh_token": bob["refresh_token"]}).status_code == 200
+
+
+def test_logout_may_end_another_session_of_ones_own(client: TestClient) -> None:
+    first = register(client, "ann@example.com")
+    other = login(client, "ann@example.com")
+    response = client.post(
+        "/api/auth/logout", json={"refresh_token": other["refresh_token"]}, headers=bearer(first["access_token"])
+    )
+    assert response.status_code == 204
+    assert_error(client.post("/api/auth/refresh", json={"refresh_token": other["refresh_token"]}), 401, "token_invalid")
 
 
 # -- /me -------------------------------------------------------------------------------------
@@ -361,6 +396,32 @@ def test_put_me_updates_the_profile(client: TestClient) -> None:
     assert public["skills"] == ["Python", "SQL"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "http://img.example.com/a.png",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "//img.example.com/a.png",
+        "https://img.example.com/a b.png",
+        "https://",
+        "",
+    ],
+)
+def test_put_me_profile_image_must_be_an_https_url_or_an_upload_id(client: TestClient, url: str) -> None:
+    pair = register(client, "ann@example.com")
+    headers = bearer(pair["access_token"])
+    first = client.put("/api/auth/me", json={"profile_image_url": "https://img.example.com/a.png"}, headers=headers)
+    assert first.status_code == 200, first.text
+    etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
+    response = client.put("/api/auth/me", json={"profile_image_url": url, "bio": "x"}, headers=headers)
+    error = assert_error(response, 422, "validation_failed")
+    assert any("profile_image_url" in err["loc"] for err in error["errors"])
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.headers["ETag"] == etag
+    assert me.json()["profile_image_url"] == "https://img.example.com/a.png"
+
+
 @pytest.mark.parametrize("field", ["role", "is_active", "email", "id", "wallet_address", "joined_at"])
 def test_put_me_refuses_fields_one_may_not_set(client: TestClient, field: str) -> None:
     pair = register(client, "ann@example.com")
@@ -401,11 +462,18 @@ def test_put_me_password_needs_current_password(client: TestClient) -> None:
 def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
     headers = bearer(pair["access_token"])
+    etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
     response = client.put(
-        "/api/auth/me", json={"password": "brand-new-password", "current_password": "not-it-at-all"}, headers=headers
+        "/api/auth/me",
+        json={"password": "brand-new-password", "current_password": "not-it-at-all", "bio": "changed"},
+        headers=headers,
     )
-    assert response.status_code == 422, response.text
+    assert_error(response, 401, "invalid_credentials")
     assert "brand-new-password" not in response.text and "not-it-at-all" not in response.text
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.headers["ETag"] == etag
+    assert me.json()["bio"] is None
+    assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
     login(client, "ann@example.com", PASSWORD)
 
 
@@ -436,6 +504,58 @@ def test_put_me_changes_the_password(client: TestClient) -> None:
         "invalid_credentials",
     )
     login(client, "ann@example.com", "brand-new-password")
+
+
+def change_password(client: TestClient, access_token: str, new: str = "brand-new-password") -> None:
+    response = client.put(
+        "/api/auth/me", json={"password": new, "current_password": PASSWORD}, headers=bearer(access_token)
+    )
+    assert response.status_code == 200, response.text
+
+
+def refreshes(client: TestClient, pair: Json) -> int:
+    status: int = client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code
+    return status
+
+
+def test_changing_the_password_ends_every_other_session(client: TestClient) -> None:
+    a = register(client, "ann@example.com")
+    b = login(client, "ann@example.com")
+    bio = client.put("/api/auth/me", json={"bio": "no password here"}, headers=bearer(b["access_token"]))
+    assert bio.status_code == 200
+    # a profile edit ends no session; the pairs that refreshing gives belong to their sessions too
+    a = client.post("/api/auth/refresh", json={"refresh_token": a["refresh_token"]}).json()
+    b = client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}).json()
+    change_password(client, a["access_token"])
+    assert_error(client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}), 401, "token_invalid")
+    assert refreshes(client, a) == 200
+    assert client.get("/api/auth/me", headers=bearer(a["access_token"])).status_code == 200
+    login(client, "ann@example.com", "brand-new-password")
+    assert_error(
+        client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
+
+
+def test_changing_the_password_from_a_login_session_keeps_that_one(client: TestClient) -> None:
+    registered = register(client, "ann@example.com")
+    signed_in = login(client, "ann@example.com")
+    change_password(client, signed_in["access_token"])
+    assert refreshes(client, registered) == 401
+    assert refreshes(client, signed_in) == 200
+
+
+def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
+    client: TestClient, clock: FakeClock
+) -> None:
+    first = register(client, "ann@example.com")
+    second = login(client, "ann@example.com")
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    sessionless, _ = runtime.tokens.issue(first["user"]["id"], "client", "access", clock.now())
+    change_password(client, sessionless)
+    assert refreshes(client, first) == 401
+    assert refreshes(client, second) == 401
 
 
 def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:

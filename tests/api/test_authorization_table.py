@@ -61,8 +61,9 @@ def build_world(client: TestClient, settings: Settings, clock: FakeClock) -> Wor
     return World(pairs, signup(client, "subject@example.com", "freelancer"))
 
 
-def request_for(endpoint: str, world: World) -> tuple[str, str, Json | None]:
+def request_for(endpoint: str, world: World, caller: str) -> tuple[str, str, Json | None]:
     subject_id = world.subject["user"]["id"]
+    own = world.pairs.get(caller, world.subject)  # logout: a signed-in caller ends a session of their own
     return {
         "register": (
             "POST",
@@ -71,7 +72,7 @@ def request_for(endpoint: str, world: World) -> tuple[str, str, Json | None]:
         ),
         "login": ("POST", "/api/auth/login", {"email": "subject@example.com", "password": PASSWORD}),
         "refresh": ("POST", "/api/auth/refresh", {"refresh_token": world.subject["refresh_token"]}),
-        "logout": ("POST", "/api/auth/logout", {"refresh_token": world.subject["refresh_token"]}),
+        "logout": ("POST", "/api/auth/logout", {"refresh_token": own["refresh_token"]}),
         "get_me": ("GET", "/api/auth/me", None),
         "put_me": ("PUT", "/api/auth/me", {"bio": "updated"}),
         "list_users": ("GET", "/api/users", None),
@@ -89,7 +90,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "register": dict.fromkeys(CALLERS, 201),
     "login": dict.fromkeys(CALLERS, 200),
     "refresh": dict.fromkeys(CALLERS, 200),
-    "logout": dict.fromkeys(CALLERS, 204),
+    "logout": {"anonymous": 401, "client": 204, "freelancer": 204, "admin": 204},
     "get_me": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
     "put_me": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
     "list_users": {"anonymous": 401, "client": 200, "freelancer": 200, "admin": 200},
@@ -106,7 +107,7 @@ def test_authorization_table(
     client: TestClient, settings: Settings, clock: FakeClock, caller: str, endpoint: str, expected: int
 ) -> None:
     world = build_world(client, settings, clock)
-    method, path, body = request_for(endpoint, world)
+    method, path, body = request_for(endpoint, world, caller)
     headers = {} if caller == "anonymous" else {"Authorization": f"Bearer {world.pairs[caller]['access_token']}"}
     response = client.request(method, path, json=body, headers=headers)
     assert response.status_code == expected, response.text
@@ -122,6 +123,9 @@ def test_authorization_table(
             "/api/users?limit=100", headers={"Authorization": f"Bearer {world.pairs['admin']['access_token']}"}
         ).json()
         assert "made@example.com" not in {u["email"] for u in admin_list["items"]}
+        assert (
+            client.post("/api/auth/refresh", json={"refresh_token": world.subject["refresh_token"]}).status_code == 200
+        )
     elif endpoint in ("list_users", "get_user"):
         view = response.json()["items"][0] if endpoint == "list_users" else response.json()
         assert ("email" in view) is (caller == "admin")

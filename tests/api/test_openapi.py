@@ -54,6 +54,25 @@ def test_every_operation_is_documented(spec: dict[str, Any]) -> None:
     assert len(operation_ids) == len(set(operation_ids)), "operationIds must be unique"
 
 
+def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: dict[str, Any]) -> None:
+    """API.md: everything needs a bearer token except these (a presigned upload's URL is its own credential)."""
+    anonymous = {(method, path) for method, path, op in operations(spec) if "security" not in op}
+    assert anonymous == {
+        ("get", "/"),
+        ("get", "/api"),
+        ("get", "/api/health/live"),
+        ("get", "/api/health/ready"),
+        ("get", "/api/health/metrics"),
+        ("post", "/api/auth/register"),
+        ("post", "/api/auth/login"),
+        ("post", "/api/auth/refresh"),
+        ("put", "/api/uploads/direct/{key}"),
+    }
+    for method, path, op in operations(spec):
+        if "security" in op:
+            assert "401" in op["responses"], f"{method.upper()} {path}"
+
+
 def test_spec_lists_the_real_endpoints_and_no_internal_ones(spec: dict[str, Any]) -> None:
     pairs = {(method, path) for method, path, _ in operations(spec)}
     assert {

@@ -102,7 +102,12 @@ def test_reusing_the_latest_token_twice_also_revokes(client: TestClient, setting
 def test_reuse_after_logout_is_refused_without_a_second_revocation(client: TestClient, settings: Settings) -> None:
     first = register(client)
     second = refresh(client, first["refresh_token"]).json()
-    assert client.post("/api/auth/logout", json={"refresh_token": second["refresh_token"]}).status_code == 204
+    logout = client.post(
+        "/api/auth/logout",
+        json={"refresh_token": second["refresh_token"]},
+        headers={"Authorization": f"Bearer {second['access_token']}"},
+    )
+    assert logout.status_code == 204
     for token in (first["refresh_token"], second["refresh_token"]):
         response = refresh(client, token)
         assert response.status_code == 401

@@ -179,7 +179,8 @@ def test_forged_refresh_tokens_are_401_token_invalid(ring_client: TestClient, na
     pair = register(ring_client)
     forged = FORGERIES[name](claims_of(pair["refresh_token"]), pair["refresh_token"])
     assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": forged}), 401, "token_invalid")
-    assert_error(ring_client.post("/api/auth/logout", json={"refresh_token": forged}), 401, "token_invalid")
+    logout = ring_client.post("/api/auth/logout", json={"refresh_token": forged}, headers=bearer(pair["access_token"]))
+    assert_error(logout, 401, "token_invalid")
     # the genuine token was not spent or revoked by the forgeries
     assert ring_client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
 
@@ -190,15 +191,39 @@ def test_a_signed_refresh_token_with_an_unknown_jti_is_refused(ring_client: Test
     assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": sign(claims)}), 401, "token_invalid")
 
 
+def test_a_signed_token_for_no_account_is_401_token_invalid(ring_client: TestClient) -> None:
+    pair = register(ring_client)
+    ghost = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32}))
+    assert_error(ring_client.get("/api/auth/me", headers=ghost), 401, "token_invalid")
+    assert_error(ring_client.put("/api/auth/me", json={"bio": "boo"}, headers=ghost), 401, "token_invalid")
+    change = {"password": "brand-new-password", "current_password": PASSWORD}
+    assert_error(ring_client.put("/api/auth/me", json=change, headers=ghost), 401, "token_invalid")
+    ghost_refresh = sign(claims_of(pair["refresh_token"]) | {"sub": "0" * 32})
+    assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": ghost_refresh}), 401, "token_invalid")
+    assert ring_client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+
+
+def test_a_token_from_ahead_of_this_node_is_not_called_invalid_for_want_of_its_account(
+    ring_client: TestClient,
+) -> None:
+    """An edge may not have applied the registration yet: the token is not at fault, so no token_invalid."""
+    pair = register(ring_client)
+    ahead = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32, "pos": 10**9}))
+    assert_error(ring_client.get("/api/auth/me", headers=ahead), 404, "not_found")
+
+
 def test_token_types_are_not_interchangeable(ring_client: TestClient) -> None:
     pair = register(ring_client)
-    assert_error(ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"])), 401, "token_invalid")
-    assert_error(
-        ring_client.post("/api/auth/refresh", json={"refresh_token": pair["access_token"]}), 401, "token_invalid"
+    me = ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"]))
+    assert_error(me, 401, "token_invalid")
+    assert me.json()["detail"] == "An access token is required here"
+    refreshed = ring_client.post("/api/auth/refresh", json={"refresh_token": pair["access_token"]})
+    assert_error(refreshed, 401, "token_invalid")
+    assert refreshed.json()["detail"] == "A refresh token is required here"
+    logout = ring_client.post(
+        "/api/auth/logout", json={"refresh_token": pair["access_token"]}, headers=bearer(pair["access_token"])
     )
-    assert_error(
-        ring_client.post("/api/auth/logout", json={"refresh_token": pair["access_token"]}), 401, "token_invalid"
-    )
+    assert_error(logout, 401, "token_invalid")
     # neither misuse spent the real refresh token
     assert ring_client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
 

@@ -223,6 +223,28 @@ def test_a_message_for_another_site_is_refused(client: TestClient, ann: User) ->
 
 
 @pytest.mark.parametrize(
+    ("line", "edited"),
+    [
+        ("URI: http://testserver", "URI: https://evil.example"),
+        ("URI: http://testserver", "URI: http://evil.example/api/auth/wallet"),
+        ("Chain ID: 1", "Chain ID: 5"),
+    ],
+)
+def test_a_message_edited_to_another_uri_or_chain_is_refused_even_when_signed_by_the_wallet(
+    client: TestClient, ann: User, line: str, edited: str
+) -> None:
+    account = new_account()
+    message = nonce_for(client, ann, account.address)["message"]
+    assert line + "\n" in message
+    forged = message.replace(line + "\n", edited + "\n")
+
+    assert_error(send_link(client, ann, forged, sign(forged, account)), 422, "invalid_signature")
+
+    assert me(client, ann).json()["wallet_address"] is None
+    assert send_link(client, ann, message, sign(message, account)).status_code == 200  # the nonce was not spent
+
+
+@pytest.mark.parametrize(
     ("message", "signature"),
     [
         ("hello", "0x" + "00" * 65),

@@ -42,8 +42,25 @@ def sign(message: str, account: LocalAccount = SIGNER) -> str:
     return account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
 
 
-def verify(message: str, signature: str, *, nonce: str = NONCE, domain: str = DOMAIN, now: datetime = NOW) -> str:
-    return verify_signed_message(message, signature, expected_nonce=nonce, expected_domain=domain, now=now)
+def verify(
+    message: str,
+    signature: str,
+    *,
+    nonce: str = NONCE,
+    domain: str = DOMAIN,
+    uri: str = f"https://{DOMAIN}",
+    chain_id: int = 8453,
+    now: datetime = NOW,
+) -> str:
+    return verify_signed_message(
+        message,
+        signature,
+        expected_nonce=nonce,
+        expected_domain=domain,
+        expected_uri=uri,
+        expected_chain_id=chain_id,
+        now=now,
+    )
 
 
 def rejected(message: str, signature: str, **kwargs: object) -> ValidationFailed:
@@ -107,6 +124,40 @@ def test_a_message_for_another_domain_is_rejected() -> None:
     message = message_for(domain="evil.example")
 
     rejected(message, sign(message))
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://evil.example",
+        "https://evil.example/api/auth/wallet",
+        f"http://{DOMAIN}/api/auth/wallet",
+        f"https://{DOMAIN}.evil.example/",
+        f"https://{DOMAIN}:8443/",
+        f"https://user@{DOMAIN}/",
+        "urn:megilance",
+        "https://[megilance.test/",
+    ],
+)
+def test_a_message_whose_uri_is_of_another_origin_is_rejected(uri: str) -> None:
+    message = message_for(uri=uri)
+
+    error = rejected(message, sign(message))
+    assert "URI" in error.detail
+
+
+def test_a_uri_on_this_origin_may_name_any_path() -> None:
+    message = message_for(uri=f"https://{DOMAIN.upper()}/login?next=/me")
+
+    assert verify(message, sign(message)) == SIGNER.address
+
+
+def test_a_message_for_another_chain_is_rejected() -> None:
+    message = message_for(chain_id=5)
+
+    error = rejected(message, sign(message))
+    assert "chain" in error.detail
+    assert verify(message, sign(message), chain_id=5) == SIGNER.address
 
 
 def test_an_expired_message_is_rejected() -> None:
@@ -185,7 +236,7 @@ def test_the_full_eip_4361_layout_with_optional_fields_is_accepted() -> None:
         "- https://example.com/my-web2-claim.json"
     )
 
-    assert verify(message, sign(message)) == SIGNER.address
+    assert verify(message, sign(message), chain_id=1) == SIGNER.address
 
 
 def test_a_lowercase_address_in_the_message_is_rejected() -> None:
