@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
 
@@ -14,6 +15,15 @@ EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Z
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+T = TypeVar("T")
+
+
+def _not_null(value: T) -> T:
+    if value is None:
+        raise ValueError("cannot be null (send a value or leave the field out)")
+    return value
 
 
 def _email(value: str) -> str:
@@ -39,6 +49,18 @@ def _money(value: Any) -> str:
         raise ValueError(str(exc)) from exc
 
 
+def _no_null_in_schema(schema: JsonDict) -> None:
+    """An `Omittable` field is documented as its value type alone: null is refused, so neither branch nor default."""
+    schema.pop("default", None)
+    branches = schema.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        del schema["anyOf"]
+        rest = [branch for branch in branches if branch != {"type": "null"}]
+        only = rest[0] if len(rest) == 1 and isinstance(rest[0], dict) else {"anyOf": rest}
+        for key, value in only.items():
+            schema.setdefault(key, value)
+
+
 Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
@@ -48,6 +70,9 @@ MoneyIn = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["45.00"]}),
 ]
 Skill = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_name)]
+# A field of a partial update that may be left out (None: not sent) but not sent as null. Defaults are not
+# validated, so only an explicit null reaches the check; fields whose null means "clear it" stay `X | None`.
+Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_no_null_in_schema)]
 
 
 class Page(Strict):

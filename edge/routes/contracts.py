@@ -17,7 +17,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party
 from edge.routing import Call, Operation
-from edge.schemas import Page, Strict
+from edge.schemas import Omittable, Page, Strict
 from queries.contracts import get_contract, list_contracts
 
 CLIENT = frozenset({"client"})
@@ -121,8 +121,8 @@ class ContractPatch(Strict):
     description: Description | None = None
     terms: Terms | None = None
     end_date: IsoDate | None = None
-    milestones: Milestones | None = None
-    status: ContractStatus | None = None
+    milestones: Omittable[Milestones] = None
+    status: Omittable[ContractStatus] = None
 
 
 class ContractFilters(Page):
@@ -163,10 +163,7 @@ class ContractList(Strict):
 
 def patch_changes(body: ContractPatch) -> dict[str, Any]:
     """What the client asked to change; milestone amounts stay decimal strings (the contract knows its currency)."""
-    changes = body.model_dump(exclude_unset=True, exclude={"status"})
-    if changes.get("milestones", ()) is None:
-        del changes["milestones"]
-    return changes
+    return body.model_dump(exclude_unset=True, exclude={"status"})
 
 
 async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], int]:

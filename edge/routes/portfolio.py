@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
@@ -15,7 +15,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Page, Strict
+from edge.schemas import Omittable, Page, Strict
 from queries.portfolio import get_portfolio_item, list_portfolio_items
 
 FREELANCER = frozenset({"freelancer"})
@@ -66,11 +66,11 @@ class PortfolioItemBody(Strict):
 class PortfolioItemPatch(Strict):
     """Only the fields sent change; `project_url: null` removes the link."""
 
-    title: Title | None = None
-    description: Description | None = None
-    image_url: ImageUrl | None = None
+    title: Omittable[Title] = None
+    description: Omittable[Description] = None
+    image_url: Omittable[ImageUrl] = None
     project_url: HttpsUrl | None = None
-    tags: Tags | None = None
+    tags: Omittable[Tags] = None
 
 
 class PortfolioFilters(Page):
@@ -92,11 +92,6 @@ class PortfolioItemOut(Strict):
 class PortfolioList(Strict):
     items: list[PortfolioItemOut]
     next_cursor: str | None
-
-
-def patch_changes(body: PortfolioItemPatch) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True)
-    return {k: v for k, v in changes.items() if v is not None or k == "project_url"}
 
 
 async def list_all(call: Call) -> Response:
@@ -136,8 +131,9 @@ async def update(call: Call) -> Response:
     body: PortfolioItemPatch = call.body
     await require_own_image(call, body.image_url, "image_url")
     item_id = call.path["item_id"]
+    changes = body.model_dump(exclude_unset=True)
     command = RevisePortfolioItem(
-        item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_version=if_match(call)
+        item_id=item_id, actor_id=call.user.sub, changes=changes, expected_version=if_match(call)
     )
     _, position = await execute(call, command)
     item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))

@@ -1,0 +1,138 @@
+"""Request shapes refused at the edge: nulls for fields that cannot be null.
+
+Every refusal is a 422 `validation_failed` whose `errors` name the field, and it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from core.clock import FakeClock
+from core.settings import Settings
+from tests.api.test_contracts_api import User, assert_error, bid, created, make_admin, post_project, register
+
+Json = dict[str, Any]
+Target = tuple[str, dict[str, str], dict[str, str]]  # (url, headers to write, headers to read back)
+
+NOT_NULL = [
+    *(
+        ("project", field)
+        for field in (
+            "title",
+            "description",
+            "category",
+            "budget_type",
+            "budget_min",
+            "budget_max",
+            "experience_level",
+            "estimated_duration",
+            "skills",
+            "status",
+        )
+    ),
+    *(
+        ("proposal", field)
+        for field in ("cover_letter", "estimated_hours", "hourly_rate", "availability", "attachments")
+    ),
+    *(("portfolio", field) for field in ("title", "description", "image_url", "tags")),
+    ("contract", "milestones"),
+    ("contract", "status"),
+    ("me", "name"),
+    ("me", "skills"),
+    ("me", "password"),
+    ("user", "is_active"),
+    ("user", "role"),
+]
+NULLABLE = [
+    ("contract", "description"),
+    ("contract", "terms"),
+    ("contract", "end_date"),
+    ("portfolio", "project_url"),
+    ("me", "bio"),
+    ("me", "location"),
+    ("me", "hourly_rate"),
+    ("me", "profile_image_url"),
+]
+
+
+def target(client: TestClient, settings: Settings, clock: FakeClock, kind: str) -> Target:
+    """A resource of `kind` with every nullable field set, and who may edit it."""
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    if kind == "project":
+        return f"/api/projects/{post_project(client, ann)}", ann.headers, ann.headers
+    if kind == "proposal":
+        return f"/api/proposals/{bid(client, fred, post_project(client, ann))}", fred.headers, fred.headers
+    if kind == "portfolio":
+        body = {"title": "Shop", "image_url": "https://img.example.com/a.png", "project_url": "https://example.com"}
+        response = client.post("/api/portfolio", json=body, headers=fred.headers)
+        assert response.status_code == 201, response.text
+        return f"/api/portfolio/{response.json()['id']}", fred.headers, fred.headers
+    if kind == "contract":
+        contract = created(client, ann, fred, description="Work", end_date="2026-12-31", terms="Net 30")
+        return f"/api/contracts/{contract['id']}", ann.headers, ann.headers
+    if kind == "me":
+        profile = {
+            "bio": "Hi",
+            "location": "Oslo",
+            "hourly_rate": "40",
+            "profile_image_url": "https://example.com/p.png",
+        }
+        response = client.put("/api/auth/me", json=profile, headers=fred.headers)
+        assert response.status_code == 200, response.text
+        return "/api/auth/me", fred.headers, fred.headers
+    admin: User = make_admin(client, settings, clock)
+    return f"/api/users/{fred.id}", admin.headers, admin.headers
+
+
+def write(client: TestClient, kind: str, url: str, headers: dict[str, str], body: Json) -> Any:
+    return client.request("PATCH" if kind == "user" else "PUT", url, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("kind", "field"), NOT_NULL)
+def test_null_for_a_field_that_cannot_be_null_is_refused(
+    client: TestClient, settings: Settings, clock: FakeClock, kind: str, field: str
+) -> None:
+    url, writer, reader = target(client, settings, clock, kind)
+    before = client.get(url, headers=reader)
+
+    error = assert_error(write(client, kind, url, writer, {field: None}), 422, "validation_failed")
+
+    assert [e["loc"] for e in error["errors"]] == [["body", field]], error
+    after = client.get(url, headers=reader)
+    assert (after.json(), after.headers.get("etag")) == (before.json(), before.headers.get("etag"))
+
+
+@pytest.mark.parametrize(("kind", "field"), NULLABLE)
+def test_null_still_clears_a_field_that_may_be_null(
+    client: TestClient, settings: Settings, clock: FakeClock, kind: str, field: str
+) -> None:
+    url, writer, reader = target(client, settings, clock, kind)
+    assert client.get(url, headers=reader).json()[field] is not None
+
+    response = write(client, kind, url, writer, {field: None})
+
+    assert response.status_code == 200, response.text
+    assert response.json()[field] is None
+    assert client.get(url, headers=reader).json()[field] is None
+
+
+def test_the_openapi_document_offers_null_only_where_it_is_accepted(client: TestClient) -> None:
+    schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
+    models = {
+        "project": "ProjectPatch",
+        "proposal": "ProposalPatch",
+        "portfolio": "PortfolioItemPatch",
+        "contract": "ContractPatch",
+        "me": "ProfileBody",
+        "user": "ChangeUserBody",
+    }
+
+    def offers_null(kind: str, field: str) -> bool:
+        prop = schemas[models[kind]]["properties"][field]
+        return {"type": "null"} in prop.get("anyOf", ()) or prop.get("type") == "null"
+
+    assert [(kind, field) for kind, field in NOT_NULL if offers_null(kind, field)] == []
+    assert [(kind, field) for kind, field in NULLABLE if not offers_null(kind, field)] == []
