@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
@@ -76,8 +76,18 @@ Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_ext
 
 
 class Page(Strict):
+    """A list's query: `limit`, `cursor` and the list's own filters; a blank value (`?q=`) counts as not given."""
+
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=512)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blank = {k for k, v in data.items() if k in cls.model_fields and isinstance(v, str) and not v.strip()}
+        return {k: v for k, v in data.items() if k not in blank}
 
 
 class UserPublic(BaseModel):

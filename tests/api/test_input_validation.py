@@ -1,4 +1,4 @@
-"""Request shapes refused at the edge: nulls for fields that cannot be null.
+"""Request shapes at the edge: nulls for fields that cannot be null, blank list parameters.
 
 Every refusal is a 422 `validation_failed` whose `errors` name the field, and it changes nothing.
 """
@@ -136,3 +136,61 @@ def test_the_openapi_document_offers_null_only_where_it_is_accepted(client: Test
 
     assert [(kind, field) for kind, field in NOT_NULL if offers_null(kind, field)] == []
     assert [(kind, field) for kind, field in NULLABLE if not offers_null(kind, field)] == []
+
+
+# -- list filters ----------------------------------------------------------------------------
+
+FILTERS = [
+    *(
+        ("/api/projects", param)
+        for param in ("status", "category", "skill", "q", "budget_min", "budget_max", "client_id", "cursor", "limit")
+    ),
+    ("/api/proposals", "project_id"),
+    ("/api/proposals", "status"),
+    ("/api/contracts", "status"),
+    ("/api/portfolio", "freelancer_id"),
+    ("/api/payments", "status"),
+    ("/api/payments", "contract_id"),
+    ("/api/users", "role"),
+    ("/api/users", "skill"),
+    ("/api/users", "q"),
+]
+
+
+@pytest.fixture
+def market(client: TestClient) -> tuple[User, User]:
+    """(client, freelancer): a contract between them, a pending payment on it, a portfolio item, a spare project."""
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    contract = created(client, ann, fred)
+    payment = {"contract_id": contract["id"], "amount": "10"}
+    assert client.post("/api/payments", json=payment, headers=ann.headers).status_code == 201
+    item = {"title": "Shop", "image_url": "https://img.example.com/a.png"}
+    assert client.post("/api/portfolio", json=item, headers=fred.headers).status_code == 201
+    post_project(client, ann)
+    return ann, fred
+
+
+@pytest.mark.parametrize(("path", "param"), FILTERS)
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_list_parameter_is_the_same_as_leaving_it_out(
+    client: TestClient, market: tuple[User, User], path: str, param: str, blank: str
+) -> None:
+    ann, fred = market
+    caller = fred if path == "/api/portfolio" else ann
+    unfiltered = client.get(path, headers=caller.headers)
+    assert unfiltered.status_code == 200, unfiltered.text
+    assert unfiltered.json()["items"]
+
+    response = client.get(path, params={param: blank}, headers=caller.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == unfiltered.json()
+
+
+@pytest.mark.parametrize(
+    "query", ["status=bogus", "budget_min=abc", "limit=0", "cursor=bm90LWEtY3Vyc29y", "unknown=", "unknown=x"]
+)
+def test_a_list_parameter_with_a_wrong_value_or_name_is_still_refused(
+    client: TestClient, market: tuple[User, User], query: str
+) -> None:
+    assert_error(client.get(f"/api/projects?{query}", headers=market[0].headers), 422, "validation_failed")
