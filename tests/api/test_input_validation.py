@@ -1,4 +1,4 @@
-"""Request shapes at the edge: nulls for fields that cannot be null, blank list parameters.
+"""Request shapes at the edge: nulls for fields that cannot be null, blank list parameters, money strings.
 
 Every refusal is a 422 `validation_failed` whose `errors` name the field, and it changes nothing.
 """
@@ -194,3 +194,56 @@ def test_a_list_parameter_with_a_wrong_value_or_name_is_still_refused(
     client: TestClient, market: tuple[User, User], query: str
 ) -> None:
     assert_error(client.get(f"/api/projects?{query}", headers=market[0].headers), 422, "validation_failed")
+
+
+# -- money -----------------------------------------------------------------------------------
+
+LOOSE_MONEY = ["1_000", "\u0661\u0660\u0660", "+100", " 100 ", "1e2"]
+
+
+@pytest.mark.parametrize("text", LOOSE_MONEY)
+def test_a_loose_money_string_is_refused_everywhere(client: TestClient, text: str) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    contract = created(client, ann, fred)
+    project = post_project(client, ann)
+    proposal = {
+        "project_id": project,
+        "cover_letter": "I have built many landing pages like this one. " * 3,
+        "estimated_hours": 20,
+        "availability": "immediate",
+    }
+    project_body = {
+        "title": "Build a landing page",
+        "description": "A responsive landing page for our product launch.",
+        "category": "web",
+        "budget_type": "fixed",
+        "experience_level": "intermediate",
+        "estimated_duration": "2 weeks",
+    }
+    attempts = [
+        (client.post, "/api/projects", ann, {**project_body, "budget_min": text, "budget_max": "2000"}, "budget_min"),
+        (client.put, f"/api/projects/{project}", ann, {"budget_max": text}, "budget_max"),
+        (client.post, "/api/proposals", fred, {**proposal, "hourly_rate": text}, "hourly_rate"),
+        (client.post, "/api/payments", ann, {"contract_id": contract["id"], "amount": text}, "amount"),
+        (client.put, "/api/auth/me", fred, {"hourly_rate": text}, "hourly_rate"),
+        (client.put, f"/api/contracts/{contract['id']}", ann, {"milestones": [{"title": "A", "amount": text}]}, None),
+    ]
+    for send, url, who, body, field in attempts:
+        error = assert_error(send(url, json=body, headers=who.headers), 422, "validation_failed")
+        assert field is None or ["body", field] in [e["loc"] for e in error["errors"]], error
+    search = client.get("/api/projects", params={"budget_min": text}, headers=ann.headers)
+    assert_error(search, 422, "validation_failed")
+    assert client.get("/api/payments", headers=ann.headers).json()["items"] == []
+    assert client.get("/api/auth/me", headers=fred.headers).json()["hourly_rate"] is None
+    assert client.get(f"/api/contracts/{contract['id']}", headers=ann.headers).json() == contract
+
+
+@pytest.mark.parametrize(("amount", "text"), [("12.50", "12.50"), ("007", "7.00"), (12.5, "12.50"), (100, "100.00")])
+def test_plain_money_strings_and_json_numbers_are_accepted(client: TestClient, amount: object, text: str) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    contract = created(client, ann, fred)
+
+    response = client.post("/api/payments", json={"contract_id": contract["id"], "amount": amount}, headers=ann.headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == text
