@@ -49,6 +49,13 @@ def _money(value: Any) -> str:
         raise ValueError(str(exc)) from exc
 
 
+def _json_integer(value: Any) -> Any:
+    # Lax int would take JSON true as 1 and "20" as 20; an integral number (20.0) is an integer, as in JSON Schema.
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
 def _no_null_in_schema(schema: JsonDict) -> None:
     """An `Omittable` field is documented as its value type alone: null is refused, so neither branch nor default."""
     schema.pop("default", None)
@@ -70,6 +77,8 @@ MoneyIn = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["45.00"]}),
 ]
 Skill = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_name)]
+# For JSON bodies only: query values are always strings, so query models keep plain `int`.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 # A field of a partial update that may be left out (None: not sent) but not sent as null. Defaults are not
 # validated, so only an explicit null reaches the check; fields whose null means "clear it" stay `X | None`.
 Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_no_null_in_schema)]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 from starlette.responses import Response
 
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
@@ -34,13 +33,6 @@ def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
     return quotient
 
 
-def _not_bool(value: Any) -> Any:
-    # JSON true would otherwise pass as the integer 1.
-    if isinstance(value, bool):
-        raise ValueError("an amount must be a decimal string or a number")
-    return value
-
-
 def _amount(value: Any) -> str:
     # The finest currency (USDC, 6 decimals) here; the body's own currency is checked once it is known.
     try:
@@ -63,11 +55,11 @@ def _text(value: str) -> str:
     return value
 
 
+# One validator before any type check: a bad value is one error at the field, not one per union branch.
 AmountIn = Annotated[
-    str | int | Decimal,
-    BeforeValidator(_not_bool),
-    AfterValidator(_amount),
-    Field(json_schema_extra={"examples": ["1250.00"]}),
+    str,
+    BeforeValidator(_amount),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["1250.00"]}),
 ]
 IsoDate = Annotated[
     str, Field(min_length=10, max_length=10, json_schema_extra={"examples": ["2026-12-01"]}), AfterValidator(_iso_date)

@@ -13,7 +13,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
 from edge.routing import Call, Operation
-from edge.schemas import MoneyIn, Omittable, Page, Strict
+from edge.schemas import JsonInt, MoneyIn, Omittable, Page, Strict
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -29,7 +29,7 @@ def _letter(value: str) -> str:
 
 
 CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
-Hours = Annotated[int, Field(gt=0, le=100000)]
+Hours = Annotated[JsonInt, Field(gt=0, le=100000)]
 Attachment = Annotated[str, Field(min_length=1, max_length=2048)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.responses import Response
 
 from commands.users import ChangeAccount, RegisterUser
@@ -32,7 +32,7 @@ class CreateUserBody(Strict):
 
 
 class ChangeUserBody(Strict):
-    is_active: Omittable[bool] = None
+    is_active: Omittable[StrictBool] = None
     role: Omittable[Literal["client", "freelancer", "admin"]] = None
 
 

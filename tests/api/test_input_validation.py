@@ -1,4 +1,4 @@
-"""Request shapes at the edge: nulls for fields that cannot be null, blank list parameters, money strings.
+"""Request shapes at the edge: nulls that cannot be null, blank list parameters, money strings, JSON types.
 
 Every refusal is a 422 `validation_failed` whose `errors` name the field, and it changes nothing.
 """
@@ -247,3 +247,88 @@ def test_plain_money_strings_and_json_numbers_are_accepted(client: TestClient, a
 
     assert response.status_code == 201, response.text
     assert response.json()["amount"] == text
+
+
+# -- JSON types ------------------------------------------------------------------------------
+
+
+def proposal_body(project_id: str, **fields: Any) -> Json:
+    return {
+        "project_id": project_id,
+        "cover_letter": "I have built many landing pages like this one. " * 3,
+        "estimated_hours": 20,
+        "hourly_rate": "40",
+        "availability": "immediate",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize("hours", [True, False, "20", 20.5, None, [20], {"h": 20}])
+def test_an_integer_field_takes_only_a_json_integer(client: TestClient, hours: object) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    project = post_project(client, ann)
+    proposal = bid(client, fred, project)
+    other = post_project(client, ann)
+    url = f"/api/proposals/{proposal}"
+    before = client.get(url, headers=fred.headers).json()
+
+    created_error = assert_error(
+        client.post("/api/proposals", json=proposal_body(other, estimated_hours=hours), headers=fred.headers),
+        422,
+        "validation_failed",
+    )
+    revised_error = assert_error(
+        client.put(url, json={"estimated_hours": hours}, headers=fred.headers), 422, "validation_failed"
+    )
+    presign = {"filename": "a.png", "content_type": "image/png", "size": hours}
+    presign_error = assert_error(
+        client.post("/api/uploads/presign", json=presign, headers=fred.headers), 422, "validation_failed"
+    )
+
+    assert [e["loc"] for e in created_error["errors"]] == [["body", "estimated_hours"]]
+    assert [e["loc"] for e in revised_error["errors"]] == [["body", "estimated_hours"]]
+    assert [e["loc"] for e in presign_error["errors"]] == [["body", "size"]]
+    assert client.get(url, headers=fred.headers).json() == before
+    assert client.get("/api/proposals", params={"project_id": other}, headers=fred.headers).json()["items"] == []
+
+
+def test_an_integral_json_number_is_an_integer(client: TestClient) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+
+    response = client.post(
+        "/api/proposals", json=proposal_body(post_project(client, ann), estimated_hours=20.0), headers=fred.headers
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["estimated_hours"] == 20
+
+
+@pytest.mark.parametrize("value", ["no", "false", "true", 0, 1, None, [], {}])
+def test_a_boolean_field_takes_only_json_true_or_false(
+    client: TestClient, settings: Settings, clock: FakeClock, value: object
+) -> None:
+    admin, fred = make_admin(client, settings, clock), register(client, "freelancer", "Fred")
+    url = f"/api/users/{fred.id}"
+
+    error = assert_error(client.patch(url, json={"is_active": value}, headers=admin.headers), 422, "validation_failed")
+
+    assert [e["loc"] for e in error["errors"]] == [["body", "is_active"]]
+    assert client.get(url, headers=admin.headers).json()["is_active"] is True
+    assert client.get("/api/auth/me", headers=fred.headers).status_code == 200
+
+
+@pytest.mark.parametrize("amount", [None, True, [], {}, "abc"])
+def test_a_bad_amount_is_one_error_at_the_field(client: TestClient, amount: object) -> None:
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    contract = created(client, ann, fred)
+    url = f"/api/contracts/{contract['id']}"
+
+    payment = client.post("/api/payments", json={"contract_id": contract["id"], "amount": amount}, headers=ann.headers)
+    milestone = client.put(url, json={"milestones": [{"title": "A", "amount": amount}]}, headers=ann.headers)
+
+    for response, loc in ((payment, ["body", "amount"]), (milestone, ["body", "milestones", 0, "amount"])):
+        errors = assert_error(response, 422, "validation_failed")["errors"]
+        assert [e["loc"] for e in errors] == [loc], errors
+        assert "decimal string or a number" in errors[0]["msg"] or "digits" in errors[0]["msg"], errors
+    assert client.get("/api/payments", headers=ann.headers).json()["items"] == []
+    assert client.get(url, headers=ann.headers).json() == contract
