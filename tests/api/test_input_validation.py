@@ -1,4 +1,4 @@
-"""Request shapes at the edge: nulls that cannot be null, blank list parameters, money strings, JSON types.
+"""Request shapes at the edge: nulls that cannot be null, blank list parameters, money, JSON types, cursors.
 
 Every refusal is a 422 `validation_failed` whose `errors` name the field, and it changes nothing.
 """
@@ -332,3 +332,45 @@ def test_a_bad_amount_is_one_error_at_the_field(client: TestClient, amount: obje
         assert "decimal string or a number" in errors[0]["msg"] or "digits" in errors[0]["msg"], errors
     assert client.get("/api/payments", headers=ann.headers).json()["items"] == []
     assert client.get(url, headers=ann.headers).json() == contract
+
+
+# -- cursors ---------------------------------------------------------------------------------
+
+LISTS = ["/api/projects", "/api/proposals", "/api/contracts", "/api/payments", "/api/portfolio", "/api/users"]
+
+
+@pytest.fixture
+def two_of_each(client: TestClient) -> tuple[User, dict[str, Json]]:
+    """A client who sees two items in every list, and the query that shows them (portfolio: the freelancer's)."""
+    ann, fred = register(client, "client", "Ann"), register(client, "freelancer", "Fred")
+    contract = created(client, ann, fred)
+    created(client, ann, fred)
+    for amount in ("10", "20"):
+        payment = {"contract_id": contract["id"], "amount": amount}
+        assert client.post("/api/payments", json=payment, headers=ann.headers).status_code == 201
+    for title in ("One", "Two"):
+        item = {"title": title, "image_url": "https://img.example.com/a.png"}
+        assert client.post("/api/portfolio", json=item, headers=fred.headers).status_code == 201
+    queries: dict[str, Json] = {path: {"limit": 1} for path in LISTS}
+    queries["/api/portfolio"]["freelancer_id"] = fred.id
+    return ann, queries
+
+
+@pytest.mark.parametrize("issuer", LISTS)
+def test_a_cursor_is_accepted_only_by_the_list_that_issued_it(
+    client: TestClient, two_of_each: tuple[User, dict[str, Json]], issuer: str
+) -> None:
+    ann, queries = two_of_each
+    first = client.get(issuer, params=queries[issuer], headers=ann.headers).json()
+    cursor = first["next_cursor"]
+    assert cursor is not None, first
+
+    second = client.get(issuer, params={**queries[issuer], "cursor": cursor}, headers=ann.headers)
+
+    assert second.status_code == 200, second.text
+    assert len(second.json()["items"]) == 1 and second.json()["items"] != first["items"]
+    for other in LISTS:
+        if other != issuer:
+            response = client.get(other, params={**queries[other], "cursor": cursor}, headers=ann.headers)
+            error = assert_error(response, 422, "validation_failed")
+            assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], (other, error)
