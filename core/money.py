@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+# ASCII digits only: Decimal() alone would also take "1_000", "+1", " 1 ", "1e3" and other scripts' digits.
+DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 DECIMALS = {"USD": 2, "USDC": 6}
 MAX_AMOUNT = Decimal("1000000000")  # one billion: larger is a typo or an attack, not a contract
 QUANTUM = {currency: Decimal(1).scaleb(-places) for currency, places in DECIMALS.items()}  # 0.01, 0.000001
@@ -14,11 +17,13 @@ class BadAmount(ValueError):
 
 
 def parse_amount(value: object, currency: str = "USDC", *, allow_zero: bool = False) -> Decimal:
-    """A decimal string or JSON number → exact Decimal; refuses floats' artefacts beyond the decimals."""
+    """A decimal string (`1250.00`) or JSON number → exact Decimal; refuses floats' artefacts beyond the decimals."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise BadAmount("an amount must be a decimal string or a number")
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
+        raise BadAmount("an amount string must be ASCII digits with an optional decimal point, like 1250.00")
     try:
-        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+        amount = value if isinstance(value, Decimal) else Decimal(value if isinstance(value, str) else str(value))
     except (InvalidOperation, ValueError) as exc:  # ValueError: an int too long to print
         raise BadAmount("not a decimal number") from exc
     if not amount.is_finite():

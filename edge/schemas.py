@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
 
@@ -16,6 +17,15 @@ EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Z
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+T = TypeVar("T")
+
+
+def _not_null(value: T) -> T:
+    if value is None:
+        raise ValueError("cannot be null (send a value or leave the field out)")
+    return value
 
 
 def _email(value: str) -> str:
@@ -54,6 +64,25 @@ def _money(value: Any) -> str:
         raise ValueError(str(exc)) from exc
 
 
+def _json_integer(value: Any) -> Any:
+    # Lax int would take JSON true as 1 and "20" as 20; an integral number (20.0) is an integer, as in JSON Schema.
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+def _no_null_in_schema(schema: JsonDict) -> None:
+    """An `Omittable` field is documented as its value type alone: null is refused, so neither branch nor default."""
+    schema.pop("default", None)
+    branches = schema.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        del schema["anyOf"]
+        rest = [branch for branch in branches if branch != {"type": "null"}]
+        only = rest[0] if len(rest) == 1 and isinstance(rest[0], dict) else {"anyOf": rest}
+        for key, value in only.items():
+            schema.setdefault(key, value)
+
+
 Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
@@ -68,11 +97,26 @@ HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_
 ImageUrl = Annotated[
     str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
 ]
+# For JSON bodies only: query values are always strings, so query models keep plain `int`.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# A field of a partial update that may be left out (None: not sent) but not sent as null. Defaults are not
+# validated, so only an explicit null reaches the check; fields whose null means "clear it" stay `X | None`.
+Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_no_null_in_schema)]
 
 
 class Page(Strict):
+    """A list's query: `limit`, `cursor` and the list's own filters; a blank value (`?q=`) counts as not given."""
+
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=512)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blank = {k for k, v in data.items() if k in cls.model_fields and isinstance(v, str) and not v.strip()}
+        return {k: v for k, v in data.items() if k not in blank}
 
 
 class UserPublic(BaseModel):

@@ -51,6 +51,8 @@ RENAME_CLIENT = "UPDATE rm_contracts SET client_name = ? WHERE client_id = ?"
 RENAME_FREELANCER = "UPDATE rm_contracts SET freelancer_name = ? WHERE freelancer_id = ?"
 REVISABLE = ("description", "terms", "end_date")
 
+CURSOR_LIST = "contracts"  # cursors of this list are refused by the others
+
 
 def on_created(event: StoredEvent) -> list[Statement]:
     d = event.data
@@ -171,7 +173,7 @@ def list_contracts(
     status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The contracts this viewer may see, newest first: where they are client or freelancer (admin: all)."""
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
+    after = str(decode_cursor(cursor, CURSOR_LIST, 1)[0]) if cursor else None
     if viewer_role == "admin":
         branches = [_branch(None, after, status)]
     else:
@@ -183,7 +185,7 @@ def list_contracts(
         ]
     sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
     params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor
 
 

@@ -1,4 +1,4 @@
-"""Opaque keyset cursors: the last row's sort key, never an OFFSET."""
+"""Opaque keyset cursors: the list that issued them and the last row's sort key, never an OFFSET."""
 
 from __future__ import annotations
 
@@ -10,19 +10,25 @@ import orjson
 from core.errors import ValidationFailed
 
 
-def encode_cursor(*key: object) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+def encode_cursor(name: str, *key: object) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([name, *key])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[object]:
+def decode_cursor(cursor: str, name: str, arity: int) -> list[object]:
+    """The sort key in a cursor the list `name` issued; another list's cursor is refused like a made-up one."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
         raise ValidationFailed("The cursor is not one this API issued", errors=[bad_cursor()]) from exc
-    if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, (str, int)) for k in key):
-        raise ValidationFailed("The cursor is not one this API issued", errors=[bad_cursor()])
-    return key
+    if (
+        not isinstance(key, list)
+        or len(key) != arity + 1
+        or key[0] != name
+        or not all(isinstance(k, (str, int)) for k in key[1:])
+    ):
+        raise ValidationFailed("The cursor is not one this API issued for this list", errors=[bad_cursor()])
+    return key[1:]
 
 
 def bad_cursor() -> dict[str, object]:
@@ -30,11 +36,11 @@ def bad_cursor() -> dict[str, object]:
 
 
 def page(
-    rows: list[tuple[object, ...]], limit: int, key: tuple[int, ...]
+    rows: list[tuple[object, ...]], limit: int, key: tuple[int, ...], name: str
 ) -> tuple[list[tuple[object, ...]], str | None]:
-    """Rows were fetched with LIMIT limit+1; cut to `limit` and make the next cursor from `key` columns."""
+    """Rows were fetched with LIMIT limit+1; cut to `limit` and make list `name`'s next cursor from `key` columns."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor(*(last[i] for i in key))
+    return rows, encode_cursor(name, *(last[i] for i in key))

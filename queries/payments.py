@@ -54,6 +54,8 @@ ADD_TOTALS = (
 )
 SELECT_TOTALS = "SELECT paid_minor, pending_minor, refunded_minor FROM rm_payment_totals WHERE contract_id = ?"
 
+CURSOR_LIST = "payments"  # cursors of this list are refused by the others
+
 
 def _totals(event: StoredEvent, paid: int, pending: int, refunded: int) -> list[Statement]:
     """Move the contract's totals by these multiples of the payment's amount (nothing for a direct payment)."""
@@ -150,7 +152,7 @@ def list_payments(
     contract_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The payments this viewer may see, newest first: those they pay or receive (admin: all)."""
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
+    after = str(decode_cursor(cursor, CURSOR_LIST, 1)[0]) if cursor else None
     filters = (("id < ?", after), ("status = ?", status), ("contract_id = ?", contract_id))
     if viewer_role == "admin":
         branches = [_branch((), filters)]
@@ -162,7 +164,7 @@ def list_payments(
         ]
     sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
     params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor
 
 

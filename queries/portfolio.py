@@ -36,6 +36,8 @@ SELECT_NEXT_PAGE = (
 DELETE = "DELETE FROM rm_portfolio_items WHERE id = ?"
 REVISABLE = ("title", "description", "image_url", "project_url")
 
+CURSOR_LIST = "portfolio"  # cursors of this list are refused by the others
+
 
 def on_added(event: StoredEvent) -> list[Statement]:
     d = event.data
@@ -106,8 +108,9 @@ def list_portfolio_items(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Which items does this freelancer's portfolio show, newest first?"""
     if cursor:
-        found = conn.execute(SELECT_NEXT_PAGE, (freelancer_id, decode_cursor(cursor, 1)[0], limit + 1)).fetchall()
+        after = decode_cursor(cursor, CURSOR_LIST, 1)[0]
+        found = conn.execute(SELECT_NEXT_PAGE, (freelancer_id, after, limit + 1)).fetchall()
     else:
         found = conn.execute(SELECT_FIRST_PAGE, (freelancer_id, limit + 1)).fetchall()
-    rows, next_cursor = page(found, limit, (0,))
+    rows, next_cursor = page(found, limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor

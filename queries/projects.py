@@ -65,6 +65,8 @@ REBUILD_FTS = "INSERT INTO rm_projects_fts (rm_projects_fts) VALUES ('rebuild')"
 DELETE_SKILLS = "DELETE FROM rm_project_skills WHERE project_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_project_skills (skill, project_id) VALUES (?, ?)"
 
+CURSOR_LIST = "projects"  # cursors of this list are refused by the others
+
 
 SKILLS_AFTER = "SELECT rowid, id, skills FROM rm_projects WHERE rowid > ? ORDER BY rowid LIMIT ?"
 REINDEX_BATCH = 5000
@@ -241,7 +243,7 @@ def list_projects(
         where.append("rm_projects_fts MATCH ?")
         params.append(expression)
     filters = (
-        ("p.id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
+        ("p.id < ?", decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None),
         ("p.status = ?", status),
         ("p.category = ?", category),
         ("p.client_id = ?", client_id),
@@ -257,5 +259,5 @@ def list_projects(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY p.id DESC LIMIT ?"
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor

@@ -41,6 +41,8 @@ RENAME = "UPDATE rm_proposals SET freelancer_name = ? WHERE freelancer_id = ?"
 REVISABLE = ("cover_letter", "estimated_hours", "hourly_rate_minor", "availability")
 STATUS_OF = {"ProposalWithdrawn": "withdrawn", "ProposalAccepted": "accepted", "ProposalRejected": "rejected"}
 
+CURSOR_LIST = "proposals"  # cursors of this list are refused by the others
+
 
 def on_submitted(event: StoredEvent) -> list[Statement]:
     d = event.data
@@ -140,7 +142,7 @@ def list_proposals(
         where.append("client_id = ?")
         params.append(viewer_id)
     for clause, value in (
-        ("id < ?", decode_cursor(cursor, 1)[0] if cursor else None),
+        ("id < ?", decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None),
         ("project_id = ?", project_id),
         ("status = ?", status),
     ):
@@ -151,5 +153,5 @@ def list_proposals(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,))
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor

@@ -43,6 +43,8 @@ PROFILE_FIELDS = ("name", "bio", "hourly_rate", "location", "profile_image_url",
 DELETE_SKILLS = "DELETE FROM rm_user_skills WHERE user_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_user_skills (skill, user_id) VALUES (?, ?)"
 
+CURSOR_LIST = "users"  # cursors of this list are refused by the others
+
 
 def on_registered(event: StoredEvent) -> list[Statement]:
     d = event.data
@@ -143,7 +145,7 @@ def list_users(
     where, params = [], []
     if cursor:
         where.append("u.id < ?")
-        params.append(decode_cursor(cursor, 1)[0])
+        params.append(decode_cursor(cursor, CURSOR_LIST, 1)[0])
     if role:
         where.append("u.role = ?")
         params.append(role)
@@ -160,5 +162,5 @@ def list_users(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY u.id DESC LIMIT ?"
     rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-    rows, next_cursor = page(rows, limit, (0,))
+    rows, next_cursor = page(rows, limit, (0,), CURSOR_LIST)
     return [_row(row, private) for row in rows], next_cursor

@@ -21,7 +21,7 @@ from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Email, ImageUrl, MoneyIn, Name, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.schemas import Email, ImageUrl, MoneyIn, Name, Omittable, Password, Skill, Strict, TokenPair, UserPrivate
 from queries.credentials import get_credentials
 from queries.users import get_user
 
@@ -45,22 +45,19 @@ class RefreshBody(Strict):
 
 
 class ProfileBody(Strict):
-    name: Name | None = None
+    name: Omittable[Name] = None
     bio: str | None = Field(None, max_length=5000)
-    skills: list[Skill] | None = Field(None, max_length=50)
+    skills: Omittable[list[Skill]] = Field(None, max_length=50)
     hourly_rate: MoneyIn | None = None
     location: str | None = Field(None, max_length=200)
     profile_image_url: ImageUrl | None = None
-    password: Password | None = None
+    password: Omittable[Password] = None
     current_password: str | None = Field(None, max_length=128)
 
     @model_validator(mode="after")
     def _password_needs_current(self) -> ProfileBody:
         if self.password is not None and not self.current_password:
             raise ValueError("changing the password needs current_password")
-        for required in ("name", "skills", "password"):
-            if required in self.model_fields_set and getattr(self, required) is None:
-                raise ValueError(f"{required} cannot be null (send a value or leave it out)")
         return self
 
 

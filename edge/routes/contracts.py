@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 from starlette.responses import Response
 
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
@@ -17,7 +16,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party
 from edge.routing import Call, Operation
-from edge.schemas import Page, Strict
+from edge.schemas import Omittable, Page, Strict
 from queries.contracts import get_contract, list_contracts
 
 CLIENT = frozenset({"client"})
@@ -32,13 +31,6 @@ def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
     if remainder * 2 > 10000 or (remainder * 2 == 10000 and quotient % 2 == 1):
         quotient += 1
     return quotient
-
-
-def _not_bool(value: Any) -> Any:
-    # JSON true would otherwise pass as the integer 1.
-    if isinstance(value, bool):
-        raise ValueError("an amount must be a decimal string or a number")
-    return value
 
 
 def _amount(value: Any) -> str:
@@ -63,11 +55,11 @@ def _text(value: str) -> str:
     return value
 
 
+# One validator before any type check: a bad value is one error at the field, not one per union branch.
 AmountIn = Annotated[
-    str | int | Decimal,
-    BeforeValidator(_not_bool),
-    AfterValidator(_amount),
-    Field(json_schema_extra={"examples": ["1250.00"]}),
+    str,
+    BeforeValidator(_amount),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["1250.00"]}),
 ]
 IsoDate = Annotated[
     str, Field(min_length=10, max_length=10, json_schema_extra={"examples": ["2026-12-01"]}), AfterValidator(_iso_date)
@@ -121,8 +113,8 @@ class ContractPatch(Strict):
     description: Description | None = None
     terms: Terms | None = None
     end_date: IsoDate | None = None
-    milestones: Milestones | None = None
-    status: ContractStatus | None = None
+    milestones: Omittable[Milestones] = None
+    status: Omittable[ContractStatus] = None
 
 
 class ContractFilters(Page):
@@ -163,10 +155,7 @@ class ContractList(Strict):
 
 def patch_changes(body: ContractPatch) -> dict[str, Any]:
     """What the client asked to change; milestone amounts stay decimal strings (the contract knows its currency)."""
-    changes = body.model_dump(exclude_unset=True, exclude={"status"})
-    if changes.get("milestones", ()) is None:
-        del changes["milestones"]
-    return changes
+    return body.model_dump(exclude_unset=True, exclude={"status"})
 
 
 async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, Field
 from starlette.responses import Response
@@ -13,7 +13,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import HttpsUrl, ImageUrl, Page, Strict
+from edge.schemas import HttpsUrl, ImageUrl, Omittable, Page, Strict
 from queries.portfolio import get_portfolio_item, list_portfolio_items
 
 FREELANCER = frozenset({"freelancer"})
@@ -45,11 +45,11 @@ class PortfolioItemBody(Strict):
 class PortfolioItemPatch(Strict):
     """Only the fields sent change; `project_url: null` removes the link."""
 
-    title: Title | None = None
-    description: Description | None = None
-    image_url: ImageUrl | None = None
+    title: Omittable[Title] = None
+    description: Omittable[Description] = None
+    image_url: Omittable[ImageUrl] = None
     project_url: HttpsUrl | None = None
-    tags: Tags | None = None
+    tags: Omittable[Tags] = None
 
 
 class PortfolioFilters(Page):
@@ -71,11 +71,6 @@ class PortfolioItemOut(Strict):
 class PortfolioList(Strict):
     items: list[PortfolioItemOut]
     next_cursor: str | None
-
-
-def patch_changes(body: PortfolioItemPatch) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True)
-    return {k: v for k, v in changes.items() if v is not None or k == "project_url"}
 
 
 async def list_all(call: Call) -> Response:
@@ -116,7 +111,10 @@ async def update(call: Call) -> Response:
     await require_own_image(call, body.image_url, "image_url")
     item_id = call.path["item_id"]
     command = RevisePortfolioItem(
-        item_id=item_id, actor_id=call.user.sub, changes=patch_changes(body), expected_versions=if_match(call)
+        item_id=item_id,
+        actor_id=call.user.sub,
+        changes=body.model_dump(exclude_unset=True),
+        expected_versions=if_match(call),
     )
     _, position = await execute(call, command)
     item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))

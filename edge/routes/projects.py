@@ -13,7 +13,7 @@ from core.money import parse_amount, to_minor
 from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routing import Call, Operation
-from edge.schemas import MoneyIn, Page, Skill, Strict
+from edge.schemas import MoneyIn, Omittable, Page, Skill, Strict
 from queries.projects import get_project, list_projects
 
 CLIENT = frozenset({"client"})
@@ -57,16 +57,16 @@ class ProjectBody(Strict):
 
 
 class ProjectPatch(Strict):
-    title: Title | None = None
-    description: Description | None = None
-    category: Short | None = None
-    budget_type: BudgetType | None = None
-    budget_min: MoneyIn | None = None
-    budget_max: MoneyIn | None = None
-    experience_level: Experience | None = None
-    estimated_duration: Short | None = None
-    skills: list[Skill] | None = Field(None, max_length=20)
-    status: Literal["closed", "cancelled", "completed"] | None = None
+    title: Omittable[Title] = None
+    description: Omittable[Description] = None
+    category: Omittable[Short] = None
+    budget_type: Omittable[BudgetType] = None
+    budget_min: Omittable[MoneyIn] = None
+    budget_max: Omittable[MoneyIn] = None
+    experience_level: Omittable[Experience] = None
+    estimated_duration: Omittable[Short] = None
+    skills: Omittable[list[Skill]] = Field(None, max_length=20)
+    status: Omittable[Literal["closed", "cancelled", "completed"]] = None
 
 
 class ProjectFilters(Page):
@@ -112,11 +112,8 @@ def patch_changes(body: ProjectPatch) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, exclude={"status"})
     for field in ("budget_min", "budget_max"):
         if field in changes:
-            value = changes.pop(field)
-            if value is None:
-                continue
-            changes[f"{field}_minor"] = cents(value)
-    return {k: v for k, v in changes.items() if v is not None}
+            changes[f"{field}_minor"] = cents(changes.pop(field))
+    return changes
 
 
 async def list_all(call: Call) -> Response:

@@ -13,7 +13,7 @@ from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
 from edge.routing import Call, Operation
-from edge.schemas import MoneyIn, Page, Strict
+from edge.schemas import JsonInt, MoneyIn, Omittable, Page, Strict
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -29,7 +29,7 @@ def _letter(value: str) -> str:
 
 
 CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
-Hours = Annotated[int, Field(gt=0, le=100000)]
+Hours = Annotated[JsonInt, Field(gt=0, le=100000)]
 Attachment = Annotated[str, Field(min_length=1, max_length=2048)]
 
 
@@ -43,11 +43,11 @@ class ProposalBody(Strict):
 
 
 class ProposalPatch(Strict):
-    cover_letter: CoverLetter | None = None
-    estimated_hours: Hours | None = None
-    hourly_rate: MoneyIn | None = None
-    availability: Availability | None = None
-    attachments: list[Attachment] | None = Field(None, max_length=10)
+    cover_letter: Omittable[CoverLetter] = None
+    estimated_hours: Omittable[Hours] = None
+    hourly_rate: Omittable[MoneyIn] = None
+    availability: Omittable[Availability] = None
+    attachments: Omittable[list[Attachment]] = Field(None, max_length=10)
 
 
 class ProposalFilters(Page):
@@ -127,7 +127,7 @@ async def create(call: Call) -> Response:
 
 async def update(call: Call) -> Response:
     body: ProposalPatch = call.body
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    changes = body.model_dump(exclude_unset=True)
     if "hourly_rate" in changes:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
     proposal_id = call.path["proposal_id"]

@@ -65,7 +65,7 @@ from edge.commanding import execute, written
 from edge.responses import JSON
 from edge.routing import Call, Operation, require_json, validate_json
 from edge.runtime import Runtime
-from edge.schemas import Strict
+from edge.schemas import JsonInt, Strict
 from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image
 
 if TYPE_CHECKING:
@@ -430,7 +430,7 @@ class UploadMeta(UploadOut):
 class PresignBody(Strict):
     filename: str = Field(min_length=1, max_length=1024)
     content_type: str = Field(min_length=1, max_length=255, examples=["image/png"])
-    size: int = Field(ge=1, description="exact size in bytes; the upload must match it")
+    size: JsonInt = Field(ge=1, description="exact size in bytes; the upload must match it")
 
 
 class PresignOut(Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.responses import Response
 
 from commands.users import ChangeAccount, RegisterUser
@@ -12,7 +12,7 @@ from core.ids import new_id
 from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routing import Call, Operation
-from edge.schemas import Email, Name, Page, Password, Strict, UserAdminView, UserList
+from edge.schemas import Email, Name, Omittable, Page, Password, Strict, UserAdminView, UserList
 from queries.users import get_user, list_users
 
 ADMIN = frozenset({"admin"})
@@ -32,8 +32,8 @@ class CreateUserBody(Strict):
 
 
 class ChangeUserBody(Strict):
-    is_active: bool | None = None
-    role: Literal["client", "freelancer", "admin"] | None = None
+    is_active: Omittable[StrictBool] = None
+    role: Omittable[Literal["client", "freelancer", "admin"]] = None
 
 
 async def list_all(call: Call) -> Response:

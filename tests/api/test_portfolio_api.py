@@ -242,13 +242,15 @@ def test_the_owner_edits_only_the_fields_sent(client: TestClient, clock: FakeClo
     assert client.get(f"/api/portfolio/{item['id']}", headers=pat.headers).json() == body
 
 
-def test_project_url_null_removes_the_link_and_other_nulls_change_nothing(
+def test_project_url_null_removes_the_link_and_other_nulls_are_refused(
     client: TestClient, pat: User, item: Json
 ) -> None:
-    response = client.put(
-        f"/api/portfolio/{item['id']}", json={"project_url": None, "title": None}, headers=pat.headers
-    )
+    url = f"/api/portfolio/{item['id']}"
+    refused = client.put(url, json={"project_url": None, "title": None}, headers=pat.headers)
+    response = client.put(url, json={"project_url": None}, headers=pat.headers)
 
+    body = assert_error(refused, 422, "validation_failed")
+    assert [e["loc"] for e in body["errors"]] == [["body", "title"]]
     assert response.status_code == 200, response.text
     assert response.json()["project_url"] is None
     assert response.json()["title"] == item["title"]

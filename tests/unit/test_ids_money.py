@@ -108,15 +108,15 @@ def test_minor_units_round_trip_exactly_through_text(case: tuple[str, int]) -> N
     assert format_minor(units, currency) == text
 
 
-@given(valid_minor(), st.sampled_from(["plain", "padded", "exponent", "int", "decimal"]))
+@given(valid_minor(), st.sampled_from(["plain", "zeros", "int", "float", "decimal"]))
 def test_every_spelling_of_a_valid_amount_parses_to_the_same_units(case: tuple[str, int], spelling: str) -> None:
     currency, units = case
     amount = from_minor(units, currency)
     value: object = {
         "plain": f"{amount:f}",
-        "padded": f"  {amount:f}000 ",
-        "exponent": f"{units}e-{DECIMALS[currency]}",
+        "zeros": f"00{amount:f}000" if "." in f"{amount:f}" else f"00{amount:f}.000",
         "int": int(amount) if amount == int(amount) else f"{amount:f}",
+        "float": float(amount) if Decimal(repr(float(amount))) == amount else f"{amount:f}",
         "decimal": amount,
     }[spelling]
 
@@ -209,6 +209,60 @@ def test_parse_amount_raises_bad_amount_or_returns_an_exact_valid_amount(
 def test_invalid_usd_amounts_raise_bad_amount(value: object) -> None:
     with pytest.raises(BadAmount):
         parse_amount(value, "USD")
+
+
+MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1_000",
+        "1_000.00",
+        "\u0661\u0660\u0660",  # Arabic-Indic 100
+        "\uff11\uff10\uff10",  # fullwidth 100
+        "1\u0660",
+        "+100",
+        " 100",
+        "100 ",
+        " 100 ",
+        "\t100",
+        "100\n",
+        "1e3",
+        "1E-2",
+        ".5",
+        "5.",
+        "1.2.3",
+        "0x10",
+        "1,000",
+        "1 000",
+        "Infinity",
+    ],
+)
+def test_an_amount_string_must_be_plain_ascii_digits(text: str) -> None:
+    with pytest.raises(BadAmount, match="digits"):
+        parse_amount(text, "USD")
+
+
+@given(st.from_regex(r"[0-9]{1,10}(\.[0-9]{1,6})?", fullmatch=True), CURRENCIES)
+def test_a_plain_digit_string_is_refused_only_for_its_value(text: str, currency: str) -> None:
+    amount = Decimal(text)
+    in_range = 0 < amount <= MAX_AMOUNT and amount == amount.quantize(Decimal(1).scaleb(-DECIMALS[currency]))
+
+    try:
+        assert parse_amount(text, currency) == amount
+    except BadAmount:
+        assert not in_range
+    else:
+        assert in_range
+
+
+@given(st.one_of(st.text(), st.text(alphabet="0123456789.-+eE_ \t\n\u0660\u0661\uff11", max_size=12)), CURRENCIES)
+def test_a_string_that_is_not_plain_digits_is_never_an_amount(text: str, currency: str) -> None:
+    if MONEY_TEXT.fullmatch(text):
+        return
+    with pytest.raises(BadAmount):
+        parse_amount(text, currency)
 
 
 @pytest.mark.parametrize("value", [10**5000, -(10**5000)], ids=["huge", "huge-negative"])
