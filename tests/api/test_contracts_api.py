@@ -116,19 +116,21 @@ def refunded(client: TestClient, contract_id: str, amount_minor: int) -> None:
     record_on_contract(client, contract_id, event)
 
 
+PROJECT = {
+    "title": "Build a landing page",
+    "description": "A responsive landing page for our product launch.",
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "500",
+    "budget_max": "1500",
+    "experience_level": "intermediate",
+    "estimated_duration": "2 weeks",
+    "skills": ["html"],
+}
+
+
 def post_project(client: TestClient, owner: User) -> str:
-    body = {
-        "title": "Build a landing page",
-        "description": "A responsive landing page for our product launch.",
-        "category": "web",
-        "budget_type": "fixed",
-        "budget_min": "500",
-        "budget_max": "1500",
-        "experience_level": "intermediate",
-        "estimated_duration": "2 weeks",
-        "skills": ["html"],
-    }
-    response = client.post("/api/projects", json=body, headers=owner.headers)
+    response = client.post("/api/projects", json=PROJECT, headers=owner.headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

@@ -5,19 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.testclient import TestClient
 
-from tests.api.test_contracts_api import User, bid, post_project, register
-
-PROJECT = {
-    "title": "Build a landing page",
-    "description": "A responsive landing page for our product launch.",
-    "category": "web",
-    "budget_type": "fixed",
-    "budget_min": "500",
-    "budget_max": "1500",
-    "experience_level": "intermediate",
-    "estimated_duration": "2 weeks",
-    "skills": ["html"],
-}
+from tests.api.test_contracts_api import PROJECT, User, bid, post_project, register
 
 
 def post(client: TestClient, user: User, key: str, raw: bytes) -> tuple[int, bytes]:

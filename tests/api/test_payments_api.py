@@ -27,7 +27,7 @@ from core.clock import FakeClock
 from core.settings import Settings
 from edge.app import create_app
 from tests import chainkit as ck
-from tests.api.test_contracts_api import User, assert_error, created, make_admin, register
+from tests.api.test_contracts_api import PROJECT, User, assert_error, created, make_admin, register
 from tests.api.test_wallet_api import link
 from tests.conftest import make_settings
 
@@ -664,17 +664,7 @@ async def race_for_the_balance(
 
             ann, fred = await signup("client"), await signup("freelancer")
             ann_h, fred_h = {"Authorization": ann["Authorization"]}, {"Authorization": fred["Authorization"]}
-            project = {
-                "title": "Build a landing page",
-                "description": "A responsive landing page for our product launch.",
-                "category": "web",
-                "budget_type": "fixed",
-                "budget_min": "500",
-                "budget_max": "1500",
-                "experience_level": "intermediate",
-                "estimated_duration": "2 weeks",
-            }
-            project_id = (await http.post("/api/projects", json=project, headers=ann_h)).json()["id"]
+            project_id = (await http.post("/api/projects", json=PROJECT, headers=ann_h)).json()["id"]
             proposal = {
                 "project_id": project_id,
                 "cover_letter": "I have built many landing pages like this one. " * 3,

@@ -3,75 +3,18 @@ may change it, and everyone else (who can read it) is refused with 403."""
 
 from __future__ import annotations
 
-from itertools import count
-from typing import Any
-
 import pytest
 from starlette.testclient import TestClient
 
 from core.db import connect
 from core.settings import Settings
-
-PASSWORD = "correct-horse-battery"
-LETTER = "I have shipped this kind of work many times and would start with a short discovery call."
-Json = dict[str, Any]
-serial = count()
-
-
-class User:
-    def __init__(self, body: Json) -> None:
-        self.id: str = body["user"]["id"]
-        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
-
-
-def register(client: TestClient, role: str) -> User:
-    email = f"life{next(serial)}@example.com"
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": role.title(), "role": role}
-    )
-    assert response.status_code == 201, response.text
-    return User(response.json())
-
-
-def post_project(client: TestClient, owner: User) -> str:
-    body = {
-        "title": "Build a landing page",
-        "description": "A fast landing page for our product launch, with a signup form.",
-        "category": "web",
-        "budget_type": "fixed",
-        "budget_min": "500",
-        "budget_max": "900",
-        "experience_level": "expert",
-        "estimated_duration": "2 weeks",
-        "skills": ["html"],
-    }
-    response = client.post("/api/projects", json=body, headers=owner.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def propose(client: TestClient, freelancer: User, project_id: str) -> str:
-    body = {
-        "project_id": project_id,
-        "cover_letter": LETTER,
-        "estimated_hours": 10,
-        "hourly_rate": "40",
-        "availability": "immediate",
-    }
-    response = client.post("/api/proposals", json=body, headers=freelancer.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+from tests.api.test_contracts_api import User, assert_error, bid, post_project, register
 
 
 def status_of(client: TestClient, proposal_id: str, viewer: User) -> str:
     response = client.get(f"/api/proposals/{proposal_id}", headers=viewer.headers)
     assert response.status_code == 200, response.text
     return str(response.json()["status"])
-
-
-def assert_error(response: Any, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error_type"] == error_type
 
 
 def rejection_reasons(settings: Settings, project_id: str) -> list[str]:
@@ -89,7 +32,16 @@ def rejection_reasons(settings: Settings, project_id: str) -> list[str]:
 
 @pytest.fixture
 def world(client: TestClient) -> tuple[User, User, User]:
-    return register(client, "client"), register(client, "freelancer"), register(client, "freelancer")
+    ann = register(client, "client", "Ann")
+    return ann, register(client, "freelancer", "Fred"), register(client, "freelancer", "Gina")
+
+
+@pytest.fixture
+def bid_on(client: TestClient, world: tuple[User, User, User]) -> tuple[User, User, str, str]:
+    """Ann's project with Fred's submitted proposal on it: (owner, freelancer, project id, proposal id)."""
+    owner, fred, _ = world
+    project_id = post_project(client, owner)
+    return owner, fred, project_id, bid(client, fred, project_id)
 
 
 def test_deleting_a_project_rejects_its_submitted_proposals(
@@ -97,7 +49,7 @@ def test_deleting_a_project_rejects_its_submitted_proposals(
 ) -> None:
     owner, fred, gina = world
     project_id = post_project(client, owner)
-    submitted, withdrawn = propose(client, fred, project_id), propose(client, gina, project_id)
+    submitted, withdrawn = bid(client, fred, project_id), bid(client, gina, project_id)
     assert client.delete(f"/api/proposals/{withdrawn}", headers=gina.headers).status_code == 204
 
     assert client.delete(f"/api/projects/{project_id}", headers=owner.headers).status_code == 204
@@ -120,9 +72,9 @@ def test_closing_or_cancelling_a_project_rejects_its_submitted_proposals(
 ) -> None:
     owner, fred, gina = world
     project_id = post_project(client, owner)
-    first, second = propose(client, fred, project_id), propose(client, gina, project_id)
+    first, second = bid(client, fred, project_id), bid(client, gina, project_id)
     other_project = post_project(client, owner)
-    elsewhere = propose(client, fred, other_project)
+    elsewhere = bid(client, fred, other_project)
 
     response = client.put(f"/api/projects/{project_id}", json={"status": status}, headers=owner.headers)
 
@@ -134,11 +86,9 @@ def test_closing_or_cancelling_a_project_rejects_its_submitted_proposals(
 
 
 def test_an_edit_that_keeps_the_project_open_leaves_proposals_alone(
-    client: TestClient, world: tuple[User, User, User]
+    client: TestClient, bid_on: tuple[User, User, str, str]
 ) -> None:
-    owner, fred, _ = world
-    project_id = post_project(client, owner)
-    proposal = propose(client, fred, project_id)
+    owner, fred, project_id, proposal = bid_on
 
     response = client.put(f"/api/projects/{project_id}", json={"title": "A landing page, fast"}, headers=owner.headers)
 
@@ -146,10 +96,8 @@ def test_an_edit_that_keeps_the_project_open_leaves_proposals_alone(
     assert status_of(client, proposal, fred) == "submitted"
 
 
-def test_a_refused_close_rejects_nothing(client: TestClient, world: tuple[User, User, User]) -> None:
-    owner, fred, _ = world
-    project_id = post_project(client, owner)
-    proposal = propose(client, fred, project_id)
+def test_a_refused_close_rejects_nothing(client: TestClient, bid_on: tuple[User, User, str, str]) -> None:
+    owner, fred, project_id, proposal = bid_on
     version = client.get(f"/api/projects/{project_id}", headers=owner.headers).headers["etag"]
 
     stale = client.put(
@@ -162,15 +110,13 @@ def test_a_refused_close_rejects_nothing(client: TestClient, world: tuple[User, 
 
 
 def test_only_the_owner_changes_a_project_and_the_others_are_refused_with_403(
-    client: TestClient, world: tuple[User, User, User]
+    client: TestClient, bid_on: tuple[User, User, str, str]
 ) -> None:
-    owner, fred, _ = world
-    project_id = post_project(client, owner)
-    proposal = propose(client, fred, project_id)
+    owner, fred, project_id, proposal = bid_on
     url = f"/api/projects/{project_id}"
     before = client.get(url, headers=owner.headers).json()
 
-    for other in (register(client, "client"), fred):
+    for other in (register(client, "client", "Carl"), fred):
         assert_error(client.put(url, json={"title": "Hijacked title"}, headers=other.headers), 403, "forbidden")
         assert_error(client.put(url, json={"status": "closed"}, headers=other.headers), 403, "forbidden")
         assert_error(client.delete(url, headers=other.headers), 403, "forbidden")

@@ -27,6 +27,7 @@ from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
 from edge.runtime import Runtime
+from tests.api import test_contracts_api as contracts_api
 
 PASSWORD = "correct-horse-battery"
 CONTENDERS = 8
@@ -34,17 +35,7 @@ ROUNDS = 5
 LETTER = "I have shipped this exact kind of project many times, on time and on budget. " * 2
 TITLE = "Build a payments dashboard"
 DESCRIPTION = "A dashboard that shows USDC payments per contract, with filters and export."
-PROJECT = {
-    "title": TITLE,
-    "description": DESCRIPTION,
-    "category": "web",
-    "budget_type": "fixed",
-    "budget_min": "500",
-    "budget_max": "1500",
-    "experience_level": "intermediate",
-    "estimated_duration": "2 weeks",
-    "skills": ["python", "sql"],
-}
+PROJECT = {**contracts_api.PROJECT, "title": TITLE, "description": DESCRIPTION, "skills": ["python", "sql"]}
 META = {"actor": "test", "region": "local"}
 
 
