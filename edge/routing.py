@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -97,6 +98,31 @@ def depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
+# C0 controls but tab, newline and carriage return, and DEL: no text field takes them (a NUL cuts strings short
+# in C-based consumers, an ESC sequence repaints a terminal). Raw ones are already invalid JSON, so a body can
+# only carry them as escapes (or a raw DEL): the byte test below is a cheap filter before a full scan.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_HINTS = (b"\\u00", b"\\b", b"\\f", b"\x7f")
+
+
+# Passwords are secrets compared as given: any character an account was made with must still sign it in.
+SECRET_FIELDS = frozenset({"password", "current_password"})
+
+
+def control_character_at(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where in a parsed body a string (not a password) holds a control character (`CONTROL`), if anywhere."""
+    if isinstance(value, str):
+        return path if CONTROL.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        if key in SECRET_FIELDS:
+            continue
+        found = control_character_at(child, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
@@ -118,6 +144,11 @@ def validate_json(model: type[M], raw: bytes | bytearray) -> M:
         )
     if depth(data) > MAX_JSON_DEPTH:
         raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels")
+    if any(hint in raw for hint in CONTROL_HINTS) and (where := control_character_at(data)) is not None:
+        raise ValidationFailed(
+            "Text must not contain control characters (tab, newline and carriage return are allowed)",
+            errors=[{"loc": ["body", *where], "msg": "contains a control character"}],
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from core.clock import FakeClock
 from core.settings import Settings
-from tests.api.test_contracts_api import User, assert_error, bid, created, make_admin, post_project, register
+from tests.api.test_contracts_api import PROJECT, User, assert_error, bid, created, make_admin, post_project, register
 
 Json = dict[str, Any]
 Target = tuple[str, dict[str, str], dict[str, str]]  # (url, headers to write, headers to read back)
@@ -374,3 +374,47 @@ def test_a_cursor_is_accepted_only_by_the_list_that_issued_it(
             response = client.get(other, params={**queries[other], "cursor": cursor}, headers=ann.headers)
             error = assert_error(response, 422, "validation_failed")
             assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], (other, error)
+
+
+# -- control characters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "loc"),
+    [
+        ("title", "\u0000Build a landing page", ["body", "title"]),
+        ("description", "Colours: \u001b[31mred\u001b[0m for the launch page and more.", ["body", "description"]),
+        ("description", "A landing page for the launch\u007f with a signup form.", ["body", "description"]),
+        ("skills", ["html", "c\u0008ss"], ["body", "skills", 1]),
+    ],
+)
+def test_text_with_a_control_character_is_refused(
+    client: TestClient, field: str, text: object, loc: list[object]
+) -> None:
+    ann = register(client, "client", "Ann")
+    body = {**PROJECT, field: text}
+
+    refused = assert_error(client.post("/api/projects", json=body, headers=ann.headers), 422, "validation_failed")
+
+    assert refused["errors"][0]["loc"] == loc
+    assert client.get("/api/projects", headers=ann.headers).json()["items"] == []
+
+
+def test_tabs_newlines_and_escaped_backslashes_are_text(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+    description = "Two parts:\n\t1. a landing page\r\n\t2. a signup form, saved under C:\\build\\forms."
+
+    response = client.post("/api/projects", json={**PROJECT, "description": description}, headers=ann.headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == description
+
+
+def test_a_password_may_hold_any_character(client: TestClient) -> None:
+    password = "tab\there\u0000nul\u001besc"
+    body = {"email": "odd@example.com", "password": password, "name": "Odd", "role": "client"}
+
+    assert client.post("/api/auth/register", json=body).status_code == 201
+    response = client.post("/api/auth/login", json={"email": "odd@example.com", "password": password})
+
+    assert response.status_code == 200, response.text
