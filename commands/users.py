@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from commands.common import check_version
 from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
-from core.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from core.errors import Conflict, Forbidden, NotFound
 from core.events.base import Event, StoredEvent
 from core.events.sessions import LoginFailed
 from core.events.users import (
@@ -125,11 +126,6 @@ def load_user(uow: UnitOfWork, user_id: str) -> User:
     return state
 
 
-def check_version(user: User, expected: frozenset[int] | None) -> None:
-    if expected is not None and user.version not in expected:
-        raise PreconditionFailed("The user changed since you read it (If-Match does not match)")
-
-
 def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
     if uow.load(cmd.user_id):
         raise Conflict("That user id is taken")
@@ -157,7 +153,7 @@ def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
 
 def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
     user = load_user(uow, cmd.user_id)
-    check_version(user, cmd.expected_versions)
+    check_version(user.version, cmd.expected_versions, "user")
     if not user.is_active:
         raise Forbidden("This account is deactivated")
     events: list[Event] = []
@@ -173,7 +169,7 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
 
 def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
     user = load_user(uow, cmd.user_id)
-    check_version(user, cmd.expected_versions)
+    check_version(user.version, cmd.expected_versions, "user")
     if cmd.user_id == cmd.admin_id and (cmd.is_active is False or (cmd.role and cmd.role != "admin")):
         raise Conflict("Admins cannot demote or deactivate themselves; ask another admin", "invalid_state")
     events: list[Event] = []

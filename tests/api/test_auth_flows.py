@@ -287,28 +287,32 @@ def test_refresh_validation(client: TestClient) -> None:
     assert_error(client.post("/api/auth/refresh", json={"refresh_token": "garbage"}), 401, "token_invalid")
 
 
+def logout(client: TestClient, refresh_token: str, access_token: str | None = None) -> Any:
+    """POST /api/auth/logout with that refresh token, signed in with `access_token` (or not at all)."""
+    headers = bearer(access_token) if access_token is not None else {}
+    return client.post("/api/auth/logout", json={"refresh_token": refresh_token}, headers=headers)
+
+
+def refresh_with(client: TestClient, refresh_token: str) -> Any:
+    return client.post("/api/auth/refresh", json={"refresh_token": refresh_token})
+
+
 def test_logout_revokes_only_that_family(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     other = login(client, "ann@example.com")
-    response = client.post(
-        "/api/auth/logout", json={"refresh_token": first["refresh_token"]}, headers=bearer(first["access_token"])
-    )
+    response = logout(client, first["refresh_token"], first["access_token"])
     assert response.status_code == 204
     assert response.content == b""
-    assert_error(client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401, "token_invalid")
-    assert client.post("/api/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
+    assert_error(refresh_with(client, first["refresh_token"]), 401, "token_invalid")
+    assert refresh_with(client, other["refresh_token"]).status_code == 200
 
 
 def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None:
     first = register(client, "ann@example.com")
-    second = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
-    response = client.post(
-        "/api/auth/logout", json={"refresh_token": second["refresh_token"]}, headers=bearer(second["access_token"])
-    )
+    second = refresh_with(client, first["refresh_token"]).json()
+    response = logout(client, second["refresh_token"], second["access_token"])
     assert response.status_code == 204
-    assert_error(
-        client.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]}), 401, "token_invalid"
-    )
+    assert_error(refresh_with(client, second["refresh_token"]), 401, "token_invalid")
 
 
 def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
@@ -327,29 +331,25 @@ def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
 
 def test_logout_needs_a_bearer_token(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
-    assert_error(client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"]}), 401, "unauthenticated")
-    assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+    assert_error(logout(client, pair["refresh_token"]), 401, "unauthenticated")
+    assert refresh_with(client, pair["refresh_token"]).status_code == 200
 
 
 def test_logout_with_someone_elses_refresh_token_is_refused_and_revokes_nothing(client: TestClient) -> None:
     ann = register(client, "ann@example.com")
     bob = register(client, "bob@example.com")
-    response = client.post(
-        "/api/auth/logout", json={"refresh_token": ann["refresh_token"]}, headers=bearer(bob["access_token"])
-    )
+    response = logout(client, ann["refresh_token"], bob["access_token"])
     assert_error(response, 401, "token_invalid")
-    assert client.post("/api/auth/refresh", json={"refresh_token": ann["refresh_token"]}).status_code == 200
-    assert client.post("/api/auth/refresh", json={"refresh_token": bob["refresh_token"]}).status_code == 200
+    assert refresh_with(client, ann["refresh_token"]).status_code == 200
+    assert refresh_with(client, bob["refresh_token"]).status_code == 200
 
 
 def test_logout_may_end_another_session_of_ones_own(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     other = login(client, "ann@example.com")
-    response = client.post(
-        "/api/auth/logout", json={"refresh_token": other["refresh_token"]}, headers=bearer(first["access_token"])
-    )
+    response = logout(client, other["refresh_token"], first["access_token"])
     assert response.status_code == 204
-    assert_error(client.post("/api/auth/refresh", json={"refresh_token": other["refresh_token"]}), 401, "token_invalid")
+    assert_error(refresh_with(client, other["refresh_token"]), 401, "token_invalid")
 
 
 # -- /me -------------------------------------------------------------------------------------
