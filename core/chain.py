@@ -85,9 +85,10 @@ class UsdcVerifier:
     ) -> UsdcVerifier:
         """Verifier over an HTTP JSON-RPC node. No request is made here.
 
-        If `chain_id` is given it is checked on first use; a mismatch is a configuration
-        error and raises ValueError (not ServiceUnavailable). Requests are not retried:
-        a failure surfaces at once as ServiceUnavailable and the caller may retry.
+        If `chain_id` is given it is checked on first use until it matches: a node on another chain is a
+        configuration error, logged as one and answered as ServiceUnavailable (nothing is verified against
+        the wrong chain). Requests are not retried: a failure surfaces at once as ServiceUnavailable and
+        the caller may retry.
         """
         provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
         verifier = cls(Web3(provider), token_address, min_confirmations)
@@ -204,7 +205,10 @@ class UsdcVerifier:
             return
         actual = self._rpc("read the chain id", lambda: self._w3.eth.chain_id)
         if actual != expected:
-            raise ValueError(f"The RPC node serves chain id {actual}, but chain id {expected} is configured.")
+            log.error("chain RPC: the node serves chain id %s, but CHAIN_ID is %s", actual, expected)
+            raise ServiceUnavailable(
+                "Payments cannot be verified right now: the blockchain node is misconfigured.", "chain_unavailable"
+            )
         self._expected_chain_id = None  # checked once
 
     def _rpc(self, what: str, call: Callable[[], T], *, not_found: bool = False) -> T:

@@ -281,8 +281,12 @@ def test_an_rpc_node_answering_errors_is_chain_unavailable(fake_node_url: str) -
     unavailable(UsdcVerifier.from_rpc(fake_node_url, TOKEN, 1, chain_id=1))
 
 
-def test_an_rpc_node_on_another_chain_is_a_configuration_error(fake_node_url: str) -> None:
+def test_an_rpc_node_on_another_chain_is_unavailable_and_logged_as_misconfigured(
+    fake_node_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     verifier = UsdcVerifier.from_rpc(fake_node_url, TOKEN, 1, chain_id=8453)
 
-    with pytest.raises(ValueError, match="chain id"):
-        verifier.verify_transfer(HASH, sender=SENDER, recipient=RECIPIENT, amount=Decimal(1))
+    for _ in range(2):  # checked again until it matches: a fixed node needs no restart
+        assert "misconfigured" in unavailable(verifier).detail
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["chain RPC: the node serves chain id 1, but CHAIN_ID is 8453"] * 2
