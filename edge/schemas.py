@@ -11,7 +11,7 @@ from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
 
-UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")  # an upload's id (see /api/uploads)
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # an upload's id (see /api/uploads), matched whole
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
 
 
@@ -54,7 +54,7 @@ def _https_url(value: str) -> str:
 
 
 def _image(value: str) -> str:
-    return value if UPLOAD_ID.match(value) else _https_url(value)
+    return value if UPLOAD_ID.fullmatch(value) else _https_url(value)
 
 
 def _money(value: Any) -> str:

@@ -406,6 +406,7 @@ def test_put_me_updates_the_profile(client: TestClient) -> None:
         "https://img.example.com/a b.png",
         "https://",
         "",
+        "0123456789abcdef0123456789abcdef\n",
     ],
 )
 def test_put_me_profile_image_must_be_an_https_url_or_an_upload_id(client: TestClient, url: str) -> None:

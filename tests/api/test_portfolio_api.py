@@ -145,6 +145,7 @@ def test_adding_needs_a_signed_in_user(client: TestClient) -> None:
         ({"image_url": "https://img.example.com/" + "a" * 2030}, "image_url"),
         ({"image_url": UPLOAD_ID.upper()}, "image_url"),
         ({"image_url": UPLOAD_ID[:-1]}, "image_url"),
+        ({"image_url": UPLOAD_ID + "\n"}, "image_url"),
         ({"image_url": "javascript:alert(1)"}, "image_url"),
         ({"project_url": "http://shop.example.com"}, "project_url"),
         ({"project_url": UPLOAD_ID}, "project_url"),
