@@ -123,3 +123,43 @@ def test_an_edit_racing_the_removal_of_its_portfolio_item_is_answered_as_it_happ
                 assert not revised
 
     run_race(settings, clock, race)
+
+
+def test_one_idempotency_key_sent_at_once_executes_once(settings: Settings, clock: FakeClock) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        ann = await register(client, "client", "ann@example.com")
+        for n in range(ROUNDS):
+            headers = {**ann, "Idempotency-Key": f"same-{n}"}
+            responses = await asyncio.gather(
+                *(client.post("/api/projects", json=PROJECT, headers=headers) for _ in range(CONTENDERS))
+            )
+
+            created = [r for r in responses if r.status_code == 201]
+            assert len({r.json()["id"] for r in created}) == 1, [r.text for r in responses]
+            for response in responses:
+                if response.status_code != 201:
+                    assert_error(response, 409, "idempotency_in_progress")
+        posted = db_rows(settings, "SELECT count(*) FROM events WHERE type = 'ProjectPosted'")
+        assert posted == [(ROUNDS,)]
+
+    run_race(settings, clock, race)
+
+
+def test_one_idempotency_key_sent_at_once_with_different_bodies_is_refused_as_reused(
+    settings: Settings, clock: FakeClock
+) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        ann = await register(client, "client", "ann@example.com")
+        for n in range(ROUNDS):
+            headers = {**ann, "Idempotency-Key": f"different-{n}"}
+            bodies = [{**PROJECT, "title": f"Landing page number {k}"} for k in range(CONTENDERS)]
+            responses = await asyncio.gather(*(client.post("/api/projects", json=b, headers=headers) for b in bodies))
+
+            assert [r.status_code for r in responses].count(201) == 1, [r.text for r in responses]
+            for response in responses:
+                if response.status_code != 201:
+                    assert_error(response, 422, "idempotency_key_reused")
+        posted = db_rows(settings, "SELECT count(*) FROM events WHERE type = 'ProjectPosted'")
+        assert posted == [(ROUNDS,)]
+
+    run_race(settings, clock, race)
