@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 
 from core.clock import rfc3339_ms
 from core.db import Connection, is_unique_violation
-from core.errors import Conflict
+from core.errors import Conflict, ValidationFailed
 
 WINDOW = timedelta(hours=24)
 SELECT = (
     "SELECT fingerprint, status, body, position, created_at, etag FROM idempotency_keys WHERE user_id = ? AND key = ?"
 )
+SELECT_FINGERPRINT = "SELECT fingerprint FROM idempotency_keys WHERE user_id = ? AND key = ?"
 INSERT = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (?, ?, ?, ?)"
 DELETE_EXPIRED = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?"
 COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ?, etag = ? WHERE user_id = ? AND key = ?"
@@ -44,12 +45,18 @@ def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | 
 
 
 def claim(conn: Connection, c: Claim, now: datetime) -> None:
-    """Inside the command's transaction: a concurrent twin collides here and is refused."""
+    """Inside the command's transaction: a concurrent twin collides here and is refused (a different request
+    with the key as reused, as the lookup before it would have had the first one committed)."""
     conn.execute(DELETE_EXPIRED, (c.user_id, c.key, rfc3339_ms(now - WINDOW)))
     try:
         conn.execute(INSERT, (c.user_id, c.key, c.fingerprint, rfc3339_ms(now)))
     except Exception as exc:
         if is_unique_violation(exc):
+            (first,) = conn.execute(SELECT_FINGERPRINT, (c.user_id, c.key)).fetchone()
+            if first != c.fingerprint:
+                raise ValidationFailed(
+                    "This Idempotency-Key was used for a different request", "idempotency_key_reused"
+                ) from exc
             raise Conflict(
                 "A request with this Idempotency-Key is already being processed", "idempotency_in_progress"
             ) from exc

@@ -174,19 +174,23 @@ class Runtime:
         handler = COMMAND_HANDLERS[type(command)]
         projection, clock = self.projection, self.clock
 
-        def job(conn: Connection) -> tuple[Any, list[StoredEvent]]:
+        def job(conn: Connection) -> tuple[Any, list[StoredEvent], int]:
             uow = store.UnitOfWork(conn, meta, clock)
             if claim is not None:
                 idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)
-            projection.apply_events(conn, uow.new_events, advance=False)  # the batch advances it
-            return (read_back(conn) if read_back is not None else result), uow.new_events
+            events = uow.new_events
+            projection.apply_events(conn, events, advance=False)  # the batch advances it
+            # A command without events answers the head its transaction saw: later commands of the same batch
+            # (a role change after a refresh) are not behind it, whatever the tracker reaches by then.
+            position = events[-1].position if events else store.head(conn)
+            return (read_back(conn) if read_back is not None else result), events, position
 
         if self.writer is None or not self.settings.is_primary:
             raise RuntimeError("commands run on the primary only (edges forward writes)")
-        result, events = await self.writer.submit(job)
+        result, events, position = await self.writer.submit(job)
         self.sessions.observe(events)
-        return result, events[-1].position if events else self.tracker.position
+        return result, position
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """A small write of the edge's own bookkeeping (not a command: no events)."""

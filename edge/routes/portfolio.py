@@ -101,8 +101,7 @@ async def create(call: Call) -> Response:
         project_url=body.project_url,
         tags=list(body.tags),
     )
-    _, position = await execute(call, command)
-    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))
+    (item, version), position = await execute(call, command, lambda conn: get_portfolio_item(conn, item_id))
     return written(item, position, 201, etag=version)
 
 
@@ -116,8 +115,7 @@ async def update(call: Call) -> Response:
         changes=body.model_dump(exclude_unset=True),
         expected_versions=if_match(call),
     )
-    _, position = await execute(call, command)
-    item, version = await call.runtime.read(lambda conn: get_portfolio_item(conn, item_id))
+    (item, version), position = await execute(call, command, lambda conn: get_portfolio_item(conn, item_id))
     return written(item, position, etag=version)
 
 

@@ -172,8 +172,7 @@ async def update(call: Call) -> Response:
         status=body.status,
         expected_versions=if_match(call),
     )
-    _, position = await execute(call, command)
-    project, version = await call.runtime.read(lambda conn: get_project(conn, project_id))
+    (project, version), position = await execute(call, command, lambda conn: get_project(conn, project_id))
     return written(project, position, etag=version)
 
 

@@ -1,0 +1,165 @@
+"""Writes racing each other over HTTP (httpx.ASGITransport, asyncio.gather): every answer tells the truth.
+
+A request that answers an error changed nothing, a request that answers 2xx is in the log, and the read
+store equals a replay of the log afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from core import store
+from core.clock import FakeClock
+from core.db import connect
+from core.settings import Settings
+from edge.app import create_app
+from migrations.runner import migrate
+from queries.projection import checkpoint
+from queries.rebuild import differences, rebuild
+from queries.registry import projection
+from tests.api.test_contracts_api import PROJECT
+from tests.integration.test_accept_race import db_rows
+
+PASSWORD = "correct-horse-battery"
+ROUNDS = 10
+CONTENDERS = 6
+ITEM = {"title": "Shop redesign", "image_url": "https://img.example.com/shop.png"}
+Headers = dict[str, str]
+Race = Callable[[httpx.AsyncClient, Settings], Awaitable[None]]
+
+
+def run_race(settings: Settings, clock: FakeClock, race: Race) -> None:
+    """Serve the app in-process, run the race, then check the read store against a replay of the log."""
+
+    async def main() -> None:
+        app = create_app(settings, clock)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                await race(client, settings)
+
+    asyncio.run(main())
+    assert replay_differences(settings) == []
+
+
+def replay_differences(settings: Settings) -> list[str]:
+    live = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    scratch = connect(str(settings.data_dir / "replay.db"), synchronous="NORMAL")
+    try:
+        migrate(scratch, ("read",))
+        live.execute("BEGIN")
+        rebuild(scratch, projection(), store.read_until(live, checkpoint(live), meta=False))
+        found = differences(live, scratch, projection())
+        live.execute("COMMIT")
+        return found
+    finally:
+        scratch.close()
+        live.close()
+
+
+async def register(client: httpx.AsyncClient, role: str, email: str) -> Headers:
+    body = {"email": email, "password": PASSWORD, "name": "Pat", "role": role}
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def assert_error(response: httpx.Response, status: int, error_type: str) -> None:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error_type"] == error_type, body
+    assert isinstance(body["detail"], str) and body["detail"]
+
+
+def event_types(settings: Settings, stream_id: str) -> list[str]:
+    return [t for (t,) in db_rows(settings, "SELECT type FROM events WHERE stream_id = ? ORDER BY position", stream_id)]
+
+
+def test_an_edit_racing_the_delete_of_its_project_is_answered_as_it_happened(
+    settings: Settings, clock: FakeClock
+) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        owner = await register(client, "client", "owner@example.com")
+        for n in range(ROUNDS):
+            posted = await client.post("/api/projects", json=PROJECT, headers=owner)
+            project_id = posted.json()["id"]
+            edit = client.put(f"/api/projects/{project_id}", json={"title": f"Edited title {n}"}, headers=owner)
+            removal = client.delete(f"/api/projects/{project_id}", headers=owner)
+            edited, removed = await asyncio.gather(edit, removal)
+
+            assert removed.status_code == 204, removed.text
+            revised = "ProjectRevised" in event_types(settings, project_id)
+            if edited.status_code == 200:
+                assert revised and edited.json()["title"] == f"Edited title {n}"
+            else:
+                assert_error(edited, 404, "not_found")
+                assert not revised
+
+    run_race(settings, clock, race)
+
+
+def test_an_edit_racing_the_removal_of_its_portfolio_item_is_answered_as_it_happened(
+    settings: Settings, clock: FakeClock
+) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        pat = await register(client, "freelancer", "pat@example.com")
+        for n in range(ROUNDS):
+            added = await client.post("/api/portfolio", json=ITEM, headers=pat)
+            item_id = added.json()["id"]
+            edit = client.put(f"/api/portfolio/{item_id}", json={"title": f"Edited {n}"}, headers=pat)
+            removal = client.delete(f"/api/portfolio/{item_id}", headers=pat)
+            edited, removed = await asyncio.gather(edit, removal)
+
+            assert removed.status_code == 204, removed.text
+            revised = "PortfolioItemRevised" in event_types(settings, item_id)
+            if edited.status_code == 200:
+                assert revised and edited.json()["title"] == f"Edited {n}"
+            else:
+                assert_error(edited, 404, "not_found")
+                assert not revised
+
+    run_race(settings, clock, race)
+
+
+def test_one_idempotency_key_sent_at_once_executes_once(settings: Settings, clock: FakeClock) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        ann = await register(client, "client", "ann@example.com")
+        for n in range(ROUNDS):
+            headers = {**ann, "Idempotency-Key": f"same-{n}"}
+            responses = await asyncio.gather(
+                *(client.post("/api/projects", json=PROJECT, headers=headers) for _ in range(CONTENDERS))
+            )
+
+            created = [r for r in responses if r.status_code == 201]
+            assert len({r.json()["id"] for r in created}) == 1, [r.text for r in responses]
+            for response in responses:
+                if response.status_code != 201:
+                    assert_error(response, 409, "idempotency_in_progress")
+        posted = db_rows(settings, "SELECT count(*) FROM events WHERE type = 'ProjectPosted'")
+        assert posted == [(ROUNDS,)]
+
+    run_race(settings, clock, race)
+
+
+def test_one_idempotency_key_sent_at_once_with_different_bodies_is_refused_as_reused(
+    settings: Settings, clock: FakeClock
+) -> None:
+    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
+        ann = await register(client, "client", "ann@example.com")
+        for n in range(ROUNDS):
+            headers = {**ann, "Idempotency-Key": f"different-{n}"}
+            bodies = [{**PROJECT, "title": f"Landing page number {k}"} for k in range(CONTENDERS)]
+            responses = await asyncio.gather(*(client.post("/api/projects", json=b, headers=headers) for b in bodies))
+
+            assert [r.status_code for r in responses].count(201) == 1, [r.text for r in responses]
+            for response in responses:
+                if response.status_code != 201:
+                    assert_error(response, 422, "idempotency_key_reused")
+        posted = db_rows(settings, "SELECT count(*) FROM events WHERE type = 'ProjectPosted'")
+        assert posted == [(ROUNDS,)]
+
+    run_race(settings, clock, race)

@@ -1,0 +1,74 @@
+"""A refresh and then a role change committed in one writer batch (group commit).
+
+The refresh writes no event; the position its new access token carries must be the one its own
+transaction saw, not the tracker's position once the batch is committed, or the token (with the role
+read before the change) would pass the check that refuses tokens older than the change. The order is
+forced with events, not timing: the writer is held busy while both jobs queue behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from commands.sessions import OpenSession, RotateRefreshToken
+from commands.users import ChangeAccount, RegisterUser, change_account
+from core import store
+from core.db import Connection
+from core.ids import new_id
+from edge.runtime import Runtime
+from tests.integration.test_accept_race import META, on_loop, running
+
+__all__ = ["running"]
+
+
+def register_with_session(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> tuple[str, str]:
+    user_id, jti = new_id(), new_id()
+    session = OpenSession(user_id=user_id, family_id=new_id(), jti=jti, expires_at="2999-01-01T00:00:00Z")
+    command = RegisterUser(
+        user_id=user_id, email=f"{user_id}@x.example", name="Fay", role="freelancer", password_hash="x", session=session
+    )
+    on_loop(loop, runtime, command)
+    return user_id, jti
+
+
+def test_a_refresh_batched_before_a_role_change_answers_a_position_before_it(
+    running: tuple[Runtime, asyncio.AbstractEventLoop],
+) -> None:
+    runtime, loop = running
+    writer = runtime.writer
+    assert writer is not None
+    user_id, jti = register_with_session(runtime, loop)
+    admin_id = new_id()
+
+    writer_busy, release = threading.Event(), threading.Event()
+
+    def hold_writer(conn: Connection) -> None:
+        writer_busy.set()
+        release.wait(30)
+
+    held = writer.submit_nowait(hold_writer)
+    assert writer_busy.wait(30)
+    rotate = RotateRefreshToken(jti=jti, next_jti=new_id(), next_expires_at="2999-01-01T00:00:00Z")
+    refreshed = asyncio.run_coroutine_threadsafe(runtime.execute(rotate, META), loop)
+
+    async def nothing() -> None:
+        """Runs after the refresh's first step: by then its job is queued in the writer."""
+
+    asyncio.run_coroutine_threadsafe(nothing(), loop).result(30)
+
+    def demote(conn: Connection) -> Any:
+        uow = store.UnitOfWork(conn, META, runtime.clock)
+        change_account(uow, ChangeAccount(user_id=user_id, admin_id=admin_id, role="client"))
+        runtime.projection.apply_events(conn, uow.new_events, advance=False)
+        return uow.new_events[-1].position
+
+    demoted = writer.submit_nowait(demote)
+    release.set()
+    held.result(30)
+    changed_at = demoted.result(30)
+
+    rotation, position = refreshed.result(30)
+    assert not rotation.reused
+    assert position < changed_at
