@@ -33,7 +33,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 OWN_HEADERS = frozenset({b"date", b"server"})
-FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id"}  # both are sent anew
+# X-Forwarded-For and X-Request-ID are sent anew. A primary that trusts its edges believes their Fly-Client-IP,
+# so a client's own must not pass through (Fly's proxy sets it, and on Fly writes are replayed, not proxied).
+FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id", b"fly-client-ip"}
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
