@@ -155,7 +155,8 @@ class RegionGate:
             return False
         if target > self.tracker.position and not self.edge and self.sync_position is not None:
             await self.sync_position()  # the token may come from another process's write (the CLI)
-        if await self.tracker.wait_for(target, self.wait_s):
+        # Once synced, the primary has every position there is: one it lacks will not come by waiting.
+        if await self.tracker.wait_for(target, self.wait_s if self.edge else 0):
             scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
             return True
         if self.edge:
