@@ -39,6 +39,7 @@ OWN_HEADERS = frozenset({b"date", b"server"})
 FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id", b"fly-client-ip"}
 # Failures before a connection to the primary exists: the request cannot have reached it.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+INFO_PATHS = frozenset({"/", "/api"})  # about the node asked, at no position: served where they arrive
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
@@ -137,7 +138,8 @@ class RegionGate:
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
         if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
             return False
-        return not scope["path"].startswith(LOCAL_PATHS)
+        path: str = scope["path"]
+        return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
 
     async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""

@@ -95,3 +95,15 @@ def test_a_write_the_primary_received_but_did_not_answer_is_504(tmp_path: Path, 
 
     detail = assert_edge_error(response, 504, "gateway_timeout")
     assert "may have been applied" in detail and "Idempotency-Key" in detail
+
+
+@pytest.mark.parametrize("path", ["/", "/api"])
+def test_the_info_endpoints_answer_for_the_node_asked_whatever_the_token(tmp_path: Path, path: str) -> None:
+    """A token this edge has not reached must not send `/api` to the primary, which would answer as the primary."""
+    with edge(tmp_path, closed_port()) as client:
+        for token in ("5", "not-a-position"):
+            response = client.get(path, headers={"X-Consistency-Token": token})
+            assert response.status_code == 200, (token, response.text)
+            assert response.headers["x-region"] == "ams"
+    if path == "/api":
+        assert response.json()["role"] == "edge"
