@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from core.clock import Clock
@@ -19,7 +18,7 @@ from core.settings import InsecureSettings, Settings, load_settings
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
 from edge.metrics import Metrics
-from edge.middleware import EdgeMiddleware
+from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
 from edge.ratelimit import RateLimits
 from edge.replicator import Replicator
@@ -147,7 +146,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     if origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                Cors,
                 allow_origins=origins,
                 allow_credentials=False,
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -159,7 +158,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     "X-Consistency-Token",
                     "X-Request-ID",
                 ],
-                expose_headers=["ETag", "X-Consistency-Token", "X-Request-ID", "X-Region"],
+                expose_headers=["ETag", "Retry-After", "X-Consistency-Token", "X-Request-ID", "X-Region"],
             )
         )
     middleware.append(

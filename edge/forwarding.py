@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import structlog
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from core.positions import PositionTracker
@@ -33,7 +34,12 @@ HOP_BY_HOP = frozenset(
     }
 )
 OWN_HEADERS = frozenset({b"date", b"server"})
-FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id"}  # both are sent anew
+# X-Forwarded-For and X-Request-ID are sent anew. A primary that trusts its edges believes their Fly-Client-IP,
+# so a client's own must not pass through (Fly's proxy sets it, and on Fly writes are replayed, not proxied).
+FORWARD_DROPS = HOP_BY_HOP | {b"x-forwarded-for", b"x-request-id", b"fly-client-ip"}
+# Failures before a connection to the primary exists: the request cannot have reached it.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+INFO_PATHS = frozenset({"/", "/api"})  # about the node asked, at no position: served where they arrive
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
@@ -67,12 +73,7 @@ class Forwarder:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("forward_failed", error=type(exc).__name__, path=scope["path"])
-            await error_response(
-                503,
-                "The primary region cannot be reached; retry shortly",
-                "service_unavailable",
-                headers={"Retry-After": "1"},
-            )(scope, receive, send)
+            await _unanswered(exc)(scope, receive, send)
             return
         try:
             # The local server adds its own date and server headers: relaying the primary's would double them.
@@ -83,6 +84,18 @@ class Forwarder:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+
+def _unanswered(exc: httpx.HTTPError) -> Response:
+    """503 when the request never left the edge; 504 once it was sent, since the primary may have applied it."""
+    if isinstance(exc, NOT_SENT):
+        detail = "The primary region cannot be reached; nothing was done: retry shortly"
+        return error_response(503, detail, "service_unavailable", headers={"Retry-After": "1"})
+    detail = (
+        "The primary region did not answer; the request may have been applied: "
+        "retry it with the same Idempotency-Key, or read the resource back"
+    )
+    return error_response(504, detail, "gateway_timeout", headers={"Retry-After": "1"})
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
@@ -125,7 +138,8 @@ class RegionGate:
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
         if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
             return False
-        return not scope["path"].startswith(LOCAL_PATHS)
+        path: str = scope["path"]
+        return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
 
     async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""
@@ -143,7 +157,8 @@ class RegionGate:
             return False
         if target > self.tracker.position and not self.edge and self.sync_position is not None:
             await self.sync_position()  # the token may come from another process's write (the CLI)
-        if await self.tracker.wait_for(target, self.wait_s):
+        # Once synced, the primary has every position there is: one it lacks will not come by waiting.
+        if await self.tracker.wait_for(target, self.wait_s if self.edge else 0):
             scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
             return True
         if self.edge:

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request id, region gate and consistency headers, security headers, body limit, access log."""
+"""Pure-ASGI middleware: request id, region gate and consistency headers, security headers, body limit, access log;
+and CORS."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import PayloadTooLarge
@@ -177,3 +181,17 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int, bytes | 
     if request_id is None or not REQUEST_ID.fullmatch(request_id):
         request_id = b"%s%016x" % (REQUEST_ID_PREFIX, next(REQUEST_COUNTER))
     return size, bytes(request_id), length, token
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight is answered in API.md's error shape (Starlette's is plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")  # e.g. "origin, headers"
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return error_response(
+            400, f"This cross-origin request is not allowed ({refused})", "bad_request", headers=headers
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,19 @@ def test_a_write_returns_its_consistency_token(client: TestClient) -> None:
     assert int(response.headers["x-consistency-token"]) > before
     assert response.headers.get_list("x-consistency-token") == [response.headers["x-consistency-token"]]
     assert_edge_headers(response)
+
+
+def test_a_consistency_token_ahead_of_the_primarys_log_is_400_at_once(tmp_path: Path) -> None:
+    """The primary's log is complete: waiting READ_YOUR_WRITES_TIMEOUT_MS for a missing position only delays the 400."""
+    settings = make_settings(tmp_path, READ_YOUR_WRITES_TIMEOUT_MS=60_000)
+    with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
+        head = int(client.post(REGISTER, json=VALID_REGISTRATION).headers["x-consistency-token"])
+        began = time.monotonic()
+        response = client.get("/api/projects", headers={"X-Consistency-Token": str(head + 1)})
+        elapsed = time.monotonic() - began
+
+    assert_error(response, 400, "bad_request")
+    assert elapsed < 10, elapsed
 
 
 def test_oversized_headers_are_431(client: TestClient) -> None:

@@ -452,6 +452,39 @@ def test_cors_only_for_configured_origins(tmp_path: Path, clock: FakeClock) -> N
             assert response.headers["x-request-id"], status
 
 
+def test_a_refused_preflight_answers_in_the_error_shape(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, CORS_ORIGINS=ALLOWED_ORIGIN)
+    with TestClient(create_app(settings, clock), raise_server_exceptions=False) as client:
+        for origin, method, headers in (
+            ("https://evil.example", "POST", "authorization"),
+            (ALLOWED_ORIGIN, "TRACE", "authorization"),
+            (ALLOWED_ORIGIN, "POST", "x-not-allowed"),
+        ):
+            preflight = {
+                "Origin": origin,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": headers,
+            }
+            refused = client.options("/api/projects", headers=preflight)
+            assert refused.headers["content-type"] == "application/json", (origin, method, headers)
+            assert_error(refused, 400, "bad_request")
+            assert set(refused.json()) == {"detail", "error_type"}
+
+
+def test_a_browser_app_can_read_retry_after(tmp_path: Path, clock: FakeClock) -> None:
+    """Retry-After is not a CORS-safelisted response header: unexposed, a browser app cannot see when to retry."""
+    settings = make_settings(
+        tmp_path, CORS_ORIGINS=ALLOWED_ORIGIN, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1
+    )
+    with TestClient(create_app(settings, clock), raise_server_exceptions=False) as client:
+        login = {"email": "nobody@example.com", "password": PASSWORD}
+        client.post("/api/auth/login", json=login, headers={"Origin": ALLOWED_ORIGIN})
+        limited = client.post("/api/auth/login", json=login, headers={"Origin": ALLOWED_ORIGIN})
+        assert_error(limited, 429, "rate_limited")
+        exposed = [h.strip().lower() for h in limited.headers["access-control-expose-headers"].split(",")]
+        assert "retry-after" in exposed and int(limited.headers["retry-after"]) >= 1
+
+
 def test_no_cors_without_configured_origins(client: TestClient) -> None:
     for origin in (ALLOWED_ORIGIN, "https://evil.example"):
         response = client.get("/api", headers={"Origin": origin})

@@ -448,6 +448,31 @@ def test_a_write_through_an_edge_is_logged_under_the_request_id_its_client_got(c
     assert logged == list(answered.values()), access
 
 
+def test_a_client_cannot_name_its_own_address_through_an_edge() -> None:
+    """A primary that trusts its edges believes the Fly-Client-IP they send: an edge must not pass on the client's."""
+    limits = {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_AUTH_PER_MINUTE": "3", "TRUSTED_PROXIES": "127.0.0.1/32"}
+    primary = LiveServer.start({**primary_env(), **limits})
+    edge = start_edge("gru", primary)
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            statuses = []
+            for n in range(4):
+                login = client.post(
+                    edge.url + "/api/auth/login",
+                    json={"email": f"nobody{n}@example.com", "password": "correct horse battery"},
+                    headers={"Fly-Client-IP": f"203.0.113.{n}"},
+                )
+                statuses.append(login.status_code)
+            assert statuses == [401, 401, 401, 429], statuses
+            assert login.json()["error_type"] == "rate_limited"
+            assert int(login.headers["retry-after"]) >= 1
+    finally:
+        edge.stop()
+        primary.kill()
+        for server in (edge, primary):
+            server.cleanup()
+
+
 def test_edge_on_fly_answers_writes_with_fly_replay(cluster: Cluster) -> None:
     primary, client, owner = cluster.primary, cluster.client, cluster.owner
     env = {
