@@ -50,6 +50,7 @@ class ReviseProposal(Command):
     actor_id: str
     changes: dict[str, Any]
     expected_versions: frozenset[int] | None = None
+    actor_is_admin: bool = False  # admins see every proposal, so they are refused (403), not told it is missing
 
 
 class WithdrawProposal(Command):
@@ -58,6 +59,7 @@ class WithdrawProposal(Command):
     proposal_id: str
     actor_id: str
     expected_versions: frozenset[int] | None = None
+    actor_is_admin: bool = False
 
 
 class AcceptProposal(Command):
@@ -100,10 +102,13 @@ def load_proposal(uow: UnitOfWork, proposal_id: str) -> Proposal:
     return fold(uow, proposal_id, evolve, "proposal")
 
 
-def visible_proposal(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Proposal:
-    """Author and project owner may act on it; anyone else is told it does not exist."""
+def visible_proposal(uow: UnitOfWork, proposal_id: str, actor_id: str, *, admin: bool = False) -> Proposal:
+    """Author and project owner may act on it; an admin (who may read it) is refused; anyone else is told it
+    does not exist."""
     proposal = load_proposal(uow, proposal_id)
     if actor_id not in (proposal.freelancer_id, proposal.client_id):
+        if admin:
+            raise Forbidden("Only the proposal's author can change it")
         raise NotFound("No proposal with that id")
     return proposal
 
@@ -129,18 +134,18 @@ def submit_proposal(uow: UnitOfWork, cmd: SubmitProposal) -> str:
     return cmd.proposal_id
 
 
-def _authored(uow: UnitOfWork, proposal_id: str, actor_id: str, expected: frozenset[int] | None) -> Proposal:
-    proposal = visible_proposal(uow, proposal_id, actor_id)
-    if proposal.freelancer_id != actor_id:
+def _authored(uow: UnitOfWork, cmd: ReviseProposal | WithdrawProposal) -> Proposal:
+    proposal = visible_proposal(uow, cmd.proposal_id, cmd.actor_id, admin=cmd.actor_is_admin)
+    if proposal.freelancer_id != cmd.actor_id:
         raise Forbidden("Only the proposal's author can change it")
-    check_version(proposal.version, expected, "proposal")
+    check_version(proposal.version, cmd.expected_versions, "proposal")
     if proposal.status != "submitted":
         raise InvalidState(f"Only a submitted proposal can be changed (it is {proposal.status})")
     return proposal
 
 
 def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
-    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_versions)
+    proposal = _authored(uow, cmd)
     if cmd.changes:
         uow.append(
             proposal.id, STREAM, proposal.version, [ProposalRevised(proposal_id=proposal.id, changes=dict(cmd.changes))]
@@ -148,7 +153,7 @@ def revise_proposal(uow: UnitOfWork, cmd: ReviseProposal) -> None:
 
 
 def withdraw_proposal(uow: UnitOfWork, cmd: WithdrawProposal) -> None:
-    proposal = _authored(uow, cmd.proposal_id, cmd.actor_id, cmd.expected_versions)
+    proposal = _authored(uow, cmd)
     uow.append(
         proposal.id,
         STREAM,

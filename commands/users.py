@@ -117,10 +117,15 @@ def evolve(state: User | None, event: StoredEvent) -> User | None:
     return state
 
 
-def load_user(uow: UnitOfWork, user_id: str) -> User:
+def fold_user(uow: UnitOfWork, user_id: str) -> User | None:
     state: User | None = None
     for event in uow.load(user_id):
         state = evolve(state, event)
+    return state
+
+
+def load_user(uow: UnitOfWork, user_id: str) -> User:
+    state = fold_user(uow, user_id)
     if state is None:
         raise NotFound("No user with that id")
     return state
@@ -168,6 +173,11 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
 
 
 def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
+    # The admin's token was checked before the command queued; another admin may have demoted or deactivated
+    # them since (two admins demoting each other at once would leave none).
+    acting = fold_user(uow, cmd.admin_id)
+    if acting is None or acting.role != "admin" or not acting.is_active:
+        raise Forbidden("Only an active admin can change accounts")
     user = load_user(uow, cmd.user_id)
     check_version(user.version, cmd.expected_versions, "user")
     if cmd.user_id == cmd.admin_id and (cmd.is_active is False or (cmd.role and cmd.role != "admin")):

@@ -14,8 +14,11 @@ def encode_cursor(name: str, *key: object) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([name, *key])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, name: str, arity: int) -> list[object]:
-    """The sort key in a cursor the list `name` issued; another list's cursor is refused like a made-up one."""
+def decode_cursor(cursor: str, name: str, arity: int) -> list[str]:
+    """The sort key in a cursor the list `name` issued; another list's cursor is refused like a made-up one.
+
+    Every list sorts by id, so a key is a string: a number (which SQLite could not even bind beyond 64 bits)
+    was never issued."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = orjson.loads(raw)
@@ -25,7 +28,7 @@ def decode_cursor(cursor: str, name: str, arity: int) -> list[object]:
         not isinstance(key, list)
         or len(key) != arity + 1
         or key[0] != name
-        or not all(isinstance(k, (str, int)) for k in key[1:])
+        or not all(isinstance(k, str) for k in key[1:])
     ):
         raise ValidationFailed("The cursor is not one this API issued for this list", errors=[bad_cursor()])
     return key[1:]

@@ -132,26 +132,34 @@ def list_proposals(
     project_id: str | None = None,
     status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The proposals this viewer may see: their own (freelancer), on their projects (client), all (admin)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if viewer_role == "freelancer":
-        where.append("freelancer_id = ?")
-        params.append(viewer_id)
-    elif viewer_role != "admin":
-        where.append("client_id = ?")
-        params.append(viewer_id)
-    for clause, value in (
-        ("id < ?", decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None),
-        ("project_id = ?", project_id),
-        ("status = ?", status),
-    ):
+    """The proposals this viewer may see: their own and those on their projects (admin: all), newest first.
+
+    Roles can change, so one user may have both; the list shows what get_proposal lets them read."""
+    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
+    if viewer_role == "admin":
+        branches = [_branch((), after, project_id, status)]
+    else:
+        # Two index-ordered scans merged by id: (client_id, id) and (freelancer_id, id); nobody bids on their
+        # own project, and the `client_id <> ?` keeps the branches disjoint regardless.
+        branches = [
+            _branch(("client_id = ?",), after, project_id, status, viewer_id),
+            _branch(("freelancer_id = ?", "client_id <> ?"), after, project_id, status, viewer_id, viewer_id),
+        ]
+    sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
+    params = [p for b in branches for p in b[1]]
+    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    return [_row(row) for row in rows], next_cursor
+
+
+def _branch(
+    clauses: tuple[str, ...], after: str | None, project_id: str | None, status: str | None, *values: str
+) -> tuple[str, list[Any]]:
+    where, params = list(clauses), list(values)
+    for clause, value in (("id < ?", after), ("project_id = ?", project_id), ("status = ?", status)):
         if value is not None:
             where.append(clause)
             params.append(value)
     sql = f"SELECT {COLUMNS} FROM rm_proposals"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
-    return [_row(row) for row in rows], next_cursor
+    return sql, params

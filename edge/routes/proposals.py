@@ -132,7 +132,11 @@ async def update(call: Call) -> Response:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))
     proposal_id = call.path["proposal_id"]
     command = ReviseProposal(
-        proposal_id=proposal_id, actor_id=call.user.sub, changes=changes, expected_versions=if_match(call)
+        proposal_id=proposal_id,
+        actor_id=call.user.sub,
+        changes=changes,
+        expected_versions=if_match(call),
+        actor_is_admin=call.user.role == "admin",
     )
     return await submit(call, command, proposal_id)
 
@@ -141,7 +145,10 @@ async def withdraw(call: Call) -> Response:
     _, position = await execute(
         call,
         WithdrawProposal(
-            proposal_id=call.path["proposal_id"], actor_id=call.user.sub, expected_versions=if_match(call)
+            proposal_id=call.path["proposal_id"],
+            actor_id=call.user.sub,
+            expected_versions=if_match(call),
+            actor_is_admin=call.user.role == "admin",
         ),
     )
     return Response(status_code=204, headers={"X-Consistency-Token": str(position)})

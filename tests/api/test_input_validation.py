@@ -5,6 +5,8 @@ Every refusal is a 422 `validation_failed` whose `errors` name the field, and it
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -374,6 +376,22 @@ def test_a_cursor_is_accepted_only_by_the_list_that_issued_it(
             response = client.get(other, params={**queries[other], "cursor": cursor}, headers=ann.headers)
             error = assert_error(response, 422, "validation_failed")
             assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], (other, error)
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize("key", [2**63, 2**64 - 1, 7, True, None])
+def test_a_cursor_whose_key_is_not_an_id_is_refused(
+    client: TestClient, two_of_each: tuple[User, dict[str, Json]], path: str, key: object
+) -> None:
+    """Every list keys its cursors by id: a number (even one beyond SQLite's integers) is a made-up cursor."""
+    ann, queries = two_of_each
+    name = path.removeprefix("/api/")
+    cursor = base64.urlsafe_b64encode(json.dumps([name, key]).encode()).decode().rstrip("=")
+
+    response = client.get(path, params={**queries[path], "cursor": cursor}, headers=ann.headers)
+
+    error = assert_error(response, 422, "validation_failed")
+    assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], error
 
 
 # -- control characters ----------------------------------------------------------------------

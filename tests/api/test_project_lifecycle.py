@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from core.clock import FakeClock
 from core.db import connect
 from core.settings import Settings
-from tests.api.test_contracts_api import User, assert_error, bid, post_project, register
+from tests.api.test_contracts_api import User, assert_error, bid, login, make_admin, post_project, register
 
 
 def status_of(client: TestClient, proposal_id: str, viewer: User) -> str:
@@ -124,3 +125,52 @@ def test_only_the_owner_changes_a_project_and_the_others_are_refused_with_403(
     assert client.get(url, headers=owner.headers).json() == before
     assert status_of(client, proposal, fred) == "submitted"
     assert_error(client.put("/api/projects/nope", json={"title": "Hijacked"}, headers=owner.headers), 404, "not_found")
+
+
+def test_a_proposal_is_changed_by_its_author_only_and_an_admin_who_can_read_it_gets_403(
+    client: TestClient, settings: Settings, clock: FakeClock, bid_on: tuple[User, User, str, str]
+) -> None:
+    """Strangers may not see it (404); the project's owner and an admin see it but are not its author (403)."""
+    owner, _, _, proposal = bid_on
+    url = f"/api/proposals/{proposal}"
+    admin = make_admin(client, settings, clock)
+    before = client.get(url, headers=admin.headers)
+    for other, status, error_type in (
+        (register(client, "freelancer", "Gina"), 404, "not_found"),
+        (register(client, "client", "Carl"), 404, "not_found"),
+        (owner, 403, "forbidden"),
+        (admin, 403, "forbidden"),
+    ):
+        assert_error(client.put(url, json={"estimated_hours": 1}, headers=other.headers), status, error_type)
+        assert_error(client.delete(url, headers=other.headers), status, error_type)
+    after = client.get(url, headers=admin.headers)
+    assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
+
+
+def test_a_user_on_both_sides_lists_their_bids_and_the_bids_on_their_projects(
+    client: TestClient, settings: Settings, clock: FakeClock, bid_on: tuple[User, User, str, str]
+) -> None:
+    """Roles can change (admin), so one user may own projects with bids and have bids of their own."""
+    ann, fred, _, on_ann = bid_on
+    admin = make_admin(client, settings, clock)
+    response = client.patch(f"/api/users/{ann.id}", json={"role": "freelancer"}, headers=admin.headers)
+    assert response.status_code == 200, response.text
+    ann_as_freelancer = login(client, ann.email)
+    bob = register(client, "client", "Bob")
+    by_ann = bid(client, ann_as_freelancer, post_project(client, bob))
+    bid(client, fred, post_project(client, bob))
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = "?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        response = client.get(f"/api/proposals{query}", headers=ann_as_freelancer.headers)
+        assert response.status_code == 200, response.text
+        seen += [item["id"] for item in response.json()["items"]]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == [by_ann, on_ann]
+    for proposal in seen:
+        assert client.get(f"/api/proposals/{proposal}", headers=ann_as_freelancer.headers).status_code == 200

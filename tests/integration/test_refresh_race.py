@@ -41,6 +41,11 @@ def test_a_refresh_batched_before_a_role_change_answers_a_position_before_it(
     assert writer is not None
     user_id, jti = register_with_session(runtime, loop)
     admin_id = new_id()
+    on_loop(
+        loop,
+        runtime,
+        RegisterUser(user_id=admin_id, email=f"{admin_id}@x.example", name="Ada", role="admin", password_hash="x"),
+    )
 
     writer_busy, release = threading.Event(), threading.Event()
 

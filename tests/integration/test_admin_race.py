@@ -1,0 +1,69 @@
+"""Two admins demote each other at the same moment: the second change is refused, one admin remains.
+
+Both requests pass authentication before either commits (their tokens are still valid), so the rule has to
+hold in the writer: an account change is made by an account that is, in that transaction, an active admin.
+The order is forced with events, not timing: the writer is held busy while both jobs queue behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from commands.users import ChangeAccount, RegisterUser
+from core.db import Connection
+from core.errors import Forbidden
+from core.ids import new_id
+from core.settings import Settings
+from edge.runtime import Runtime
+from tests.integration.test_accept_race import META, db_rows, on_loop, running
+
+__all__ = ["running"]
+
+
+def admin(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> str:
+    user_id = new_id()
+    command = RegisterUser(
+        user_id=user_id, email=f"{user_id}@x.example", name="Ada", role="admin", password_hash="x", created_by="t"
+    )
+    on_loop(loop, runtime, command)
+    return user_id
+
+
+@pytest.mark.parametrize("change", [{"role": "client"}, {"is_active": False}])
+def test_admins_changing_each_other_at_once_leave_one_admin(
+    running: tuple[Runtime, asyncio.AbstractEventLoop], settings: Settings, change: dict[str, object]
+) -> None:
+    runtime, loop = running
+    writer = runtime.writer
+    assert writer is not None
+    ann, bob = admin(runtime, loop), admin(runtime, loop)
+
+    writer_busy, release = threading.Event(), threading.Event()
+
+    def hold_writer(conn: Connection) -> None:
+        writer_busy.set()
+        release.wait(30)
+
+    held = writer.submit_nowait(hold_writer)
+    assert writer_busy.wait(30)
+    first = asyncio.run_coroutine_threadsafe(
+        runtime.execute(ChangeAccount(user_id=bob, admin_id=ann, **change), META), loop
+    )
+    second = asyncio.run_coroutine_threadsafe(
+        runtime.execute(ChangeAccount(user_id=ann, admin_id=bob, **change), META), loop
+    )
+
+    async def nothing() -> None:
+        """Runs after both commands' first step: by then their jobs are queued in the writer."""
+
+    asyncio.run_coroutine_threadsafe(nothing(), loop).result(30)
+    release.set()
+    held.result(30)
+
+    first.result(30)
+    with pytest.raises(Forbidden):
+        second.result(30)
+    assert db_rows(settings, "SELECT role, is_active FROM rm_users WHERE id = ?", ann) == [("admin", 1)]
