@@ -46,6 +46,7 @@ class RegisterUser(_Command):
     role: Role
     password_hash: str
     created_by: str | None = None
+    by_admin: bool = False  # `created_by` is an admin's id (POST /api/users): still an active admin at commit
     session: OpenSession | None = None
 
 
@@ -132,6 +133,8 @@ def load_user(uow: UnitOfWork, user_id: str) -> User:
 
 
 def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
+    if cmd.by_admin:
+        require_active_admin(uow, cmd.created_by or "", "create accounts")
     if uow.load(cmd.user_id):
         raise Conflict("That user id is taken")
     uow.claim(
@@ -172,12 +175,16 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
         uow.append(user.id, STREAM, user.version, events)
 
 
-def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
-    # The admin's token was checked before the command queued; another admin may have demoted or deactivated
-    # them since (two admins demoting each other at once would leave none).
-    acting = fold_user(uow, cmd.admin_id)
+def require_active_admin(uow: UnitOfWork, admin_id: str, action: str) -> None:
+    """The admin's token was checked before the command queued; another admin may have demoted or deactivated
+    them since (two admins demoting each other at once would leave none)."""
+    acting = fold_user(uow, admin_id)
     if acting is None or acting.role != "admin" or not acting.is_active:
-        raise Forbidden("Only an active admin can change accounts")
+        raise Forbidden(f"Only an active admin can {action}")
+
+
+def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
+    require_active_admin(uow, cmd.admin_id, "change accounts")
     user = load_user(uow, cmd.user_id)
     check_version(user.version, cmd.expected_versions, "user")
     if cmd.user_id == cmd.admin_id and (cmd.is_active is False or (cmd.role and cmd.role != "admin")):

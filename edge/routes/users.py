@@ -63,6 +63,7 @@ async def create(call: Call) -> Response:
         role=body.role,
         password_hash=password_hash,
         created_by=call.user.sub,
+        by_admin=True,
     )
     _, position = await execute(call, command)
     user, version = await runtime.read(lambda conn: get_user(conn, user_id, private=True))

@@ -1,4 +1,5 @@
-"""Two admins demote each other at the same moment: the second change is refused, one admin remains.
+"""Two admins demote each other at the same moment: the second change is refused, one admin remains. An admin
+deactivated while their new account waits in the queue does not create it.
 
 Both requests pass authentication before either commits (their tokens are still valid), so the rule has to
 hold in the writer: an account change is made by an account that is, in that transaction, an active admin.
@@ -8,6 +9,7 @@ The order is forced with events, not timing: the writer is held busy while both 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 
 import pytest
@@ -32,15 +34,12 @@ def admin(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> str:
     return user_id
 
 
-@pytest.mark.parametrize("change", [{"role": "client"}, {"is_active": False}])
-def test_admins_changing_each_other_at_once_leave_one_admin(
-    running: tuple[Runtime, asyncio.AbstractEventLoop], settings: Settings, change: dict[str, object]
-) -> None:
-    runtime, loop = running
+def queued_behind_the_writer(
+    runtime: Runtime, loop: asyncio.AbstractEventLoop, *commands: object
+) -> list[concurrent.futures.Future[object]]:
+    """Run the commands in one writer batch, in this order: the writer is held busy until all are queued."""
     writer = runtime.writer
     assert writer is not None
-    ann, bob = admin(runtime, loop), admin(runtime, loop)
-
     writer_busy, release = threading.Event(), threading.Event()
 
     def hold_writer(conn: Connection) -> None:
@@ -49,19 +48,50 @@ def test_admins_changing_each_other_at_once_leave_one_admin(
 
     held = writer.submit_nowait(hold_writer)
     assert writer_busy.wait(30)
-    first = asyncio.run_coroutine_threadsafe(
-        runtime.execute(ChangeAccount(user_id=bob, admin_id=ann, **change), META), loop
-    )
-    second = asyncio.run_coroutine_threadsafe(
-        runtime.execute(ChangeAccount(user_id=ann, admin_id=bob, **change), META), loop
-    )
+    futures = [asyncio.run_coroutine_threadsafe(runtime.execute(command, META), loop) for command in commands]
 
     async def nothing() -> None:
-        """Runs after both commands' first step: by then their jobs are queued in the writer."""
+        """Runs after every command's first step: by then their jobs are queued in the writer."""
 
     asyncio.run_coroutine_threadsafe(nothing(), loop).result(30)
     release.set()
     held.result(30)
+    return futures
+
+
+def test_an_admin_deactivated_while_their_new_account_is_queued_does_not_create_it(
+    running: tuple[Runtime, asyncio.AbstractEventLoop], settings: Settings
+) -> None:
+    runtime, loop = running
+    ann, bob = admin(runtime, loop), admin(runtime, loop)
+    email = f"{new_id()}@x.example"
+    created = RegisterUser(
+        user_id=new_id(), email=email, name="Cy", role="client", password_hash="x", created_by=ann, by_admin=True
+    )
+
+    deactivation, creation = queued_behind_the_writer(
+        runtime, loop, ChangeAccount(user_id=ann, admin_id=bob, is_active=False), created
+    )
+
+    deactivation.result(30)
+    with pytest.raises(Forbidden):
+        creation.result(30)
+    assert db_rows(settings, "SELECT COUNT(*) FROM rm_users WHERE email = ?", email) == [(0,)]
+
+
+@pytest.mark.parametrize("change", [{"role": "client"}, {"is_active": False}])
+def test_admins_changing_each_other_at_once_leave_one_admin(
+    running: tuple[Runtime, asyncio.AbstractEventLoop], settings: Settings, change: dict[str, object]
+) -> None:
+    runtime, loop = running
+    ann, bob = admin(runtime, loop), admin(runtime, loop)
+
+    first, second = queued_behind_the_writer(
+        runtime,
+        loop,
+        ChangeAccount(user_id=bob, admin_id=ann, **change),
+        ChangeAccount(user_id=ann, admin_id=bob, **change),
+    )
 
     first.result(30)
     with pytest.raises(Forbidden):
