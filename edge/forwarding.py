@@ -43,6 +43,11 @@ INFO_PATHS = frozenset({"/", "/api"})  # about the node asked, at no position: s
 LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/openapi.json", "/api/static/")
 
 
+def is_regional(path: str) -> bool:
+    """Whether requests for this path honour X-Consistency-Token, and an edge may send them to the primary."""
+    return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
+
+
 class Forwarder:
     """A streaming reverse proxy to the primary (httpx, bounded timeouts)."""
 
@@ -138,8 +143,7 @@ class RegionGate:
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
         if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
             return False
-        path: str = scope["path"]
-        return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
+        return is_regional(scope["path"])
 
     async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""

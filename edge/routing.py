@@ -73,6 +73,13 @@ class Operation:
     # their own. `multipart` documents a `file` form field in the OpenAPI document.
     idempotent: bool = True
     multipart: bool = False
+    if_match: bool = False  # the handler passes If-Match to its command: 412 when stale
+    etag: bool = False  # the success response carries the resource's ETag
+
+    @property
+    def takes_idempotency_key(self) -> bool:
+        """A signed-in POST with a buffered body: a repeated Idempotency-Key replays the first response."""
+        return self.idempotent and self.auth and self.method == "POST"
 
     @property
     def takes_no_body(self) -> bool:
@@ -188,6 +195,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
     remembered: dict[bytes, BaseModel] = {}
     shareable = op.query is not None and bool(op.query.model_config.get("frozen"))
     no_body = op.takes_no_body
+    keyed = op.takes_idempotency_key
 
     def parsed_query(request: Request) -> BaseModel:
         assert op.query is not None
@@ -214,7 +222,7 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
         if no_body:
             await require_no_body(request)
         call = Call(request, runtime, principal, body, query, request.path_params)
-        if op.idempotent and op.method == "POST" and principal is not None and "idempotency-key" in request.headers:
+        if keyed and "idempotency-key" in request.headers:
             return await idempotent(call, op)
         return await op.handler(call)
 

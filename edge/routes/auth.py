@@ -249,7 +249,14 @@ OPERATIONS = [
         errors=(400, 401, 415, 422, 429),
     ),
     Operation(
-        "GET", "/api/auth/me", me, "The signed-in user (private view)", "auth", response=UserPrivate, errors=(401,)
+        "GET",
+        "/api/auth/me",
+        me,
+        "The signed-in user (private view)",
+        "auth",
+        response=UserPrivate,
+        etag=True,
+        errors=(401,),
     ),
     Operation(
         "PUT",
@@ -259,6 +266,8 @@ OPERATIONS = [
         "auth",
         body=ProfileBody,
         response=UserPrivate,
-        errors=(400, 401, 412, 415, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 415, 422),
     ),
 ]

@@ -252,6 +252,7 @@ OPERATIONS = [
         "One contract (parties, admins)",
         "contracts",
         response=ContractOut,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -264,6 +265,7 @@ OPERATIONS = [
         response=ContractOut,
         status=201,
         roles=CLIENT,
+        etag=True,
         errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
@@ -274,7 +276,9 @@ OPERATIONS = [
         "contracts",
         body=ContractPatch,
         response=ContractOut,
-        errors=(400, 401, 403, 404, 409, 412, 415, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
         "DELETE",
@@ -283,6 +287,7 @@ OPERATIONS = [
         "Cancel an active contract nothing was paid on (client)",
         "contracts",
         status=204,
-        errors=(401, 403, 404, 409, 412),
+        if_match=True,
+        errors=(401, 403, 404, 409),
     ),
 ]

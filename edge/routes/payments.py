@@ -214,6 +214,7 @@ OPERATIONS = [
         "One payment (payer, payee, admins)",
         "payments",
         response=PaymentOut,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -226,6 +227,7 @@ OPERATIONS = [
         response=PaymentOut,
         status=201,
         roles=CLIENT,
+        etag=True,
         errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
@@ -236,6 +238,7 @@ OPERATIONS = [
         "payments",
         body=ConfirmBody,
         response=PaymentOut,
+        etag=True,
         errors=(400, 401, 403, 404, 409, 415, 422, 503),
     ),
     Operation(
@@ -246,6 +249,7 @@ OPERATIONS = [
         "payments",
         response=PaymentOut,
         roles=ADMIN,
+        etag=True,
         errors=(401, 403, 404, 409),
     ),
     Operation(
@@ -255,6 +259,7 @@ OPERATIONS = [
         "Call off a pending payment, freeing its contract balance (payer, admin); it becomes failed",
         "payments",
         response=PaymentOut,
+        etag=True,
         errors=(401, 403, 404, 409),
     ),
     Operation(

@@ -145,6 +145,7 @@ OPERATIONS = [
         "One portfolio item",
         "portfolio",
         response=PortfolioItemOut,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -157,6 +158,7 @@ OPERATIONS = [
         response=PortfolioItemOut,
         status=201,
         roles=FREELANCER,
+        etag=True,
         errors=(400, 401, 403, 415, 422),
     ),
     Operation(
@@ -167,7 +169,9 @@ OPERATIONS = [
         "portfolio",
         body=PortfolioItemPatch,
         response=PortfolioItemOut,
-        errors=(400, 401, 403, 404, 412, 415, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 403, 404, 415, 422),
     ),
     Operation(
         "DELETE",
@@ -176,6 +180,7 @@ OPERATIONS = [
         "Remove your portfolio item (owner)",
         "portfolio",
         status=204,
-        errors=(401, 403, 404, 412),
+        if_match=True,
+        errors=(401, 403, 404),
     ),
 ]

@@ -196,7 +196,14 @@ OPERATIONS = [
         errors=(401, 422),
     ),
     Operation(
-        "GET", "/api/projects/{project_id}", get_one, "One project", "projects", response=ProjectOut, errors=(401, 404)
+        "GET",
+        "/api/projects/{project_id}",
+        get_one,
+        "One project",
+        "projects",
+        response=ProjectOut,
+        etag=True,
+        errors=(401, 404),
     ),
     Operation(
         "POST",
@@ -208,6 +215,7 @@ OPERATIONS = [
         response=ProjectOut,
         status=201,
         roles=CLIENT,
+        etag=True,
         errors=(400, 401, 403, 415, 422),
     ),
     Operation(
@@ -218,7 +226,9 @@ OPERATIONS = [
         "projects",
         body=ProjectPatch,
         response=ProjectOut,
-        errors=(400, 401, 403, 404, 409, 412, 415, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
         "DELETE",
@@ -227,6 +237,7 @@ OPERATIONS = [
         "Delete an open project (owner); its submitted proposals are rejected",
         "projects",
         status=204,
-        errors=(401, 403, 404, 409, 412),
+        if_match=True,
+        errors=(401, 403, 404, 409),
     ),
 ]

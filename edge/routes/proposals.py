@@ -182,6 +182,7 @@ OPERATIONS = [
         "One proposal (author, project owner, admin)",
         "proposals",
         response=ProposalOut,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -194,6 +195,7 @@ OPERATIONS = [
         response=ProposalOut,
         status=201,
         roles=FREELANCER,
+        etag=True,
         errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
@@ -204,7 +206,9 @@ OPERATIONS = [
         "proposals",
         body=ProposalPatch,
         response=ProposalOut,
-        errors=(400, 401, 403, 404, 409, 412, 415, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 403, 404, 409, 415, 422),
     ),
     Operation(
         "DELETE",
@@ -213,7 +217,8 @@ OPERATIONS = [
         "Withdraw a submitted proposal (author)",
         "proposals",
         status=204,
-        errors=(401, 403, 404, 409, 412),
+        if_match=True,
+        errors=(401, 403, 404, 409),
     ),
     Operation(
         "POST",
@@ -223,6 +228,7 @@ OPERATIONS = [
         "proposals",
         response=ProposalOut,
         roles=CLIENT,
+        etag=True,
         errors=(401, 403, 404, 409),
     ),
     Operation(
@@ -233,6 +239,7 @@ OPERATIONS = [
         "proposals",
         response=ProposalOut,
         roles=CLIENT,
+        etag=True,
         errors=(401, 403, 404, 409),
     ),
 ]

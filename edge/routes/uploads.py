@@ -803,6 +803,7 @@ OPERATIONS = [
         "An upload's metadata and download URL (owner, or anyone once a profile or portfolio shows it)",
         "uploads",
         response=UploadMeta,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -811,6 +812,7 @@ OPERATIONS = [
         content,
         "An upload's bytes (local storage streams them; S3 redirects to a presigned URL)",
         "uploads",
+        etag=True,
         errors=(401, 404),
     ),
 ]

@@ -103,6 +103,7 @@ OPERATIONS = [
         "A user's public profile",
         "users",
         response=UserAdminView,
+        etag=True,
         errors=(401, 404),
     ),
     Operation(
@@ -115,6 +116,7 @@ OPERATIONS = [
         response=UserAdminView,
         status=201,
         roles=ADMIN,
+        etag=True,
         errors=(400, 401, 403, 409, 415, 422),
     ),
     Operation(
@@ -126,6 +128,8 @@ OPERATIONS = [
         body=ChangeUserBody,
         response=UserAdminView,
         roles=ADMIN,
-        errors=(400, 401, 403, 404, 409, 412, 422),
+        if_match=True,
+        etag=True,
+        errors=(400, 401, 403, 404, 409, 422),
     ),
 ]

@@ -129,6 +129,7 @@ OPERATIONS = [
         "wallet",
         body=LinkBody,
         response=UserPrivate,
+        etag=True,
         errors=(400, 401, 403, 409, 415, 422),
     ),
 ]

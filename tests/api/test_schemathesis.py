@@ -1,7 +1,9 @@
 """Property-based contract test: schemathesis generates requests from /api/openapi.json for every public operation.
 
 Each operation runs as a client, a freelancer and an admin (tokens sent as `Authorization`), over the ASGI
-transport (no sockets). Checks: no 5xx, every status code is documented, every documented body matches its schema.
+transport (no sockets). Checks: no 5xx, every status code is documented, every documented body matches its schema,
+every declared response header is sent and matches its schema, and the ETag and Retry-After sent are declared.
+Header parameters (Idempotency-Key, If-Match, X-Consistency-Token) are generated from their declarations.
 Path parameters are sometimes real ids from a small seeded marketplace, so handlers get past 404.
 """
 
@@ -20,7 +22,11 @@ from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -36,8 +42,27 @@ from tests.conftest import make_settings
 MAX_EXAMPLES = 25  # per operation and role, fuzzing phase (the examples and coverage phases add their own cases)
 ROLES = ("client", "freelancer", "admin")
 PASSWORD = "correct-horse-battery"
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 Json = dict[str, Any]
+UNDECLARED_WATCH = ("etag", "retry-after")  # sent only by some responses: each one sent must be declared
+
+
+def sent_headers_are_declared(ctx: Any, response: Any, case: schemathesis.Case[Any]) -> bool | None:
+    """The reverse of response_headers_conformance: an ETag or Retry-After sent is declared on that response."""
+    definition = case.operation.responses.find_by_status_code(response.status_code)
+    declared = {name.lower() for name, _ in definition.headers.items()} if definition is not None else set()
+    undeclared = [name for name in UNDECLARED_WATCH if name in response.headers and name not in declared]
+    if undeclared:
+        raise AssertionError(f"{case.operation.label} {response.status_code} sends undeclared {undeclared}")
+    return None
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    sent_headers_are_declared,
+]
 
 
 @dataclass(frozen=True)
