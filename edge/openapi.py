@@ -140,6 +140,13 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": _register(spec, op.response, "serialization")}}
     responses: dict[str, Any] = {str(op.status): ok}
+    for status, description, model in op.answers:
+        other: dict[str, Any] = {"description": description}
+        if 300 <= status < 400:
+            other["headers"] = _headers("Location")
+        if model is not None:
+            other["content"] = {"application/json": {"schema": _register(spec, model, "serialization")}}
+        responses[str(status)] = other
     error_ref = _register(spec, ErrorBody, "serialization")
     for status in sorted(set(op.errors) | implied_errors(op)):
         responses[str(status)] = {

@@ -75,6 +75,8 @@ class Operation:
     multipart: bool = False
     if_match: bool = False  # the handler passes If-Match to its command: 412 when stale
     etag: bool = False  # the success response carries the resource's ETag
+    # Answers that are neither the success nor an error: (status, description, body model or None).
+    answers: tuple[tuple[int, str, type[BaseModel] | None], ...] = ()
 
     @property
     def takes_idempotency_key(self) -> bool:

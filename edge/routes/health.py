@@ -83,7 +83,7 @@ OPERATIONS = [
         "health",
         response=Ready,
         auth=False,
-        errors=(503,),
+        answers=((503, "Not ready: the same body, with the failing checks", Ready),),
     ),
     Operation("GET", "/api/health/metrics", metrics, "Prometheus metrics (text format)", "health", auth=False),
 ]

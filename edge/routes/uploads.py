@@ -814,5 +814,6 @@ OPERATIONS = [
         "uploads",
         etag=True,
         errors=(401, 404),
+        answers=((307, "With S3 storage: a redirect to a short-lived presigned URL of the bytes", None),),
     ),
 ]
