@@ -78,14 +78,21 @@ def connect(
         conn.sync()
         return conn  # type: ignore[no-any-return]
     path = local_path(url)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = open_local(path, driver)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout=10000")
-    # One behaviour whichever driver: Debian's SQLite zeroes every freed page (secure_delete=1), libSQL none.
-    # FAST zeroes deleted cells where that costs no extra I/O; a rebuild's DROP TABLE stops rewriting the file.
-    conn.execute("PRAGMA secure_delete=FAST")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = open_local(path, driver)
+    except (OSError, sqlite3.Error, ValueError) as exc:  # libsql raises ValueError with SQLite's message
+        raise DatabaseUnavailable(f"{path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        # One behaviour whichever driver: Debian's SQLite zeroes every freed page (secure_delete=1), libSQL none.
+        # FAST zeroes deleted cells where that costs no extra I/O; a rebuild's DROP TABLE stops rewriting the file.
+        conn.execute("PRAGMA secure_delete=FAST")
+    except (sqlite3.Error, ValueError) as exc:
+        conn.close()
+        raise DatabaseUnavailable(f"{path}: {exc}") from exc
     return conn
 
 

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     def role(self) -> Literal["primary", "edge"]:
         return "primary" if self.is_primary else "edge"
 
+    def require_primary_url(self) -> None:
+        """An edge reads the primary's feed and forwards writes to it: it cannot start without PRIMARY_URL."""
+        if not self.is_primary and not self.primary_url:
+            raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
+
     @property
     def region_name(self) -> str:
         return self.region or "local"
@@ -185,12 +190,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(settings_problem(exc)) from None
+        raise SettingsError(validation_summary(exc)) from None
     settings.secret_key = ensure_secret_key(settings)
     return settings
 
 
-def settings_problem(exc: ValidationError) -> str:
+def validation_summary(exc: ValidationError) -> str:
     """`PORT: Input should be less than or equal to 65535`, one line per variable joined by `; `.
 
     The value itself is left out: it may be a secret or carry credentials (a URL with a key).
