@@ -20,7 +20,7 @@ from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_p
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_primary, run_command_sync
+from edge.runtime import prepare_edge, prepare_primary, run_command_sync
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
@@ -107,12 +107,15 @@ def serve(
     settings = load_settings()
     settings.require_primary_url()
     server.HEAD_TIMEOUT_S = settings.header_timeout_s
+    # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
     if settings.is_primary:
         conn = primary_connection()
-        try:
-            prepare_primary(conn, projection())
-        finally:
-            conn.close()
+    else:
+        conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
+    try:
+        (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
+    finally:
+        conn.close()
     uvicorn.run(
         "edge.app:create_app",
         factory=True,

@@ -195,3 +195,13 @@ def test_python_dash_m_runs_the_cli() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "seed-demo" in result.stdout
+
+
+def test_serve_as_an_edge_names_a_read_store_that_is_not_a_database(tmp_path: Path) -> None:
+    store_path = tmp_path / "read-fra.db"
+    store_path.write_bytes(NOT_SQLITE)
+
+    result = cli(tmp_path, "serve", REGION="fra", PRIMARY_REGION="iad", PRIMARY_URL="http://127.0.0.1:9")
+
+    assert_refused(result, str(store_path), "not a database")
+    assert store_path.read_bytes() == NOT_SQLITE
