@@ -168,10 +168,12 @@ class Settings(BaseSettings):
     def role(self) -> Literal["primary", "edge"]:
         return "primary" if self.is_primary else "edge"
 
-    def require_primary_url(self) -> None:
-        """An edge reads the primary's feed and forwards writes to it: it cannot start without PRIMARY_URL."""
+    def require_edge_settings(self) -> None:
+        """An edge reads the primary's feed (with the token) and forwards writes to it: it cannot start without."""
         if not self.is_primary and not self.primary_url:
             raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
+        if not self.is_primary and not self.replication_token:
+            raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
     @property
     def region_name(self) -> str:

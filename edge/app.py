@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     metrics = Metrics()
     ops = operations()
 
-    settings.require_primary_url()
+    settings.require_edge_settings()
     forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
 
     @asynccontextmanager

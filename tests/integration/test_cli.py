@@ -28,6 +28,7 @@ def cli(data_dir: Path, *args: str, **env: str | None) -> Result:
         "FLY_REGION": None,
         "PRIMARY_REGION": None,
         "PRIMARY_URL": None,
+        "REPLICATION_TOKEN": "r" * 40,
         "DB_SYNCHRONOUS": "NORMAL",
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
@@ -181,6 +182,13 @@ def test_serve_as_an_edge_without_primary_url_refuses_before_listening(tmp_path:
     result = cli(tmp_path, "serve", "--role", "edge")
 
     assert_refused(result, "PRIMARY_URL")
+
+
+def test_serve_as_an_edge_without_replication_token_refuses_before_listening(tmp_path: Path) -> None:
+    result = cli(tmp_path, "serve", "--role", "edge", PRIMARY_URL="http://127.0.0.1:9", REPLICATION_TOKEN=None)
+
+    assert_refused(result, "REPLICATION_TOKEN")
+    assert not list(tmp_path.glob("read-*.db"))
 
 
 @pytest.mark.parametrize(("variable", "value"), [("PORT", "-1"), ("PORT", "http"), ("LOG_LEVEL", "loud")])
