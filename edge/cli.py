@@ -245,7 +245,10 @@ def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
     conn = primary_connection(existing=True)
     try:
         require_migrated(conn)
-        for line in audit_trail(conn, user):
+        lines = list(audit_trail(conn, user))
+        if not lines:  # every account's trail starts with UserRegistered
+            raise Refused(f"no user with id {user}")
+        for line in lines:
             typer.echo(line)
     finally:
         conn.close()
@@ -254,9 +257,9 @@ def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
 @app.command("seed-demo")
 @reported
 def seed_demo(
-    users: Annotated[int, typer.Option(help="accounts (a third are clients)")] = 200,
-    projects: Annotated[int, typer.Option()] = 1000,
-    proposals: Annotated[int, typer.Option()] = 5000,
+    users: Annotated[int, typer.Option(min=0, help="accounts (a third are clients)")] = 200,
+    projects: Annotated[int, typer.Option(min=0)] = 1000,
+    proposals: Annotated[int, typer.Option(min=0)] = 5000,
 ) -> None:
     """Fill the primary with a realistic demo marketplace (password of every demo account: demo-password-1)."""
     from core.passwords import Passwords

@@ -213,3 +213,20 @@ def test_serve_as_an_edge_names_a_read_store_that_is_not_a_database(tmp_path: Pa
 
     assert_refused(result, str(store_path), "not a database")
     assert store_path.read_bytes() == NOT_SQLITE
+
+
+@pytest.mark.parametrize("option", ["--users", "--projects", "--proposals"])
+def test_seed_demo_refuses_a_negative_count(tmp_path: Path, option: str) -> None:
+    result = cli(tmp_path, "seed-demo", option, "-5")
+
+    assert result.exit_code == 2
+    assert option in result.output
+    assert not (tmp_path / "megilance.db").exists()
+
+
+def test_audit_of_an_unknown_user_says_so(tmp_path: Path) -> None:
+    assert cli(tmp_path, "migrate").exit_code == 0
+
+    unknown = "01a0000000000000000000000000dead"
+
+    assert_refused(cli(tmp_path, "audit", "--user", unknown), unknown)
