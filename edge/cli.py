@@ -138,12 +138,17 @@ def serve(
 @reported
 def migrate() -> None:
     """Apply pending migrations to the primary database (and rebuild stale read models)."""
+    proj = projection()
     conn = primary_connection()
     try:
-        applied = prepare_primary(conn, projection())
+        applied = run_migrations(conn)
+        stale = proj.stale_models(conn)
+        prepare_primary(conn, proj)
     finally:
         conn.close()
     typer.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    if stale:
+        typer.echo("rebuilt stale read models: " + ", ".join(stale))
 
 
 @app.command("rebuild")

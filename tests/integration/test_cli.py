@@ -115,8 +115,11 @@ def test_verify_refuses_a_stale_read_model(tmp_path: Path) -> None:
     result = cli(tmp_path, "verify")
 
     assert_refused(result, "stale", "megilance migrate")
-    assert cli(tmp_path, "migrate").exit_code == 0
+    migrated = cli(tmp_path, "migrate")
+    assert migrated.exit_code == 0
+    assert "rebuilt stale read models: " in migrated.stdout
     assert cli(tmp_path, "verify").exit_code == 0
+    assert "rebuilt" not in cli(tmp_path, "migrate").stdout
 
 
 def test_migrate_refuses_a_newer_schema_in_one_line(tmp_path: Path) -> None:
