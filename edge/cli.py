@@ -93,7 +93,7 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="default: HOST", show_default=False)] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: PORT", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(help="keep 1: one process owns the writer")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=1, help="only 1: one process owns the writer")] = 1,
 ) -> None:
     """Serve the API with uvicorn (uvloop, httptools)."""
     import uvicorn

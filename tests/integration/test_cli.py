@@ -233,3 +233,11 @@ def test_audit_of_an_unknown_user_says_so(tmp_path: Path) -> None:
     unknown = "01a0000000000000000000000000dead"
 
     assert_refused(cli(tmp_path, "audit", "--user", unknown), unknown)
+
+
+def test_serve_refuses_more_than_one_worker(tmp_path: Path) -> None:
+    result = cli(tmp_path, "serve", "--workers", "2")
+
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+    assert not (tmp_path / "megilance.db").exists()
