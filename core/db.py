@@ -74,8 +74,11 @@ def connect(
     if is_remote(url):
         # An embedded replica: reads are local, writes are delegated to the remote primary.
         path = replica_path or "remote-replica.db"
-        conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
-        conn.sync()
+        try:
+            conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
+            conn.sync()
+        except ValueError as exc:  # libsql's error for an unreachable primary or a refused token
+            raise DatabaseUnavailable(f"{url}: {exc}") from exc
         return conn  # type: ignore[no-any-return]
     path = local_path(url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,14 @@ def test_serve_refuses_more_than_one_worker(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--workers" in result.output
     assert not (tmp_path / "megilance.db").exists()
+
+
+def test_an_unreachable_remote_primary_is_named_in_one_line(tmp_path: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+
+    result = cli(tmp_path, "migrate", DATABASE_URL=url)
+
+    assert_refused(result, url)
