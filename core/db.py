@@ -74,18 +74,28 @@ def connect(
     if is_remote(url):
         # An embedded replica: reads are local, writes are delegated to the remote primary.
         path = replica_path or "remote-replica.db"
-        conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
-        conn.sync()
+        try:
+            conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
+            conn.sync()
+        except ValueError as exc:  # libsql's error for an unreachable primary or a refused token
+            raise DatabaseUnavailable(f"{url}: {exc}") from exc
         return conn  # type: ignore[no-any-return]
     path = local_path(url)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = open_local(path, driver)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout=10000")
-    # One behaviour whichever driver: Debian's SQLite zeroes every freed page (secure_delete=1), libSQL none.
-    # FAST zeroes deleted cells where that costs no extra I/O; a rebuild's DROP TABLE stops rewriting the file.
-    conn.execute("PRAGMA secure_delete=FAST")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = open_local(path, driver)
+    except (OSError, sqlite3.Error, ValueError) as exc:  # libsql raises ValueError with SQLite's message
+        raise DatabaseUnavailable(f"{path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        # One behaviour whichever driver: Debian's SQLite zeroes every freed page (secure_delete=1), libSQL none.
+        # FAST zeroes deleted cells where that costs no extra I/O; a rebuild's DROP TABLE stops rewriting the file.
+        conn.execute("PRAGMA secure_delete=FAST")
+    except (sqlite3.Error, ValueError) as exc:
+        conn.close()
+        raise DatabaseUnavailable(f"{path}: {exc}") from exc
     return conn
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.db import REMOTE_SCHEMES
+from core.tokens import parse_key_ring
 
 WEAK_SECRETS = frozenset({"", "changeme", "secret", "your-secret-key-min-32-characters"})
 MIN_SECRET_LENGTH = 32
@@ -16,6 +22,27 @@ MIN_SECRET_LENGTH = 32
 
 class InsecureSettings(ValueError):
     """The configuration would run production with a guessable key."""
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the service cannot run with; the message names it (one line)."""
+
+
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def http_url(value: str) -> str:
+    """Empty, or an absolute http(s) URL with a host."""
+    if value.strip():
+        parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 (raises on a port that is not a number in range)
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+    return value
 
 
 class Settings(BaseSettings):
@@ -36,7 +63,7 @@ class Settings(BaseSettings):
     # One reader per core, at most 4: more threads than cores only queue for the GIL (measured: README, drivers).
     read_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), alias="READ_THREADS", ge=1, le=64)
     host: str = Field("127.0.0.1", alias="HOST")
-    port: int = Field(8000, alias="PORT")
+    port: int = Field(8000, alias="PORT", ge=1, le=65535)
 
     secret_key: str = Field("", alias="SECRET_KEY")
     jwt_keys: str = Field("", alias="JWT_KEYS")
@@ -61,7 +88,9 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     header_timeout_s: float = Field(10.0, alias="HEADER_TIMEOUT_S", gt=0)
-    log_level: str = Field("info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL"))
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL")
+    )
 
     storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
     max_upload_mb: int = Field(10, alias="MAX_UPLOAD_MB", ge=1)
@@ -71,7 +100,7 @@ class Settings(BaseSettings):
     public_base_url: str = Field("", alias="PUBLIC_BASE_URL")
 
     chain_rpc_url: str = Field("", alias="CHAIN_RPC_URL")
-    chain_id: int = Field(1, alias="CHAIN_ID")
+    chain_id: int = Field(1, alias="CHAIN_ID", ge=1)
     usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
     min_confirmations: int = Field(1, alias="MIN_CONFIRMATIONS", ge=0)
     platform_fee_bps: int = Field(500, alias="PLATFORM_FEE_BPS", ge=0, le=10000)
@@ -81,6 +110,55 @@ class Settings(BaseSettings):
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("primary_url", "public_base_url", "chain_rpc_url", "s3_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if URL_SCHEME.match(value) and not value.startswith((*REMOTE_SCHEMES, "file:")):
+            raise ValueError("must be a file path, file:…, or libsql://… (Turso)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for net in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP address or CIDR") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in filter(None, (part.strip() for part in value.split(","))):
+            parts = urlsplit(origin)
+            if origin != "*" and (not parts.scheme or not parts.netloc or parts.path or parts.query):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path or trailing slash)")
+        return value
+
+    @field_validator("usdc_contract_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and not EVM_ADDRESS.match(value):
+            raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        return value
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _key_ring(cls, value: str) -> str:
+        parse_key_ring(value, "")
+        return value
+
     @property
     def is_primary(self) -> bool:
         """No region configured, or this region is the primary one."""
@@ -89,6 +167,13 @@ class Settings(BaseSettings):
     @property
     def role(self) -> Literal["primary", "edge"]:
         return "primary" if self.is_primary else "edge"
+
+    def require_edge_settings(self) -> None:
+        """An edge reads the primary's feed (with the token) and forwards writes to it: it cannot start without."""
+        if not self.is_primary and not self.primary_url:
+            raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
+        if not self.is_primary and not self.replication_token:
+            raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
     @property
     def region_name(self) -> str:
@@ -103,10 +188,26 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with overrides (tests and the CLI pass them)."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from the environment, with overrides (tests and the CLI pass them); SettingsError names a bad one."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(validation_summary(exc)) from None
     settings.secret_key = ensure_secret_key(settings)
     return settings
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """`PORT: Input should be less than or equal to 65535`, one line per variable joined by `; `.
+
+    The value itself is left out: it may be a secret or carry credentials (a URL with a key).
+    """
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}")
+    return "; ".join(problems)
 
 
 def ensure_secret_key(settings: Settings) -> str:

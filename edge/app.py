@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from core.clock import Clock
 from core.logging import configure, logging_enabled
-from core.settings import InsecureSettings, Settings, load_settings
+from core.settings import Settings, load_settings
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
 from edge.metrics import Metrics
@@ -99,8 +99,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     metrics = Metrics()
     ops = operations()
 
-    if not settings.is_primary and not settings.primary_url:
-        raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
+    settings.require_edge_settings()
     forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
 
     @asynccontextmanager

@@ -2,27 +2,61 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core import store
-from core.db import Connection, connect
-from core.settings import load_settings
+from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_path
+from core.errors import DomainError
+from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_primary, run_command_sync
+from edge.runtime import prepare_edge, prepare_primary, run_command_sync
 from edge.server import BoundedHttpToolsProtocol
+from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# An operator's mistake (a bad setting, a wrong or unwritable file, a refused command), not a bug in this code.
+OPERATOR_ERRORS = (SettingsError, InsecureSettings, SchemaTooNew, DatabaseUnavailable, sqlite3.Error, OSError)
+
+
+class Refused(Exception):
+    """The command will not run against this database; the message says why and what to do."""
+
+
+def reported(command: Callable[P, R]) -> Callable[P, R]:
+    """Operator errors become one line on stderr and exit 1, instead of a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DomainError as exc:
+            message = f"refused: {exc.detail} ({exc.code})"
+        except sqlite3.Error as exc:
+            message = f"database error: {exc}"
+        except (Refused, *OPERATOR_ERRORS) as exc:
+            message = str(exc)
+        typer.echo(f"megilance {command.__name__.removesuffix('_command').replace('_', '-')}: {message}", err=True)
+        raise typer.Exit(1)
+
+    return run
 
 
 def progress_bar() -> Progress:
@@ -35,10 +69,14 @@ def progress_bar() -> Progress:
     )
 
 
-def primary_connection() -> Connection:
+def primary_connection(*, existing: bool = False) -> Connection:
+    """The primary's database; with `existing`, refuse (rather than create) a file that is not there."""
     settings = load_settings()
+    url = settings.resolved_database_url()
+    if existing and not is_remote(url) and not Path(local_path(url)).exists():
+        raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
     return connect(
-        settings.resolved_database_url(),
+        url,
         auth_token=settings.database_auth_token,
         synchronous=settings.synchronous,
         replica_path=str(settings.data_dir / "primary-replica.db"),
@@ -47,11 +85,15 @@ def primary_connection() -> Connection:
 
 
 @app.command()
+@reported
 def serve(
-    role: Annotated[str, typer.Option(help="primary or edge (default: from REGION/PRIMARY_REGION)")] = "",
-    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
-    workers: Annotated[int, typer.Option(help="keep 1: one process owns the writer")] = 1,
+    role: Annotated[
+        Literal["primary", "edge"] | None,
+        typer.Option(help="primary or edge (default: from REGION/PRIMARY_REGION)", show_default=False),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="default: HOST", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: PORT", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(min=1, max=1, help="only 1: one process owns the writer")] = 1,
 ) -> None:
     """Serve the API with uvicorn (uvloop, httptools)."""
     import uvicorn
@@ -63,18 +105,22 @@ def serve(
         os.environ.pop("PRIMARY_REGION", None)
         os.environ.pop("REGION", None)
     settings = load_settings()
+    settings.require_edge_settings()
     server.HEAD_TIMEOUT_S = settings.header_timeout_s
+    # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
     if settings.is_primary:
         conn = primary_connection()
-        try:
-            prepare_primary(conn, projection())
-        finally:
-            conn.close()
+    else:
+        conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
+    try:
+        (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
+    finally:
+        conn.close()
     uvicorn.run(
         "edge.app:create_app",
         factory=True,
-        host=host,
-        port=port,
+        host=host or settings.host,
+        port=port or settings.port,
         workers=workers,
         loop="uvloop",
         http=BoundedHttpToolsProtocol,
@@ -89,20 +135,27 @@ def serve(
 
 
 @app.command()
+@reported
 def migrate() -> None:
     """Apply pending migrations to the primary database (and rebuild stale read models)."""
+    proj = projection()
     conn = primary_connection()
     try:
-        applied = prepare_primary(conn, projection())
+        applied = run_migrations(conn)
+        stale = proj.stale_models(conn)
+        prepare_primary(conn, proj)
     finally:
         conn.close()
     typer.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    if stale:
+        typer.echo("rebuilt stale read models: " + ", ".join(stale))
 
 
 @app.command("rebuild")
+@reported
 def rebuild_command() -> None:
     """Replay the whole log into fresh read-model tables and swap them in."""
-    conn = primary_connection()
+    conn = primary_connection(existing=True)
     try:
         run_migrations(conn)
         total = store.head(conn)
@@ -114,15 +167,27 @@ def rebuild_command() -> None:
     typer.echo(f"rebuilt at position {position}")
 
 
+def require_migrated(conn: Connection) -> None:
+    """Refuse a database that `migrate` has not brought up to this code (without writing to it)."""
+    missing = pending(conn)
+    if missing:
+        raise Refused(f"the database is not migrated ({', '.join(missing)} pending): run `megilance migrate`")
+
+
 @app.command()
+@reported
 def verify() -> None:
     """Replay the log into a scratch store and compare it with the live read store; exit 1 on any difference."""
-    live = primary_connection()
+    live = primary_connection(existing=True)
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = connect(str(Path(scratch_dir) / "replay.db"), synchronous="NORMAL")
         try:
-            run_migrations(scratch, ("read",))
             proj = projection()
+            require_migrated(live)
+            stale = proj.stale_models(live)
+            if stale:
+                raise Refused(f"read models are stale ({', '.join(stale)}): run `megilance migrate` to rebuild them")
+            run_migrations(scratch, ("read",))
             live.execute("BEGIN")  # one snapshot of the live store for the whole comparison
             rebuild(scratch, proj, store.read_until(live, checkpoint(live), meta=False))
             found = differences(live, scratch, proj)
@@ -138,6 +203,7 @@ def verify() -> None:
 
 
 @app.command("create-admin")
+@reported
 def create_admin(
     email: Annotated[str, typer.Option(prompt=True)],
     name: Annotated[str, typer.Option(prompt=True)] = "Administrator",
@@ -147,7 +213,6 @@ def create_admin(
 ) -> None:
     """Create an admin account (the only way besides another admin)."""
     from commands.users import RegisterUser
-    from core.errors import DomainError
     from core.ids import new_id
     from core.passwords import Passwords
     from edge.routes.auth import RegisterBody
@@ -155,9 +220,9 @@ def create_admin(
     settings = load_settings()
     try:
         body = RegisterBody(email=email, password=password, name=name, role="client")
-    except ValueError as exc:
-        typer.echo(f"invalid input: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        typer.echo(f"megilance create-admin: invalid input: {validation_summary(exc)}", err=True)
+        raise typer.Exit(2) from None
     hashed = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism).hash(
         body.password
     )
@@ -170,9 +235,6 @@ def create_admin(
         )
         run_command_sync(conn, projection(), command, {"actor": "cli", "region": settings.region_name})
         position = store.head(conn)
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail} ({exc.code})", err=True)
-        raise typer.Exit(1) from exc
     finally:
         conn.close()
     typer.echo(f"admin created: {user_id}")
@@ -180,23 +242,29 @@ def create_admin(
 
 
 @app.command()
+@reported
 def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
     """Print the security-relevant events of one account (logins, reuse, role and status changes)."""
     from queries.audit import audit_trail
 
-    conn = primary_connection()
+    conn = primary_connection(existing=True)
     try:
-        for line in audit_trail(conn, user):
+        require_migrated(conn)
+        lines = list(audit_trail(conn, user))
+        if not lines:  # every account's trail starts with UserRegistered
+            raise Refused(f"no user with id {user}")
+        for line in lines:
             typer.echo(line)
     finally:
         conn.close()
 
 
 @app.command("seed-demo")
+@reported
 def seed_demo(
-    users: Annotated[int, typer.Option(help="accounts (a third are clients)")] = 200,
-    projects: Annotated[int, typer.Option()] = 1000,
-    proposals: Annotated[int, typer.Option()] = 5000,
+    users: Annotated[int, typer.Option(min=0, help="accounts (a third are clients)")] = 200,
+    projects: Annotated[int, typer.Option(min=0)] = 1000,
+    proposals: Annotated[int, typer.Option(min=0)] = 5000,
 ) -> None:
     """Fill the primary with a realistic demo marketplace (password of every demo account: demo-password-1)."""
     from core.passwords import Passwords
@@ -211,16 +279,24 @@ def seed_demo(
         prepare_primary(conn, projection())
         with progress_bar() as bar:
             task = bar.add_task("seeding demo marketplace", total=None)
-            demo = seed(
-                conn,
-                projection(),
-                hashed,
-                users_n=users,
-                projects_n=projects,
-                proposals_n=proposals,
-                progress=lambda n: bar.advance(task, n),
-                fee_bps=settings.platform_fee_bps,
-            )
+            try:
+                demo = seed(
+                    conn,
+                    projection(),
+                    hashed,
+                    users_n=users,
+                    projects_n=projects,
+                    proposals_n=proposals,
+                    progress=lambda n: bar.advance(task, n),
+                    fee_bps=settings.platform_fee_bps,
+                )
+            except DomainError as exc:
+                if exc.code != "email_taken":
+                    raise
+                raise Refused(
+                    "this database already holds the demo accounts (demo0@megilance.test, …): "
+                    "seed-demo fills a database once; use a fresh DATA_DIR for another demo"
+                ) from exc
         head = store.head(conn)
     finally:
         conn.close()
@@ -233,3 +309,7 @@ def seed_demo(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

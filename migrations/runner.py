@@ -49,6 +49,16 @@ def applied(conn: Any, kind: Kind) -> set[int]:
     return {int(row[0]) for row in conn.execute(SELECT_APPLIED, (kind,)).fetchall()}
 
 
+def pending(conn: Any, kinds: tuple[Kind, ...] = ("log", "read")) -> list[str]:
+    """The migrations not yet applied, found without writing (a read-only check for `verify` and `audit`)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+    missing: list[str] = []
+    for kind in kinds:
+        have = {int(row[0]) for row in conn.execute(SELECT_APPLIED, (kind,)).fetchall()} if found else set()
+        missing += [f"{kind}/{m.name}" for m in available(kind) if m.version not in have]
+    return missing
+
+
 def migrate(conn: Any, kinds: tuple[Kind, ...] = ("log", "read")) -> list[str]:
     """Apply what is missing, each file in its own transaction; return the names applied."""
     done: list[str] = []

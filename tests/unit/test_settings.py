@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import InsecureSettings, load_settings
+from core.settings import InsecureSettings, SettingsError, load_settings
 
 
 def test_production_refuses_a_missing_secret_key(tmp_path: Path) -> None:
@@ -61,3 +61,66 @@ def test_database_defaults_live_under_data_dir(tmp_path: Path) -> None:
     settings = load_settings(DATA_DIR=tmp_path, SECRET_KEY="s" * 40, REGION="syd", PRIMARY_REGION="iad")
     assert settings.resolved_database_url() == str(tmp_path / "megilance.db")
     assert settings.resolved_read_path() == str(tmp_path / "read-syd.db")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "-1"),
+        ("PORT", "70000"),
+        ("GROUP_COMMIT_MAX", "0"),
+        ("ENVIRONMENT", "prod"),
+        ("LOCAL_DRIVER", "pg"),
+        ("LOG_LEVEL", "loud"),
+        ("RATE_LIMIT_ENABLED", "maybe"),
+        ("CHAIN_ID", "0"),
+        ("MAX_REPLICATION_LAG_S", "-1"),
+        ("STORAGE_BACKEND", "gcs"),
+        ("DATABASE_URL", "postgres://db.example/megilance"),
+        ("PRIMARY_URL", "iad.internal:8080"),
+        ("PUBLIC_BASE_URL", "megilance.example"),
+        ("CHAIN_RPC_URL", "localhost:8545"),
+        ("S3_ENDPOINT_URL", "ftp://s3.example"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,garbage"),
+        ("CORS_ORIGINS", "https://app.example/"),
+        ("USDC_CONTRACT_ADDRESS", "0x1234"),
+        ("JWT_KEYS", "k1-without-a-secret"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(DATA_DIR=tmp_path, SECRET_KEY="s" * 40)
+    message = str(raised.value)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+
+
+def test_a_secret_is_not_echoed_in_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_KEYS", "k1:too-short-secret-value")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(DATA_DIR=tmp_path, SECRET_KEY="s" * 40)
+    assert "too-short-secret-value" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOG_LEVEL", "WARNING"),
+        ("DATABASE_URL", "libsql://megilance-org.turso.io"),
+        ("DATABASE_URL", "file:data/x.db"),
+        ("DATABASE_URL", "data/x.db"),
+        ("PRIMARY_URL", "http://iad.megilance-api.internal:8080"),
+        ("PUBLIC_BASE_URL", "https://megilance.example"),
+        ("TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8,::1"),
+        ("CORS_ORIGINS", "https://app.example, http://localhost:3000"),
+        ("USDC_CONTRACT_ADDRESS", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        ("JWT_KEYS", "k1:" + "a" * 32 + ",k2:" + "b" * 32),
+    ],
+)
+def test_good_values_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    load_settings(DATA_DIR=tmp_path, SECRET_KEY="s" * 40)
