@@ -67,8 +67,10 @@ class Settings(BaseSettings):
 
     secret_key: str = Field("", alias="SECRET_KEY")
     jwt_keys: str = Field("", alias="JWT_KEYS")
-    access_token_expire_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1)
-    refresh_token_expire_minutes: int = Field(10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1)
+    # Bounded: an access token is checked only by its signature and lifetime, so it lives a day at most; and
+    # an unbounded lifetime overflows the expiry date (a 500 at every login).
+    access_token_expire_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, le=1440)
+    refresh_token_expire_minutes: int = Field(10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1, le=525600)
     argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_kib: int = Field(19456, alias="ARGON2_MEMORY_KIB", ge=1024)
     argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1)

@@ -86,6 +86,9 @@ def test_database_defaults_live_under_data_dir(tmp_path: Path) -> None:
         ("CORS_ORIGINS", "https://app.example/"),
         ("USDC_CONTRACT_ADDRESS", "0x1234"),
         ("JWT_KEYS", "k1-without-a-secret"),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "1441"),
+        ("REFRESH_TOKEN_EXPIRE_MINUTES", "525601"),
+        ("REFRESH_TOKEN_EXPIRE_MINUTES", "10000000000"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(
@@ -119,6 +122,8 @@ def test_a_secret_is_not_echoed_in_the_error(tmp_path: Path, monkeypatch: pytest
         ("CORS_ORIGINS", "https://app.example, http://localhost:3000"),
         ("USDC_CONTRACT_ADDRESS", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
         ("JWT_KEYS", "k1:" + "a" * 32 + ",k2:" + "b" * 32),
+        ("ACCESS_TOKEN_EXPIRE_MINUTES", "1440"),
+        ("REFRESH_TOKEN_EXPIRE_MINUTES", "525600"),
     ],
 )
 def test_good_values_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
