@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands import projects
+from commands import projects, users
 from commands.common import Command, check_version, fold
 from core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 from core.events.base import StoredEvent
@@ -177,8 +177,12 @@ def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
         raise Forbidden("Only the project's owner can make a contract for it")
     if project.accepted_freelancer_id is None:
         raise InvalidState("The project has no accepted proposal yet")
+    if project.status != "in_progress":
+        raise InvalidState(f"Only a project in progress gets a contract (it is {project.status})")
     if project.accepted_freelancer_id != cmd.freelancer_id:
         raise _invalid("freelancer_id", "must be the freelancer whose proposal was accepted on this project")
+    if not users.load_user(uow, cmd.freelancer_id).is_active:
+        raise _invalid("freelancer_id", "that account is deactivated")
     event = ContractCreated(**cmd.model_dump())
     check_dates(event.start_date, event.end_date)
     check_milestones(event.milestones, event.amount_minor)

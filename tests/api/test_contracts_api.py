@@ -375,6 +375,29 @@ def test_a_completed_contract_still_blocks_a_new_one(client: TestClient, ann: Us
     assert_error(create(client, ann, project_id, fred), 409, "conflict")
 
 
+def test_a_completed_project_gets_no_contract(client: TestClient, ann: User, fred: User) -> None:
+    project_id = hire(client, ann, fred)
+    done = client.put(f"/api/projects/{project_id}", json={"status": "completed"}, headers=ann.headers)
+    assert done.status_code == 200, done.text
+
+    assert_error(create(client, ann, project_id, fred), 409, "invalid_state")
+    assert client.get("/api/contracts", headers=ann.headers).json()["items"] == []
+
+
+def test_a_deactivated_freelancer_cannot_be_contracted(
+    client: TestClient, settings: Settings, clock: FakeClock, ann: User, fred: User
+) -> None:
+    project_id = hire(client, ann, fred)
+    admin = make_admin(client, settings, clock)
+    off = client.patch(f"/api/users/{fred.id}", json={"is_active": False}, headers=admin.headers)
+    assert off.status_code == 200, off.text
+
+    body = assert_error(create(client, ann, project_id, fred), 422, "validation_failed")
+
+    assert body["errors"][0]["loc"] == ["body", "freelancer_id"]
+    assert client.get("/api/contracts", headers=ann.headers).json()["items"] == []
+
+
 # -- read ------------------------------------------------------------------------------------
 
 

@@ -451,7 +451,7 @@ class Marketplace(RuleBasedStateMachine):
             expect = refused(404, "not_found")
         elif actor.id != project.owner:
             expect = refused(403, "forbidden")
-        elif project.hired is None:
+        elif project.hired is None or project.status != "in_progress":
             expect = refused(409, "invalid_state")
         elif freelancer_id != project.hired:
             expect = refused(422, "validation_failed")

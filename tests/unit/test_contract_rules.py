@@ -35,7 +35,8 @@ from core.events.contracts import (
     ContractPaymentRefunded,
     ContractStatusChanged,
 )
-from core.events.projects import ProjectAwarded, ProjectDeleted, ProjectPosted
+from core.events.projects import ProjectAwarded, ProjectDeleted, ProjectPosted, ProjectStatusChanged
+from core.events.users import UserDeactivated, UserRegistered
 from edge.routes.contracts import platform_fee_minor
 from migrations.runner import migrate
 
@@ -93,6 +94,14 @@ def hired_project(conn: Connection, freelancer_id: str | None = FREELANCER) -> N
         ),
     )
     if freelancer_id is not None:
+        given(
+            conn,
+            freelancer_id,
+            "user",
+            UserRegistered(
+                user_id=freelancer_id, email=f"{freelancer_id}@x.io", name="F", role="freelancer", joined_at=AT
+            ),
+        )
         given(
             conn,
             PROJECT,
@@ -197,6 +206,8 @@ def test_creating_records_the_contract_with_minor_units_and_claims_the_project(c
             "validation_failed",
         ),
         ("claimed", {}, Conflict, "conflict"),
+        ("completed", {}, InvalidState, "invalid_state"),
+        ("deactivated", {}, ValidationFailed, "validation_failed"),
     ],
 )
 def test_creating_is_refused(
@@ -208,6 +219,15 @@ def test_creating_is_refused(
         given(conn, PROJECT, "project", ProjectDeleted(project_id=PROJECT))
     if setup == "claimed":
         store.claim(conn, "contract", PROJECT, "contract-0", AT)
+    if setup == "completed":
+        given(
+            conn,
+            PROJECT,
+            "project",
+            ProjectStatusChanged(project_id=PROJECT, status="completed", previous_status="in_progress"),
+        )
+    if setup == "deactivated":
+        given(conn, FREELANCER, "user", UserDeactivated(user_id=FREELANCER, changed_by="admin-1"))
 
     with pytest.raises(error) as raised:
         when(conn, create_contract, create_command(**overrides))
