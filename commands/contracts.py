@@ -91,6 +91,7 @@ class Contract:
     status: str
     paid_minor: int
     version: int
+    due_dates: tuple[str, ...] = ()  # the milestones' due dates (those that have one)
     pending_minor: int = 0  # held back by pending payments (ContractPaymentReserved, not yet completed/released)
     reserved: frozenset[str] = frozenset()  # ids of the payments holding those reservations
 
@@ -110,12 +111,15 @@ def evolve(state: Contract | None, event: StoredEvent) -> Contract | None:
             "active",
             0,
             event.version,
+            _due_dates(d["milestones"]),
         )
     if state is None:
         return None
     state = replace(state, version=event.version)
     if event.type == "ContractRevised":
-        return replace(state, end_date=d["changes"].get("end_date", state.end_date))
+        changes = d["changes"]
+        due_dates = _due_dates(changes["milestones"]) if "milestones" in changes else state.due_dates
+        return replace(state, end_date=changes.get("end_date", state.end_date), due_dates=due_dates)
     if event.type == "ContractStatusChanged":
         return replace(state, status=d["status"])
     if event.type == "ContractPaymentReserved":
@@ -132,6 +136,10 @@ def evolve(state: Contract | None, event: StoredEvent) -> Contract | None:
     if event.type == "ContractPaymentRefunded":
         return replace(state, paid_minor=state.paid_minor - d["amount_minor"])
     return state
+
+
+def _due_dates(milestones: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(m["due_date"] for m in milestones if m.get("due_date") is not None)
 
 
 def _unreserve(state: Contract, payment_id: str, amount_minor: int) -> Contract:
@@ -166,9 +174,29 @@ def check_dates(start_date: str | None, end_date: str | None) -> None:
         raise _invalid("end_date", "must be after start_date")
 
 
-def check_milestones(milestones: list[dict[str, Any]], amount_minor: int) -> None:
+def check_milestones(
+    milestones: list[dict[str, Any]], amount_minor: int, start_date: str | None, end_date: str | None
+) -> None:
+    """Within the amount, each due between start_date and end_date (inclusive), no two titles alike."""
     if sum(m["amount_minor"] for m in milestones) > amount_minor:
         raise _invalid("milestones", "the milestone amounts add up to more than the contract amount")
+    titles: set[str] = set()
+    for index, milestone in enumerate(milestones):
+        title, due = milestone["title"].strip().casefold(), milestone["due_date"]
+        if title in titles:
+            raise _milestone_invalid(index, "title", "another milestone has this title")
+        titles.add(title)
+        if due is not None and start_date is not None and due < start_date:
+            raise _milestone_invalid(index, "due_date", "must not be before the contract's start_date")
+        if due is not None and end_date is not None and due > end_date:
+            raise _milestone_invalid(index, "due_date", "must not be after the contract's end_date")
+
+
+def _milestone_invalid(index: int, field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"milestones[{index}].{field}: {message}",
+        errors=[{"loc": ["body", "milestones", index, field], "msg": message}],
+    )
 
 
 def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
@@ -185,7 +213,7 @@ def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
         raise _invalid("freelancer_id", "that account is deactivated")
     event = ContractCreated(**cmd.model_dump())
     check_dates(event.start_date, event.end_date)
-    check_milestones(event.milestones, event.amount_minor)
+    check_milestones(event.milestones, event.amount_minor, event.start_date, event.end_date)
     uow.claim(
         CLAIM, cmd.project_id, cmd.contract_id, detail="This project already has a contract that is not cancelled"
     )
@@ -222,11 +250,14 @@ def _revision(contract: Contract, changes: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise _invalid(sorted(unknown)[0], "cannot be changed")
     revision = dict(changes)
+    end_date = revision.get("end_date", contract.end_date)
     if "end_date" in revision:
-        check_dates(contract.start_date, revision["end_date"])
+        check_dates(contract.start_date, end_date)
     if "milestones" in revision:
         revision["milestones"] = [_milestone(contract.currency, i, m) for i, m in enumerate(revision["milestones"])]
-        check_milestones(revision["milestones"], contract.amount_minor)
+        check_milestones(revision["milestones"], contract.amount_minor, contract.start_date, end_date)
+    elif end_date is not None and any(due > end_date for due in contract.due_dates):
+        raise _invalid("end_date", "must not be before a milestone's due_date")
     return revision
 
 
@@ -234,10 +265,7 @@ def _milestone(currency: str, index: int, milestone: dict[str, Any]) -> dict[str
     try:
         amount_minor = to_minor(parse_amount(milestone["amount"], currency), currency)
     except BadAmount as exc:
-        raise ValidationFailed(
-            f"milestones[{index}].amount: {exc}",
-            errors=[{"loc": ["body", "milestones", index, "amount"], "msg": str(exc)}],
-        ) from exc
+        raise _milestone_invalid(index, "amount", str(exc)) from exc
     return {"title": milestone["title"], "amount_minor": amount_minor, "due_date": milestone.get("due_date")}
 
 

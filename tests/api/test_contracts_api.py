@@ -398,6 +398,34 @@ def test_a_deactivated_freelancer_cannot_be_contracted(
     assert client.get("/api/contracts", headers=ann.headers).json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    ("milestones", "where"),
+    [
+        ([{"title": "A", "amount": "1", "due_date": "2026-11-30"}], ["body", "milestones", 0, "due_date"]),
+        (
+            [{"title": "A", "amount": "1"}, {"title": "B", "amount": "1", "due_date": "2027-01-01"}],
+            ["body", "milestones", 1, "due_date"],
+        ),
+        ([{"title": "Build", "amount": "1"}, {"title": "build ", "amount": "1"}], ["body", "milestones", 1, "title"]),
+    ],
+)
+def test_milestones_fall_within_the_contract_and_have_distinct_titles(
+    client: TestClient, ann: User, fred: User, milestones: list[Json], where: list[Any]
+) -> None:
+    project_id = hire(client, ann, fred)
+    window = {"start_date": "2026-12-01", "end_date": "2026-12-31"}
+
+    body = assert_error(
+        create(client, ann, project_id, fred, milestones=milestones, **window), 422, "validation_failed"
+    )
+
+    assert body["errors"][0]["loc"] == where
+    assert client.get("/api/contracts", headers=ann.headers).json()["items"] == []
+    edge_dates = [{"title": "Kick-off", "amount": "1", "due_date": "2026-12-01"}, {"title": "Done", "amount": "1"}]
+    edge_dates[1]["due_date"] = "2026-12-31"
+    assert create(client, ann, project_id, fred, milestones=edge_dates, **window).status_code == 201
+
+
 # -- read ------------------------------------------------------------------------------------
 
 
@@ -551,6 +579,50 @@ def test_edits_that_break_the_rules_are_422(client: TestClient, ann: User, contr
 
     assert_error(client.put(url, json=changes, headers=ann.headers), 422, "validation_failed")
     assert client.get(url, headers=ann.headers).json() == contract
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        (
+            {"milestones": [{"title": "A", "amount": "1", "due_date": "2026-11-30"}]},
+            ["body", "milestones", 0, "due_date"],
+        ),
+        (
+            {"milestones": [{"title": "A", "amount": "1", "due_date": "2027-01-01"}]},
+            ["body", "milestones", 0, "due_date"],
+        ),
+        (
+            {"end_date": "2027-01-31", "milestones": [{"title": "A", "amount": "1", "due_date": "2027-02-01"}]},
+            ["body", "milestones", 0, "due_date"],
+        ),
+        (
+            {"milestones": [{"title": "A", "amount": "1"}, {"title": "A", "amount": "1"}]},
+            ["body", "milestones", 1, "title"],
+        ),
+        ({"end_date": "2026-12-19"}, ["body", "end_date"]),
+    ],
+)
+def test_edited_milestones_and_end_date_keep_milestones_within_the_contract(
+    client: TestClient, ann: User, fred: User, changes: Json, where: list[Any]
+) -> None:
+    contract = created(
+        client,
+        ann,
+        fred,
+        start_date="2026-12-01",
+        end_date="2026-12-31",
+        milestones=[{"title": "Design", "amount": "100", "due_date": "2026-12-20"}],
+    )
+    url = f"/api/contracts/{contract['id']}"
+
+    body = assert_error(client.put(url, json=changes, headers=ann.headers), 422, "validation_failed")
+
+    assert body["errors"][0]["loc"] == where
+    assert client.get(url, headers=ann.headers).json() == contract
+    moved = client.put(url, json={"end_date": "2026-12-20"}, headers=ann.headers)
+    assert moved.status_code == 200, moved.text
+    assert client.put(url, json={"end_date": None}, headers=ann.headers).json()["end_date"] is None
 
 
 def test_usd_milestones_keep_to_cents(client: TestClient, ann: User, fred: User) -> None:

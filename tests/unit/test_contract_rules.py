@@ -33,6 +33,7 @@ from core.events.contracts import (
     ContractCreated,
     ContractPaymentCompleted,
     ContractPaymentRefunded,
+    ContractRevised,
     ContractStatusChanged,
 )
 from core.events.projects import ProjectAwarded, ProjectDeleted, ProjectPosted, ProjectStatusChanged
@@ -310,6 +311,19 @@ def test_revising_is_refused(
         when(conn, revise_contract, revise(actor_id=actor, changes=changes, expected_versions=expected))
 
     assert raised.value.code == code
+
+
+def test_the_end_date_stays_on_or_after_the_latest_revised_milestone(conn: Connection) -> None:
+    milestones = [{"title": "A", "amount_minor": 1, "due_date": "2026-12-20"}]
+    existing(conn, "USD", 1_000, ContractRevised(contract_id=CONTRACT, changes={"milestones": milestones}))
+
+    with pytest.raises(ValidationFailed) as raised:
+        when(conn, revise_contract, revise(changes={"end_date": "2026-12-19"}))
+
+    assert raised.value.errors == [{"loc": ["body", "end_date"], "msg": "must not be before a milestone's due_date"}]
+    assert [t for t, _ in when(conn, revise_contract, revise(changes={"end_date": "2026-12-20"}))] == [
+        "ContractRevised"
+    ]
 
 
 @pytest.mark.parametrize("status", ["completed", "cancelled", "disputed"])
