@@ -95,9 +95,10 @@ class CoalescingCycle(RequestResponseCycle):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES or slower than HEAD_TIMEOUT_S.
+    """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES or slower than HEAD_TIMEOUT_S,
+    and cuts off a request body that stays silent for HEAD_TIMEOUT_S.
 
-    Only a head still open after a chunk is parsed costs anything: a request whose head arrives in one
+    Only a head or body still open after a chunk is parsed costs anything: a request that arrives in one
     packet (nearly all of them) arms no timer and counts no bytes.
     """
 
@@ -106,10 +107,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_open = False  # between the first byte of a request and the end of its headers
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_open = False  # between the end of a request's headers and the end of its body
+        self._body_heard = False  # bytes of the body arrived since the body timer was armed
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
+
+    def _body_silent(self) -> None:
+        """A body that sent nothing for HEAD_TIMEOUT_S (while the app was ready to read) is cut off."""
+        self._body_timer = None
+        if not self._body_open or self.transport.is_closing():
+            return
+        if self._body_heard or self.flow.read_paused:  # paused: the app is behind, not the client
+            self._body_heard = False
+            self._body_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._body_silent)
+            return
+        self.transport.close()
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
@@ -123,6 +144,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._body_open:  # this chunk ended inside a request body: silence from here on is timed
+            self._body_heard = True
+            if self._body_timer is None:
+                self._body_heard = False
+                self._body_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._body_silent)
         if self._head_open:  # this chunk ended inside a request head
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
@@ -138,8 +164,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open, self._head_bytes = False, 0
         self._cancel_head_timer()
+        self._body_open = True
         super().on_headers_complete()
         # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
         # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
         if type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = CoalescingCycle
+
+    def on_message_complete(self) -> None:
+        self._body_open = False
+        self._cancel_body_timer()
+        super().on_message_complete()

@@ -218,32 +218,30 @@ def get_project(conn: Connection, project_id: str) -> tuple[dict[str, Any], int]
     return _row(row), int(row[16])
 
 
-def list_projects(
-    conn: Connection,
+def board_query(
     *,
     limit: int,
-    cursor: str | None = None,
+    match: str | None = None,
+    cursor_id: str | None = None,
     status: str | None = None,
     category: str | None = None,
     skill: str | None = None,
-    q: str | None = None,
     budget_min_minor: int | None = None,
     budget_max_minor: int | None = None,
     client_id: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Which projects match, newest first? `q` is full-text over title, description and skills."""
+) -> tuple[str, list[Any]]:
+    """The board's SQL and parameters: `match` (an FTS5 expression) and the filters, newest first."""
     where: list[str] = []
     params: list[Any] = []
     source = "rm_projects p"
-    if q is not None:
-        expression = match_expression(q)
-        if expression is None:
-            return [], None
-        source = "rm_projects_fts f JOIN rm_projects p ON p.rowid = f.rowid"
+    if match is not None:
+        # CROSS JOIN keeps the index the outer loop: driven by a filter's index, SQLite would run the whole
+        # MATCH again for every row of that filter (quadratic in the number of projects).
+        source = "rm_projects_fts f CROSS JOIN rm_projects p ON p.rowid = f.rowid"
         where.append("rm_projects_fts MATCH ?")
-        params.append(expression)
+        params.append(match)
     filters = (
-        ("p.id < ?", decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None),
+        ("p.id < ?", cursor_id),
         ("p.status = ?", status),
         ("p.category = ?", category),
         ("p.client_id = ?", client_id),
@@ -258,6 +256,38 @@ def list_projects(
     sql = f"SELECT {COLUMNS} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY p.id DESC LIMIT ?"
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    return sql + " ORDER BY p.id DESC LIMIT ?", [*params, limit + 1]
+
+
+def list_projects(
+    conn: Connection,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    skill: str | None = None,
+    q: str | None = None,
+    budget_min_minor: int | None = None,
+    budget_max_minor: int | None = None,
+    client_id: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Which projects match, newest first? `q` is full-text over title, description and skills."""
+    match = None
+    if q is not None:
+        match = match_expression(q)
+        if match is None:
+            return [], None
+    sql, params = board_query(
+        limit=limit,
+        match=match,
+        cursor_id=decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None,
+        status=status,
+        category=category,
+        skill=skill,
+        budget_min_minor=budget_min_minor,
+        budget_max_minor=budget_max_minor,
+        client_id=client_id,
+    )
+    rows, next_cursor = page(conn.execute(sql, params).fetchall(), limit, (0,), CURSOR_LIST)
     return [_row(row) for row in rows], next_cursor

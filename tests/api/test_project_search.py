@@ -13,6 +13,7 @@ from core.clock import FakeClock
 from core.db import connect
 from edge.app import create_app
 from queries import projects as projects_module
+from queries.fts import match_expression
 from queries.projection import checkpoint
 from queries.rebuild import rebuild
 from queries.registry import projection
@@ -165,3 +166,40 @@ def test_the_checkpoint_is_the_head_after_commands_succeed_and_fail(marketplace:
         assert checkpoint(conn) == store.head(conn) > len(WORDS)
     finally:
         conn.close()
+
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"status": "open"},
+    {"category": "web"},
+    {"client_id": "c" * 32},
+    {"skill": "python"},
+    {"budget_min_minor": 100, "budget_max_minor": 200},
+    {"status": "open", "category": "web", "client_id": "c" * 32, "skill": "python", "cursor_id": "f" * 32},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS)
+def test_a_search_reads_the_index_once_whatever_the_filters(marketplace: Any, filters: dict[str, Any]) -> None:
+    """With `q`, the full-text index is the outer loop. Driven by a filter's index instead (status, category,
+    client), SQLite ran the whole MATCH once per row of that filter: on 20,000 seeded projects `q=a&status=open`
+    took 530 ms where `q=a` took 70 ms."""
+    settings, *_ = marketplace
+    sql, params = projects_module.board_query(match=match_expression("dashboard"), limit=20, **filters)
+    conn = connect(settings.resolved_database_url())
+    try:
+        plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+    finally:
+        conn.close()
+    assert plan[0].startswith("SCAN f VIRTUAL TABLE"), plan
+    assert not any("USING COVERING INDEX rm_projects_" in step for step in plan), plan
+
+
+def test_filters_narrow_a_search(marketplace: Any) -> None:
+    _, client, headers, ids = marketplace
+    closed = client.put(f"/api/projects/{ids['okapi']}", json={"status": "closed"}, headers=headers)
+    assert closed.status_code == 200, closed.text
+    found = client.get("/api/projects", params={"q": "dashboard", "status": "open", "skill": "skill1"}, headers=headers)
+    assert [item["id"] for item in found.json()["items"]] == [ids["narwhal"]]
+    found = client.get("/api/projects", params={"q": "dashboard", "status": "closed"}, headers=headers)
+    assert [item["id"] for item in found.json()["items"]] == [ids["okapi"]]

@@ -1,4 +1,5 @@
-"""The real server's own limits: a request head that trickles in is cut off after HEADER_TIMEOUT_S."""
+"""The real server's own limits: a request head that trickles in, or a body that stops, is cut off after
+HEADER_TIMEOUT_S."""
 
 from __future__ import annotations
 
@@ -29,6 +30,37 @@ def test_a_slow_request_head_is_cut_off(live: LiveServer) -> None:
         waited = time.monotonic() - started
     assert answer == b"", answer  # closed without an answer
     assert 0.5 <= waited < 5, waited
+
+
+def test_a_body_that_stops_arriving_is_cut_off(live: LiveServer) -> None:
+    """Without it a client that declared a body and sent part of it held its connection (and the request) for
+    ever: 2,048 of them, and every other client got 503."""
+    head = b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=8) as sock:
+        started = time.monotonic()
+        sock.sendall(head + b'{"email": ')  # and then nothing more
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:
+            answer = b""
+        waited = time.monotonic() - started
+    assert answer == b"", answer
+    assert 0.5 <= waited < 5, waited
+
+
+def test_a_body_that_trickles_in_is_served(live: LiveServer) -> None:
+    """The body timer measures silence, not the whole body: each chunk within HEADER_TIMEOUT_S keeps it open."""
+    body = b'{"email": "nobody@example.com", "password": "wrong-password"}'
+    head = b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=8) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 20):
+            sock.settimeout(0.6)  # 1.8 s of pauses in all, longer than HEADER_TIMEOUT_S, none as long
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # nothing yet: not answered, not closed
+            sock.sendall(body[i : i + 20])
+        sock.settimeout(8)
+        assert read_response(sock).startswith(b"HTTP/1.1 401")
 
 
 def test_a_prompt_request_on_the_same_server_is_served(live: LiveServer) -> None:
