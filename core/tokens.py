@@ -109,11 +109,15 @@ class TokenService:
                 token,
                 key,
                 algorithms=[ALGORITHM],
-                options={"require": ["sub", "type", "jti", "iat", "exp"], "verify_exp": False},
+                # Times are checked by `verify` against the service's clock, not this machine's: PyJWT would refuse
+                # an `iat` ahead of the wall clock, so an edge whose clock trails the primary's refused fresh tokens.
+                options={"require": ["sub", "type", "jti", "iat", "exp"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("The token is malformed or its signature is wrong", "token_invalid") from exc
-        if payload.get("type") not in ("access", "refresh") or not isinstance(payload["exp"], int):
+        if payload.get("type") not in ("access", "refresh") or not all(
+            isinstance(payload[time], int) for time in ("iat", "exp")
+        ):
             raise Unauthenticated("The token's claims are not ones this service issues", "token_invalid")
         return Claims(
             str(payload["sub"]),

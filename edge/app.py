@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from core.clock import Clock
+from core.housekeeping import BATCH, purge_expired
 from core.logging import configure, logging_enabled
 from core.settings import Settings, load_settings
 from edge.cache import ResponseCache
@@ -61,6 +62,7 @@ def operations() -> list[Operation]:
 
 
 EXTERNAL_WRITES_POLL_S = 1.0
+HOUSEKEEPING_INTERVAL_S = 3600.0
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython default: 700)
 
 
@@ -75,6 +77,22 @@ async def watch_external_writes(runtime: Runtime) -> None:
             await runtime.sync_position()
         except Exception as exc:  # noqa: BLE001 - a failed poll is retried on the next tick
             structlog.get_logger("app").warning("position_poll_failed", error=type(exc).__name__)
+
+
+async def purge_expired_rows(runtime: Runtime) -> None:
+    """Expired idempotency records and refresh tokens, a batch per writer job so writes never wait long."""
+    while await runtime.write(lambda conn: purge_expired(conn, runtime.clock.now())) >= BATCH:
+        pass
+
+
+async def housekeeping(runtime: Runtime) -> None:
+    """Primary: `purge_expired_rows` every HOUSEKEEPING_INTERVAL_S (the lifespan runs it once at start)."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+        try:
+            await purge_expired_rows(runtime)
+        except Exception as exc:  # noqa: BLE001 - retried on the next tick
+            structlog.get_logger("app").warning("housekeeping_failed", error=type(exc).__name__)
 
 
 class Api(Starlette):
@@ -109,9 +127,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if not settings.is_primary:
             runtime.replicator = Replicator(runtime, metrics)
             runtime.replicator.start()
-        watcher = (
-            asyncio.get_running_loop().create_task(watch_external_writes(runtime)) if settings.is_primary else None
-        )
+        background = []
+        if settings.is_primary:
+            await purge_expired_rows(runtime)
+            loop = asyncio.get_running_loop()
+            background = [loop.create_task(watch_external_writes(runtime)), loop.create_task(housekeeping(runtime))]
         # Everything built so far lives as long as the process: keep it out of every GC pass.
         gc.collect()
         gc.freeze()
@@ -122,8 +142,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in background:
+                task.cancel()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:

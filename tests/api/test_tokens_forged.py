@@ -7,6 +7,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from jwt.warnings import InsecureKeyLengthWarning
 from starlette.testclient import TestClient
 
 from core.clock import FakeClock
+from core.errors import Unauthenticated
 from core.settings import Settings
+from core.tokens import TokenService
 from edge.app import create_app
 from tests.conftest import make_settings
 
@@ -310,3 +313,16 @@ def test_key_ring_rotation_keeps_old_tokens_working_until_the_old_key_is_dropped
 def test_weak_or_malformed_key_rings_are_refused_at_startup(tmp_path: Path, ring: str) -> None:
     with pytest.raises(ValueError, match="JWT_KEYS"):
         create_app(make_settings(tmp_path, JWT_KEYS=ring))
+
+
+def test_a_token_issued_by_a_node_whose_clock_runs_ahead_is_accepted() -> None:
+    """An edge verifies tokens the primary issued: a primary clock seconds ahead of the edge's must not make fresh
+    tokens invalid there. Only expiry is checked, against the verifying service's clock."""
+    service = TokenService([("k1", KEY_1.encode())], timedelta(minutes=30), timedelta(days=7))
+    here = datetime.now(UTC)
+    token, claims = service.issue("user-1", "client", "access", here + timedelta(seconds=30))
+
+    assert service.verify(token, "access", here) == claims
+    with pytest.raises(Unauthenticated) as expired:
+        service.verify(token, "access", here + timedelta(minutes=31))
+    assert expired.value.code == "token_expired"
