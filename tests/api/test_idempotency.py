@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 from starlette.testclient import TestClient
 
-from tests.api.test_contracts_api import PROJECT, User, bid, post_project, register
+from core.clock import FakeClock
+from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
 
 
 def post(client: TestClient, user: User, key: str, raw: bytes) -> tuple[int, bytes]:
@@ -75,3 +76,21 @@ def test_a_replay_carries_the_first_response_etag(client: TestClient) -> None:
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["etag"] == first.headers["etag"]
     assert again.json() == first.json()
+
+
+def test_a_key_replays_for_24_hours_and_then_names_a_new_request(client: TestClient, clock: FakeClock) -> None:
+    ann = register(client, "client", "Ann")
+    first = post(client, ann, "order-1", orjson.dumps(PROJECT))
+    other = orjson.dumps({**PROJECT, "title": "Another landing page"})
+
+    clock.advance(hours=23, minutes=59)
+    ann = login(client, ann.email)  # the first access token has expired
+    assert post(client, ann, "order-1", orjson.dumps(PROJECT)) == first
+    assert post(client, ann, "order-1", other)[0] == 422
+
+    clock.advance(minutes=1, seconds=1)
+    later = post(client, ann, "order-1", other)
+
+    assert later[0] == 201
+    assert orjson.loads(later[1])["title"] == "Another landing page"
+    assert len(board(client, ann)) == 2

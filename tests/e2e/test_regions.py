@@ -336,6 +336,34 @@ def test_edge_is_ready_soon_after_connecting_to_an_idle_primary(report: list[str
             server.cleanup()
 
 
+def test_an_edge_cut_off_from_its_primary_is_not_ready_once_its_lag_passes_the_limit(report: list[str]) -> None:
+    """Readiness fails on lag, not on the loss alone: the edge was ready, then its lag grew past the limit."""
+    limit_s = 1.0
+    primary = start_primary()
+    edge = start_edge("gru", primary, env={"MAX_REPLICATION_LAG_S": str(limit_s)}, wait=False)
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            wait_until(partial(ready, client, edge.url), 10.0, "edge ready", last=partial(readiness, client, edge.url))
+            primary.kill()
+
+            def not_ready() -> dict[str, Any] | None:
+                status, body = readiness(client, edge.url)
+                return body if status == 503 else None
+
+            last = partial(readiness, client, edge.url)
+            body = wait_until(not_ready, 15.0, "edge not ready", interval=0.05, last=last)
+            replication = body["checks"]["replication"]
+            assert body["status"] == "not_ready" and body["checks"]["database"]["ok"] is True
+            assert replication["ok"] is False and replication["connected"] is False
+            assert replication["lag_seconds"] > limit_s == replication["max_lag_seconds"]
+            report.append(f"primary lost: edge not ready at lag {replication['lag_seconds']} s (limit {limit_s} s)")
+    finally:
+        edge.stop()
+        primary.kill()
+        for server in (edge, primary):
+            server.cleanup()
+
+
 def ready(client: httpx.Client, url: str) -> bool | None:
     """True once the node answers /api/health/ready with 200 (None while not, or not listening yet)."""
     try:
