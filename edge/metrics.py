@@ -69,4 +69,3 @@ class Metrics:
         self.forwarded = Counter(
             "forwarded_requests_total", "Requests an edge forwarded to the primary", ["reason"], registry=self.registry
         )
-        self.commands = Counter("commands_total", "Commands by outcome", ["outcome"], registry=self.registry)
