@@ -33,6 +33,7 @@ from edge.app import create_app
 from edge.middleware import DOCS_CSP, STRICT_CSP
 from edge.runtime import run_command_sync
 from queries.registry import projection
+from tests.api.test_contracts_api import PROJECT, register
 from tests.conftest import make_settings
 from tests.e2e.server import LiveServer
 
@@ -483,6 +484,20 @@ def test_a_browser_app_can_read_retry_after(tmp_path: Path, clock: FakeClock) ->
         assert_error(limited, 429, "rate_limited")
         exposed = [h.strip().lower() for h in limited.headers["access-control-expose-headers"].split(",")]
         assert "retry-after" in exposed and int(limited.headers["retry-after"]) >= 1
+
+
+def test_a_browser_app_can_tell_a_replay(tmp_path: Path, clock: FakeClock) -> None:
+    """A replayed write says so in Idempotent-Replayed, which a browser app sees only when it is exposed."""
+    settings = make_settings(tmp_path, CORS_ORIGINS=ALLOWED_ORIGIN)
+    with TestClient(create_app(settings, clock), raise_server_exceptions=False) as client:
+        owner = register(client, "client", "Ada")
+        headers = {**owner.headers, "Idempotency-Key": "k1", "Origin": ALLOWED_ORIGIN}
+        first = client.post("/api/projects", json=PROJECT, headers=headers)
+        replay = client.post("/api/projects", json=PROJECT, headers=headers)
+        assert (first.status_code, replay.status_code) == (201, 201)
+        assert replay.headers["idempotent-replayed"] == "true"
+        exposed = [h.strip().lower() for h in replay.headers["access-control-expose-headers"].split(",")]
+        assert "idempotent-replayed" in exposed
 
 
 def test_no_cors_without_configured_origins(client: TestClient) -> None:
