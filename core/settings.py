@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     header_timeout_s: float = Field(10.0, alias="HEADER_TIMEOUT_S", gt=0)
+    max_connections: int = Field(2048, alias="MAX_CONNECTIONS", ge=2)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL")
     )

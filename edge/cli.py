@@ -127,7 +127,7 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,
-        limit_concurrency=2048,  # beyond this, new connections get 503 instead of piling up (slow clients)
+        limit_concurrency=settings.max_connections,  # beyond it, requests get 503 rather than pile up
         timeout_graceful_shutdown=10,
         proxy_headers=False,
         server_header=False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response

@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+log = structlog.get_logger("server")
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; the app refuses more than 16 KiB of headers itself
 # A request head must arrive within this many seconds of its first byte (slow-loris clients are cut off).
@@ -25,6 +28,22 @@ REFUSAL = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
 )
+
+
+_OVERLOADED = b'{"detail":"The server has too many open connections; retry shortly","error_type":"service_unavailable"}'
+
+
+async def overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """The answer past the connection limit (`MAX_CONNECTIONS`): 503 in the error shape, and the connection closed."""
+    log.warning("connection_limit_reached")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(_OVERLOADED)),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _OVERLOADED, "more_body": False})
 
 
 class _Held:
@@ -165,7 +184,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open, self._head_bytes = False, 0
         self._cancel_head_timer()
         self._body_open = True
-        super().on_headers_complete()
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            # uvicorn would answer this request with its own plain-text 503: answer it in the API's error shape.
+            app, self.app, self.limit_concurrency = self.app, overloaded, None
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app, self.limit_concurrency = app, limit
+        else:
+            super().on_headers_complete()
         # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
         # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
         if type(self.cycle) is RequestResponseCycle:

@@ -1,5 +1,5 @@
 """The real server's own limits: a request head that trickles in, or a body that stops, is cut off after
-HEADER_TIMEOUT_S."""
+HEADER_TIMEOUT_S; past MAX_CONNECTIONS a request is refused in the API's error shape."""
 
 from __future__ import annotations
 
@@ -105,3 +105,16 @@ def test_an_idle_keep_alive_connection_outlives_the_head_timeout(live: LiveServe
             sock.recv(1)
         sock.sendall(request)
         assert read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_past_the_connection_limit_a_request_gets_503_in_the_error_shape() -> None:
+    with LiveServer.start({"MAX_CONNECTIONS": "2"}) as server, httpx.Client(base_url=server.url) as first:
+        assert first.get("/api/health/live").status_code == 200  # its connection stays open (keep-alive)
+        with httpx.Client(base_url=server.url) as second:
+            refused = second.get("/api/health/live")
+        assert refused.status_code == 503
+        assert refused.json() == {
+            "detail": "The server has too many open connections; retry shortly",
+            "error_type": "service_unavailable",
+        }
+        assert refused.headers["retry-after"] == "1"
