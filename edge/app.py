@@ -177,7 +177,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     "X-Consistency-Token",
                     "X-Request-ID",
                 ],
-                expose_headers=["ETag", "Retry-After", "X-Consistency-Token", "X-Request-ID", "X-Region"],
+                expose_headers=[
+                    "ETag",
+                    "Idempotent-Replayed",
+                    "Retry-After",
+                    "X-Consistency-Token",
+                    "X-Request-ID",
+                    "X-Region",
+                ],
             )
         )
     middleware.append(
