@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -39,6 +41,15 @@ HTTP_CODES = {
 }
 
 
+# What a 422 without field errors of its own names in `errors` (every 422 has them); else the body.
+LOCATIONS: dict[str, list[str | int]] = {
+    "idempotency_key_reused": ["header", "Idempotency-Key"],
+    "invalid_signature": ["body", "signature"],
+    "invalid_nonce": ["body", "message"],
+    "wallet_not_linked": ["body", "transaction_hash"],
+}
+
+
 def status_for(exc: e.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -46,11 +57,23 @@ def status_for(exc: e.DomainError) -> int:
     return 400
 
 
+def field_errors(exc: e.DomainError, status: int) -> list[dict[str, Any]] | None:
+    """`errors` of the body: the error's own, or for a 422 without any, one naming where the request failed."""
+    if exc.errors is not None or status != 422:
+        return exc.errors
+    if isinstance(exc, e.PaymentVerificationFailed):
+        loc: list[str | int] = ["body", "transaction_hash"]
+    else:
+        loc = LOCATIONS.get(exc.code, ["body"])
+    return [{"loc": loc, "msg": exc.detail}]
+
+
 def error_for(exc: Exception) -> Response | None:
     """The answer for a domain or HTTP error; None for anything else (a bug: the caller answers 500)."""
     if isinstance(exc, e.DomainError):
+        status = status_for(exc)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
-        return error_response(status_for(exc), exc.detail, exc.code, exc.errors, headers)
+        return error_response(status, exc.detail, exc.code, field_errors(exc, status), headers)
     if isinstance(exc, HTTPException):
         detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)
         return error_response(

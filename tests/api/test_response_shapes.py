@@ -397,6 +397,8 @@ FETCHES: dict[str, tuple[Any, int, str]] = {
     "error 412 precondition_failed": (ERROR, 412, ""),
     "error 415 unsupported_media_type": (ERROR, 415, ""),
     "error 422 validation_failed": (VALIDATION_ERROR, 422, ""),
+    "error 422 idempotency_key_reused": (VALIDATION_ERROR, 422, ""),
+    "error 422 tx_not_found": (VALIDATION_ERROR, 422, ""),
 }
 
 # One resource in one state, however it was fetched: identical bodies, and identical ETags where sent.
