@@ -838,3 +838,40 @@ def test_a_list_says_when_there_is_more(world: dict[str, Fetch]) -> None:
     assert isinstance(first["next_cursor"], str) and first["next_cursor"]
     assert len(filtered["items"]) == 1 and filtered["items"][0]["name"] == "Fred Shape"
     assert world["projects: list"].body["next_cursor"] is None
+
+
+# Every enum API.md spells, as the OpenAPI document (which clients are generated from) must spell it.
+ENUMS: list[tuple[str, str, set[str]]] = [
+    ("ApiInfo", "role", {"primary", "edge"}),
+    ("Live", "status", {"ok"}),
+    ("Ready", "status", {"ready", "not_ready"}),
+    ("TokenPair", "token_type", {"bearer"}),
+    ("UserPrivate", "role", {"client", "freelancer", "admin"}),
+    ("ProjectOut", "budget_type", {"fixed", "hourly"}),
+    ("ProjectOut", "experience_level", {"entry", "intermediate", "expert"}),
+    ("ProjectOut", "status", {"open", "in_progress", "completed", "cancelled", "closed"}),
+    ("ProposalOut", "availability", {"immediate", "1-2_weeks", "1_month", "flexible"}),
+    ("ProposalOut", "status", {"submitted", "accepted", "rejected", "withdrawn"}),
+    ("ContractOut", "currency", {"USDC", "USD"}),
+    ("ContractOut", "status", {"active", "completed", "cancelled", "disputed"}),
+    ("PaymentOut", "status", {"pending", "completed", "failed", "refunded"}),
+    ("PaymentTotals", "currency", {"USDC", "USD"}),
+]
+
+
+@pytest.fixture(scope="module")
+def schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    settings = make_settings(tmp_path_factory.mktemp("openapi"))
+    with TestClient(create_app(settings, FakeClock())) as client:
+        found: dict[str, Any] = client.get("/api/openapi.json").json()["components"]["schemas"]
+    return found
+
+
+@pytest.mark.parametrize(("schema", "field", "values"), ENUMS, ids=str)
+def test_the_openapi_document_spells_each_enum_as_api_md(
+    schemas: dict[str, Any], schema: str, field: str, values: set[str]
+) -> None:
+    prop = schemas[schema]["properties"][field]
+
+    assert set(prop.get("enum", [prop.get("const")])) == values, prop
+    assert field in schemas[schema]["required"]
