@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -29,15 +30,15 @@ class ApiInfo(BaseModel):
     name: str
     version: str
     region: str
-    role: str
+    role: Literal["primary", "edge"]
 
 
 class Live(BaseModel):
-    status: str
+    status: Literal["ok"]
 
 
 class Ready(BaseModel):
-    status: str
+    status: Literal["ready", "not_ready"]
     checks: dict[str, object]
 
 

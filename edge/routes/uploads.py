@@ -48,6 +48,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from commands.uploads import CompleteUpload, PresignUpload, StoreUpload
 from core.clock import rfc3339
+from core.db import Connection
 from core.errors import (
     BadRequest,
     Forbidden,
@@ -483,14 +484,20 @@ async def discard(runtime: Runtime, key: str) -> None:
         await blocking(lambda: _storage(runtime).delete(key))
 
 
-async def record(call: Call, command: Any, storage_key: str) -> int:
-    """Run the command that records a stored object; if it fails, the object goes too."""
+async def record(call: Call, command: Any, storage_key: str) -> tuple[int, int]:
+    """Run the command that records a stored object: the upload's new version and the position (its ETag and
+    token). If it fails, the object goes too."""
+    upload_id = command.upload_id
+
+    def version(conn: Connection) -> int:
+        row = find_upload(conn, upload_id)
+        return row.version if row is not None else 0
+
     try:
-        _, position = await execute(call, command)
+        return await execute(call, command, version)
     except BaseException:
         await discard(call.runtime, storage_key)
         raise
-    return position
 
 
 async def json_body(call: Call, model: type[M]) -> M:
@@ -548,8 +555,8 @@ async def upload(call: Call) -> Response:
         original_name=filename,
         storage_key=upload_id,
     )
-    position = await record(call, command, upload_id)
-    return written(await upload_view(call, upload_id, upload_id, stored), position, 201)
+    version, position = await record(call, command, upload_id)
+    return written(await upload_view(call, upload_id, upload_id, stored), position, 201, etag=version)
 
 
 async def presign(call: Call) -> Response:
@@ -618,8 +625,8 @@ async def put_direct(call: Call) -> Response:
         size=stored.size,
         sha256=stored.sha256,
     )
-    position = await record(call, command, storage_key)
-    return written(await upload_view(call, key, storage_key, stored), position)
+    version, position = await record(call, command, storage_key)
+    return written(await upload_view(call, key, storage_key, stored), position, etag=version)
 
 
 def copy_checked(storage: Storage, source: str, target: str, content_type: str, size: int) -> Received:
@@ -668,7 +675,8 @@ async def complete(call: Call) -> Response:
     row = await runtime.read(lambda conn: get_own_upload(conn, upload_id, user_id))
     if row.stored:  # completing again answers like the first time
         stored = Received(row.content_type, row.size, row.sha256 or "")
-        return JSON(await upload_view(call, row.id, row.storage_key or row.id, stored))
+        view = await upload_view(call, row.id, row.storage_key or row.id, stored)
+        return JSON(view, headers={"ETag": f'"{row.version}"'})
     storage = await blocking(_storage, runtime)
     found = await blocking(storage.size, upload_id)
     if found is None:
@@ -695,9 +703,9 @@ async def complete(call: Call) -> Response:
         size=stored.size,
         sha256=stored.sha256,
     )
-    position = await record(call, command, storage_key)
+    version, position = await record(call, command, storage_key)
     await discard(runtime, upload_id)  # the checked copy is what counts; the writable slot is emptied
-    return written(await upload_view(call, upload_id, storage_key, stored), position)
+    return written(await upload_view(call, upload_id, storage_key, stored), position, etag=version)
 
 
 async def get_one(call: Call) -> Response:
@@ -760,6 +768,7 @@ OPERATIONS = [
         "uploads",
         response=UploadOut,
         status=201,
+        etag=True,
         idempotent=False,
         multipart=True,
         errors=UPLOAD_ERRORS,
@@ -782,6 +791,7 @@ OPERATIONS = [
         "uploads",
         query=DirectQuery,
         response=UploadOut,
+        etag=True,
         auth=False,
         idempotent=False,
         errors=(400, 403, 409, 413, 415, 422),
@@ -793,6 +803,7 @@ OPERATIONS = [
         "Check and record a file put with a presigned S3 URL (owner; signed in)",
         "uploads",
         response=UploadOut,
+        etag=True,
         idempotent=False,
         errors=(401, 404, 409, 415, 422, 503),
     ),
