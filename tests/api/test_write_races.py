@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from core import store
 from core.clock import FakeClock
@@ -79,45 +80,30 @@ def event_types(settings: Settings, stream_id: str) -> list[str]:
     return [t for (t,) in db_rows(settings, "SELECT type FROM events WHERE stream_id = ? ORDER BY position", stream_id)]
 
 
-def test_an_edit_racing_the_delete_of_its_project_is_answered_as_it_happened(
-    settings: Settings, clock: FakeClock
+@pytest.mark.parametrize(
+    ("role", "path", "body", "revised_type"),
+    [
+        ("client", "/api/projects", PROJECT, "ProjectRevised"),
+        ("freelancer", "/api/portfolio", ITEM, "PortfolioItemRevised"),
+    ],
+    ids=["project", "portfolio-item"],
+)
+def test_an_edit_racing_the_removal_of_what_it_edits_is_answered_as_it_happened(
+    settings: Settings, clock: FakeClock, role: str, path: str, body: dict[str, Any], revised_type: str
 ) -> None:
     async def race(client: httpx.AsyncClient, settings: Settings) -> None:
-        owner = await register(client, "client", "owner@example.com")
+        owner = await register(client, role, f"{role}@example.com")
         for n in range(ROUNDS):
-            posted = await client.post("/api/projects", json=PROJECT, headers=owner)
-            project_id = posted.json()["id"]
-            edit = client.put(f"/api/projects/{project_id}", json={"title": f"Edited title {n}"}, headers=owner)
-            removal = client.delete(f"/api/projects/{project_id}", headers=owner)
+            created = await client.post(path, json=body, headers=owner)
+            item_id = created.json()["id"]
+            edit = client.put(f"{path}/{item_id}", json={"title": f"Edited title {n}"}, headers=owner)
+            removal = client.delete(f"{path}/{item_id}", headers=owner)
             edited, removed = await asyncio.gather(edit, removal)
 
             assert removed.status_code == 204, removed.text
-            revised = "ProjectRevised" in event_types(settings, project_id)
+            revised = revised_type in event_types(settings, item_id)
             if edited.status_code == 200:
                 assert revised and edited.json()["title"] == f"Edited title {n}"
-            else:
-                assert_error(edited, 404, "not_found")
-                assert not revised
-
-    run_race(settings, clock, race)
-
-
-def test_an_edit_racing_the_removal_of_its_portfolio_item_is_answered_as_it_happened(
-    settings: Settings, clock: FakeClock
-) -> None:
-    async def race(client: httpx.AsyncClient, settings: Settings) -> None:
-        pat = await register(client, "freelancer", "pat@example.com")
-        for n in range(ROUNDS):
-            added = await client.post("/api/portfolio", json=ITEM, headers=pat)
-            item_id = added.json()["id"]
-            edit = client.put(f"/api/portfolio/{item_id}", json={"title": f"Edited {n}"}, headers=pat)
-            removal = client.delete(f"/api/portfolio/{item_id}", headers=pat)
-            edited, removed = await asyncio.gather(edit, removal)
-
-            assert removed.status_code == 204, removed.text
-            revised = "PortfolioItemRevised" in event_types(settings, item_id)
-            if edited.status_code == 200:
-                assert revised and edited.json()["title"] == f"Edited {n}"
             else:
                 assert_error(edited, 404, "not_found")
                 assert not revised

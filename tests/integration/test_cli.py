@@ -15,22 +15,16 @@ from core import store
 from core.db import connect
 from edge.cli import app as cli_app
 from migrations.runner import migrate
+from tests.integration.test_migrations import cli_env
 
 NOT_SQLITE = b"this is a text file, not a database; " * 40
 
 
 def cli(data_dir: Path, *args: str, **env: str | None) -> Result:
-    base: dict[str, str | None] = {
-        "DATA_DIR": str(data_dir),
-        "SECRET_KEY": "s" * 48,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": None,
-        "REGION": None,
-        "FLY_REGION": None,
-        "PRIMARY_REGION": None,
+    base = {
+        **cli_env(data_dir),
         "PRIMARY_URL": None,
         "REPLICATION_TOKEN": "r" * 40,
-        "DB_SYNCHRONOUS": "NORMAL",
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
         "MEGILANCE_ADMIN_PASSWORD": None,
