@@ -9,16 +9,13 @@ forced with events, not timing: the writer is held busy while both jobs queue be
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import Any
 
 from commands.sessions import OpenSession, RotateRefreshToken
-from commands.users import ChangeAccount, RegisterUser, change_account
-from core import store
-from core.db import Connection
+from commands.users import ChangeAccount, RegisterUser
 from core.ids import new_id
 from edge.runtime import Runtime
-from tests.integration.test_accept_race import META, on_loop, running
+from tests.integration.test_accept_race import on_loop, running
+from tests.integration.test_admin_race import queued_behind_the_writer
 
 __all__ = ["running"]
 
@@ -37,8 +34,6 @@ def test_a_refresh_batched_before_a_role_change_answers_a_position_before_it(
     running: tuple[Runtime, asyncio.AbstractEventLoop],
 ) -> None:
     runtime, loop = running
-    writer = runtime.writer
-    assert writer is not None
     user_id, jti = register_with_session(runtime, loop)
     admin_id = new_id()
     on_loop(
@@ -47,32 +42,10 @@ def test_a_refresh_batched_before_a_role_change_answers_a_position_before_it(
         RegisterUser(user_id=admin_id, email=f"{admin_id}@x.example", name="Ada", role="admin", password_hash="x"),
     )
 
-    writer_busy, release = threading.Event(), threading.Event()
-
-    def hold_writer(conn: Connection) -> None:
-        writer_busy.set()
-        release.wait(30)
-
-    held = writer.submit_nowait(hold_writer)
-    assert writer_busy.wait(30)
     rotate = RotateRefreshToken(jti=jti, next_jti=new_id(), next_expires_at="2999-01-01T00:00:00Z")
-    refreshed = asyncio.run_coroutine_threadsafe(runtime.execute(rotate, META), loop)
-
-    async def nothing() -> None:
-        """Runs after the refresh's first step: by then its job is queued in the writer."""
-
-    asyncio.run_coroutine_threadsafe(nothing(), loop).result(30)
-
-    def demote(conn: Connection) -> Any:
-        uow = store.UnitOfWork(conn, META, runtime.clock)
-        change_account(uow, ChangeAccount(user_id=user_id, admin_id=admin_id, role="client"))
-        runtime.projection.apply_events(conn, uow.new_events, advance=False)
-        return uow.new_events[-1].position
-
-    demoted = writer.submit_nowait(demote)
-    release.set()
-    held.result(30)
-    changed_at = demoted.result(30)
+    demote = ChangeAccount(user_id=user_id, admin_id=admin_id, role="client")
+    refreshed, demoted = queued_behind_the_writer(runtime, loop, rotate, demote)
+    _, changed_at = demoted.result(30)
 
     rotation, position = refreshed.result(30)
     assert not rotation.reused
