@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from commands.common import check_version
+from commands.common import check_version, fold
 from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
 from core.errors import Conflict, Forbidden, NotFound
@@ -118,18 +118,8 @@ def evolve(state: User | None, event: StoredEvent) -> User | None:
     return state
 
 
-def fold_user(uow: UnitOfWork, user_id: str) -> User | None:
-    state: User | None = None
-    for event in uow.load(user_id):
-        state = evolve(state, event)
-    return state
-
-
 def load_user(uow: UnitOfWork, user_id: str) -> User:
-    state = fold_user(uow, user_id)
-    if state is None:
-        raise NotFound("No user with that id")
-    return state
+    return fold(uow, user_id, evolve, "user")
 
 
 def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
@@ -178,7 +168,10 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
 def require_active_admin(uow: UnitOfWork, admin_id: str, action: str) -> None:
     """The admin's token was checked before the command queued; another admin may have demoted or deactivated
     them since (two admins demoting each other at once would leave none)."""
-    acting = fold_user(uow, admin_id)
+    try:
+        acting = load_user(uow, admin_id)
+    except NotFound:
+        acting = None
     if acting is None or acting.role != "admin" or not acting.is_active:
         raise Forbidden(f"Only an active admin can {action}")
 

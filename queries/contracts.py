@@ -173,7 +173,7 @@ def list_contracts(
     status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The contracts this viewer may see, newest first: where they are client or freelancer (admin: all)."""
-    after = str(decode_cursor(cursor, CURSOR_LIST, 1)[0]) if cursor else None
+    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
     if viewer_role == "admin":
         branches = [_branch(None, after, status)]
     else:

@@ -152,7 +152,7 @@ def list_payments(
     contract_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The payments this viewer may see, newest first: those they pay or receive (admin: all)."""
-    after = str(decode_cursor(cursor, CURSOR_LIST, 1)[0]) if cursor else None
+    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
     filters = (("id < ?", after), ("status = ?", status), ("contract_id = ?", contract_id))
     if viewer_role == "admin":
         branches = [_branch((), filters)]
