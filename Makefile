@@ -27,8 +27,11 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
+# One worker per core, at most four (pytest-xdist): the suite is CPU-bound, and its e2e tests start servers.
+TEST_WORKERS ?= auto
+
 test: lint typecheck layers
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses=4
 
 bench: install
 	$(BIN)/python -m bench.run

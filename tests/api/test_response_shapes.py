@@ -867,7 +867,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize(("schema", "field", "values"), ENUMS, ids=str)
+@pytest.mark.parametrize(("schema", "field", "values"), ENUMS, ids=[f"{schema}.{field}" for schema, field, _ in ENUMS])
 def test_the_openapi_document_spells_each_enum_as_api_md(
     schemas: dict[str, Any], schema: str, field: str, values: set[str]
 ) -> None:

@@ -254,7 +254,7 @@ def test_validate_key_rejects(bad: str) -> None:
         validate_key(bad)
 
 
-@pytest.mark.parametrize("good", ["a", "A-z_09", "k" * 128, uuid.uuid4().hex])
+@pytest.mark.parametrize("good", ["a", "A-z_09", "k" * 128, "71ddafb9e3c94eb1b3ff98758373bf1c"])
 def test_validate_key_accepts(good: str) -> None:
     assert validate_key(good) == good
 
