@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,6 +25,8 @@ from edge.auth import authenticate
 from edge.errors import error_for
 from edge.middleware import RESPONDED_KEY
 from edge.runtime import Runtime
+
+log = structlog.get_logger("idempotency")
 
 MAX_JSON_DEPTH = 32
 # Items and members in one body; the widest valid body (50 milestones) holds about 200. Validation costs about
@@ -272,7 +275,13 @@ async def idempotent(call: Call, op: Operation) -> Response:
     if call.idempotency is None and 200 <= response.status_code < 300:  # the claim was taken by a command
         position = int(response.headers.get("x-consistency-token", "0"))
         body, etag = bytes(response.body), response.headers.get("etag")
-        await runtime.write(lambda conn: idempotency.complete(conn, claim, response.status_code, body, position, etag))
+        try:
+            await runtime.write(
+                lambda conn: idempotency.complete(conn, claim, response.status_code, body, position, etag)
+            )
+        except Exception as exc:  # noqa: BLE001 - the command committed: its answer stands, only the replay is lost
+            # A retry with this key is then refused as in progress (409) until the key expires, never applied twice.
+            log.error("idempotency_completion_failed", key=key, user_id=user, error=str(exc))
     return response
 
 

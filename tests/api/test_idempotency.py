@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import orjson
 from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
 from core.clock import FakeClock
+from core.db import connect
+from core.settings import Settings
 from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
 
 
@@ -94,3 +97,31 @@ def test_a_key_replays_for_24_hours_and_then_names_a_new_request(client: TestCli
     assert later[0] == 201
     assert orjson.loads(later[1])["title"] == "Another landing page"
     assert len(board(client, ann)) == 2
+
+
+def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
+    client: TestClient, settings: Settings
+) -> None:
+    """Storing the response is a second write after the command's commit. When it fails, the command still
+    happened: the client gets its 201, not an error saying nothing was saved (and a retry would then be
+    refused as in progress, not applied twice)."""
+    ann = register(client, "client", "Ann")
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:  # a real failure of that one write: SQLite refuses it
+        conn.execute(
+            "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+    finally:
+        conn.close()
+
+    with capture_logs() as logs:
+        first = post(client, ann, "order-1", orjson.dumps(PROJECT))
+    again = post(client, ann, "order-1", orjson.dumps(PROJECT))
+
+    assert first[0] == 201, first
+    assert orjson.loads(first[1])["title"] == PROJECT["title"]
+    assert [entry["key"] for entry in logs if entry["event"] == "idempotency_completion_failed"] == ["order-1"]
+    assert again[0] == 409
+    assert orjson.loads(again[1])["error_type"] == "idempotency_in_progress"
+    assert len(board(client, ann)) == 1
