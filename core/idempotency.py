@@ -10,6 +10,9 @@ from core.db import Connection, is_unique_violation
 from core.errors import Conflict, ValidationFailed
 
 WINDOW = timedelta(hours=24)
+# A request answers within seconds of its command's commit; a claim still unanswered after this long lost its
+# answer (the process stopped, or storing it failed) and never will have one.
+ANSWER_DEADLINE = timedelta(minutes=5)
 SELECT = (
     "SELECT fingerprint, status, body, position, created_at, etag FROM idempotency_keys WHERE user_id = ? AND key = ?"
 )
@@ -35,13 +38,15 @@ class Stored:
     body: bytes | None
     position: int | None
     etag: str | None
+    lost: bool = False  # applied, but its answer was never stored (see ANSWER_DEADLINE)
 
 
 def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | None:
     row = conn.execute(SELECT, (user_id, key)).fetchone()
     if row is None or row[4] < rfc3339_ms(now - WINDOW):
         return None
-    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3], row[5])
+    lost = row[1] is None and row[4] < rfc3339_ms(now - ANSWER_DEADLINE)
+    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3], row[5], lost)
 
 
 def claim(conn: Connection, c: Claim, now: datetime) -> None:

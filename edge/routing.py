@@ -264,6 +264,11 @@ async def idempotent(call: Call, op: Operation) -> Response:
     if stored is not None:
         if stored.fingerprint != digest:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
+        if stored.lost:
+            raise Conflict(
+                "The request with this Idempotency-Key was applied, but its answer was not kept: "
+                "read the resource back instead of retrying"
+            )
         if stored.status is None or stored.body is None:
             raise Conflict("A request with this Idempotency-Key is still being processed", "idempotency_in_progress")
         headers = {"X-Consistency-Token": str(stored.position), "Idempotent-Replayed": "true"}
@@ -280,7 +285,7 @@ async def idempotent(call: Call, op: Operation) -> Response:
                 lambda conn: idempotency.complete(conn, claim, response.status_code, body, position, etag)
             )
         except Exception as exc:  # noqa: BLE001 - the command committed: its answer stands, only the replay is lost
-            # A retry with this key is then refused as in progress (409) until the key expires, never applied twice.
+            # A retry with this key is refused (409), never applied twice: `idempotency.lookup` tells how.
             log.error("idempotency_completion_failed", key=key, user_id=user, error=str(exc))
     return response
 

@@ -100,11 +100,11 @@ def test_a_key_replays_for_24_hours_and_then_names_a_new_request(client: TestCli
 
 
 def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
-    client: TestClient, settings: Settings
+    client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
     """Storing the response is a second write after the command's commit. When it fails, the command still
-    happened: the client gets its 201, not an error saying nothing was saved (and a retry would then be
-    refused as in progress, not applied twice)."""
+    happened: the client gets its 201, not an error saying nothing was saved. A retry is refused, never
+    applied twice: as in progress at first, and once the answer is overdue, as applied with its answer lost."""
     ann = register(client, "client", "Ann")
     conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
     try:  # a real failure of that one write: SQLite refuses it
@@ -124,4 +124,16 @@ def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
     assert [entry["key"] for entry in logs if entry["event"] == "idempotency_completion_failed"] == ["order-1"]
     assert again[0] == 409
     assert orjson.loads(again[1])["error_type"] == "idempotency_in_progress"
+    clock.advance(minutes=4, seconds=59)
+    assert (
+        orjson.loads(post(client, ann, "order-1", orjson.dumps(PROJECT))[1])["error_type"] == "idempotency_in_progress"
+    )
+    clock.advance(seconds=2)
+    overdue = post(client, ann, "order-1", orjson.dumps(PROJECT))
+    assert overdue[0] == 409
+    assert orjson.loads(overdue[1]) == {
+        "detail": "The request with this Idempotency-Key was applied, but its answer was not kept: "
+        "read the resource back instead of retrying",
+        "error_type": "conflict",
+    }
     assert len(board(client, ann)) == 1
