@@ -1,0 +1,50 @@
+"""The read cache: answers stay right, and what it holds stays within its byte budget."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from edge.cache import ResponseCache
+
+PASSWORD = "correct-horse-battery"
+PROJECT = {
+    "title": "Build a landing page",
+    "description": "A responsive landing page for our product launch. " * 200,
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "500",
+    "budget_max": "1500",
+    "experience_level": "intermediate",
+    "estimated_duration": "2 weeks",
+    "skills": ["html"],
+}
+
+
+def test_distinct_queries_cannot_grow_the_cache_past_its_byte_budget(client: TestClient) -> None:
+    body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+    headers = {"Authorization": f"Bearer {client.post('/api/auth/register', json=body).json()['access_token']}"}
+    for _ in range(10):
+        assert client.post("/api/projects", json=PROJECT, headers=headers).status_code == 201
+    cache = ResponseCache(max_bytes=300_000)
+    client.app.state.cache = cache  # type: ignore[attr-defined]
+    for budget in range(1000, 1100):  # every budget_max is a new key for the same 100 KB page
+        response = client.get(f"/api/projects?limit=100&budget_max={budget}", headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == 10
+        assert cache.size_bytes <= 300_000
+    assert cache.hits + cache.misses == 100
+
+
+def test_an_answer_larger_than_the_budget_is_served_but_not_kept() -> None:
+    cache = ResponseCache(max_bytes=10)
+    cache.put(("k",), 1, b"x" * 11, [])
+    assert cache.get(("k",), 1) is None
+    assert cache.size_bytes == 0
+
+
+def test_replacing_an_entry_counts_its_bytes_once() -> None:
+    cache = ResponseCache(max_bytes=100)
+    for position in range(1, 50):
+        cache.put(("k",), position, b"x" * 60, [])
+        assert cache.get(("k",), position) is not None
+    assert cache.size_bytes == 60
