@@ -18,6 +18,7 @@ import orjson
 from starlette.responses import Response
 
 from core.db import Connection
+from edge.middleware import POSITION_KEY
 from edge.routing import Call
 
 MAX_ENTRIES = 10_000
@@ -78,15 +79,23 @@ class ResponseCache:
 
 
 async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Response:
-    """Answer from the cache at the current position, or read, serialize, remember and answer."""
+    """Answer from the cache at the current position, or read, serialize, remember and answer.
+
+    The answer's X-Consistency-Token is raised to the position it was served at: a read that waited for a
+    reader thread while writes committed shows them, and a client sending its token elsewhere must see them too.
+    """
     cache: ResponseCache = call.request.app.state.cache
-    position = call.runtime.tracker.position  # read before the query: the answer is at least this new
+    tracker = call.runtime.tracker
+    position = tracker.position  # read before the query: the answer is at least this new
     hit = cache.get(key, position)
     if hit is None:
         value, headers = await call.runtime.read(build)
         body = orjson.dumps(value)
         hit = (body, raw_headers(body, headers))
         cache.put(key, position, *hit)
+        position = tracker.position  # what committed while the query waited for its thread
+    scope = call.request.scope
+    scope[POSITION_KEY] = max(scope[POSITION_KEY], position)
     return CachedResponse(*hit)
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Any
+
 from starlette.testclient import TestClient
 
+from core.clock import FakeClock
+from edge.app import create_app
 from edge.cache import ResponseCache
+from tests.conftest import make_settings
 
 PASSWORD = "correct-horse-battery"
 PROJECT = {
@@ -48,3 +55,49 @@ def test_replacing_an_entry_counts_its_bytes_once() -> None:
         cache.put(("k",), position, b"x" * 60, [])
         assert cache.get(("k",), position) is not None
     assert cache.size_bytes == 60
+
+
+class LookupSignal(ResponseCache):
+    """A cache that tells the test when a read has looked it up (its position is taken by then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up = threading.Event()
+
+    def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, Any] | None:
+        self.looked_up.set()
+        return super().get(key, position)
+
+
+def test_a_read_names_a_position_that_covers_what_it_shows(tmp_path: Path) -> None:
+    """A read queued while a write commits shows the write: its token must cover it (monotonic reads elsewhere)."""
+    settings = make_settings(tmp_path, READ_THREADS=1)
+    with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
+        body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+        token = client.post("/api/auth/register", json=body).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        cache = LookupSignal()
+        client.app.state.cache = cache  # type: ignore[attr-defined]
+        started, release = threading.Event(), threading.Event()
+
+        def hold_the_reader(conn: object) -> None:
+            started.set()
+            release.wait()
+
+        holder = threading.Thread(target=runtime.reads.run_sync, args=(hold_the_reader,))
+        holder.start()
+        started.wait()
+        answers: list[Any] = []
+        reader = threading.Thread(target=lambda: answers.append(client.get("/api/projects", headers=headers)))
+        reader.start()
+        cache.looked_up.wait()  # the board read has its position and waits for the reader thread
+        written = client.post("/api/projects", json=PROJECT, headers=headers)
+        assert written.status_code == 201, written.text
+        release.set()
+        holder.join()
+        reader.join()
+        board = answers[0]
+        assert board.status_code == 200, board.text
+        assert [p["id"] for p in board.json()["items"]] == [written.json()["id"]]
+        assert int(board.headers["x-consistency-token"]) >= int(written.headers["x-consistency-token"])
