@@ -4,6 +4,9 @@ A GET served at position p may be answered with bytes computed at p: the store h
 in between, so the answer is the same. Any applied event moves the position and so retires every
 entry at once; no invalidation logic can go stale. Auth and visibility are checked before the
 lookup, and the key names everything the answer depends on (path, query, viewer).
+
+Entries at older positions stay until the cache is full, so it is bounded twice: by entries and by the
+bytes of the bodies it holds (each distinct query string is a new key, and a page can be a megabyte).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import orjson
 from starlette.responses import Response
 
 from core.db import Connection
+from edge.middleware import POSITION_KEY
 from edge.routing import Call
 
 MAX_ENTRIES = 10_000
+MAX_BYTES = 64 * 1024 * 1024
 Build = Callable[[Connection], tuple[Any, dict[str, str]]]
 
 
@@ -43,9 +48,11 @@ def raw_headers(body: bytes, headers: dict[str, str]) -> RawHeaders:
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self._entries: dict[tuple[Any, ...], tuple[int, bytes, RawHeaders]] = {}
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self.size_bytes = 0  # the bodies held
         self.hits = 0
         self.misses = 0
 
@@ -58,21 +65,37 @@ class ResponseCache:
         return entry[1], entry[2]
 
     def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: RawHeaders) -> None:
-        if len(self._entries) >= self._max:
+        size = len(body)
+        if size > self._max_bytes:
+            return
+        replaced = self._entries.pop(key, None)
+        if replaced is not None:
+            self.size_bytes -= len(replaced[1])
+        if len(self._entries) >= self._max or self.size_bytes + size > self._max_bytes:
             self._entries.clear()
+            self.size_bytes = 0
         self._entries[key] = (position, body, headers)
+        self.size_bytes += size
 
 
 async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Response:
-    """Answer from the cache at the current position, or read, serialize, remember and answer."""
+    """Answer from the cache at the current position, or read, serialize, remember and answer.
+
+    The answer's X-Consistency-Token is raised to the position it was served at: a read that waited for a
+    reader thread while writes committed shows them, and a client sending its token elsewhere must see them too.
+    """
     cache: ResponseCache = call.request.app.state.cache
-    position = call.runtime.tracker.position  # read before the query: the answer is at least this new
+    tracker = call.runtime.tracker
+    position = tracker.position  # read before the query: the answer is at least this new
     hit = cache.get(key, position)
     if hit is None:
         value, headers = await call.runtime.read(build)
         body = orjson.dumps(value)
         hit = (body, raw_headers(body, headers))
         cache.put(key, position, *hit)
+        position = tracker.position  # what committed while the query waited for its thread
+    scope = call.request.scope
+    scope[POSITION_KEY] = max(scope[POSITION_KEY], position)
     return CachedResponse(*hit)
 
 

@@ -1,0 +1,103 @@
+"""The read cache: answers stay right, and what it holds stays within its byte budget."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from core.clock import FakeClock
+from edge.app import create_app
+from edge.cache import ResponseCache
+from tests.conftest import make_settings
+
+PASSWORD = "correct-horse-battery"
+PROJECT = {
+    "title": "Build a landing page",
+    "description": "A responsive landing page for our product launch. " * 200,
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "500",
+    "budget_max": "1500",
+    "experience_level": "intermediate",
+    "estimated_duration": "2 weeks",
+    "skills": ["html"],
+}
+
+
+def test_distinct_queries_cannot_grow_the_cache_past_its_byte_budget(client: TestClient) -> None:
+    body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+    headers = {"Authorization": f"Bearer {client.post('/api/auth/register', json=body).json()['access_token']}"}
+    for _ in range(10):
+        assert client.post("/api/projects", json=PROJECT, headers=headers).status_code == 201
+    cache = ResponseCache(max_bytes=300_000)
+    client.app.state.cache = cache  # type: ignore[attr-defined]
+    for budget in range(1000, 1100):  # every budget_max is a new key for the same 100 KB page
+        response = client.get(f"/api/projects?limit=100&budget_max={budget}", headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == 10
+        assert cache.size_bytes <= 300_000
+    assert cache.hits + cache.misses == 100
+
+
+def test_an_answer_larger_than_the_budget_is_served_but_not_kept() -> None:
+    cache = ResponseCache(max_bytes=10)
+    cache.put(("k",), 1, b"x" * 11, [])
+    assert cache.get(("k",), 1) is None
+    assert cache.size_bytes == 0
+
+
+def test_replacing_an_entry_counts_its_bytes_once() -> None:
+    cache = ResponseCache(max_bytes=100)
+    for position in range(1, 50):
+        cache.put(("k",), position, b"x" * 60, [])
+        assert cache.get(("k",), position) is not None
+    assert cache.size_bytes == 60
+
+
+class LookupSignal(ResponseCache):
+    """A cache that tells the test when a read has looked it up (its position is taken by then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up = threading.Event()
+
+    def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, Any] | None:
+        self.looked_up.set()
+        return super().get(key, position)
+
+
+def test_a_read_names_a_position_that_covers_what_it_shows(tmp_path: Path) -> None:
+    """A read queued while a write commits shows the write: its token must cover it (monotonic reads elsewhere)."""
+    settings = make_settings(tmp_path, READ_THREADS=1)
+    with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
+        body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+        token = client.post("/api/auth/register", json=body).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        cache = LookupSignal()
+        client.app.state.cache = cache  # type: ignore[attr-defined]
+        started, release = threading.Event(), threading.Event()
+
+        def hold_the_reader(conn: object) -> None:
+            started.set()
+            release.wait()
+
+        holder = threading.Thread(target=runtime.reads.run_sync, args=(hold_the_reader,))
+        holder.start()
+        started.wait()
+        answers: list[Any] = []
+        reader = threading.Thread(target=lambda: answers.append(client.get("/api/projects", headers=headers)))
+        reader.start()
+        cache.looked_up.wait()  # the board read has its position and waits for the reader thread
+        written = client.post("/api/projects", json=PROJECT, headers=headers)
+        assert written.status_code == 201, written.text
+        release.set()
+        holder.join()
+        reader.join()
+        board = answers[0]
+        assert board.status_code == 200, board.text
+        assert [p["id"] for p in board.json()["items"]] == [written.json()["id"]]
+        assert int(board.headers["x-consistency-token"]) >= int(written.headers["x-consistency-token"])
