@@ -119,14 +119,14 @@ async def login(call: Call) -> Response:
     body: LoginBody = call.body
     runtime, limits = call.runtime, call.request.app.state.limits
     email_key = normalize_email(body.email)
-    limits.check(limits.failed_logins, "failed-login", email_key)
-    found = await runtime.read(lambda conn: get_credentials(conn, email_key))
-    ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
-    if not ok or found is None or not found.is_active:
-        limits.count(limits.failed_logins, "failed-login", email_key)
-        if found is not None and not ok:
-            await execute(call, RecordLoginFailure(user_id=found.user_id))
-        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
+    with limits.attempt(limits.failed_logins, "failed-login", email_key):
+        found = await runtime.read(lambda conn: get_credentials(conn, email_key))
+        ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
+        if not ok or found is None or not found.is_active:
+            limits.count(limits.failed_logins, "failed-login", email_key)
+            if found is not None and not ok:
+                await execute(call, RecordLoginFailure(user_id=found.user_id))
+            raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
     rehash = None
     if runtime.passwords.needs_rehash(found.password_hash):
         rehash = await runtime.in_thread(runtime.passwords.hash, body.password)

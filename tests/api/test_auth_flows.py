@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -940,6 +942,31 @@ def test_five_failed_logins_per_email_then_429_with_retry_after(tmp_path: Path, 
         assert 1 <= retry_after <= 15 * 60
         # another account from the same address is not affected
         login(client, "bob@example.com")
+
+
+async def wrong_logins_at_once(settings: Settings, clock: FakeClock, email: str, attempts: int) -> list[int]:
+    """Register `email`, then send `attempts` logins with wrong passwords all at once; their statuses."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": email, "password": PASSWORD, "name": "Ann", "role": "client"}
+            assert (await client.post("/api/auth/register", json=body)).status_code == 201
+            responses = await asyncio.gather(
+                *(
+                    client.post("/api/auth/login", json={"email": email, "password": f"wrong-{n}-xx"})
+                    for n in range(attempts)
+                )
+            )
+    for response in responses:
+        assert response.json()["error_type"] in {"invalid_credentials", "rate_limited"}, response.text
+    return [response.status_code for response in responses]
+
+
+def test_failed_logins_sent_at_once_get_no_more_than_five_tries(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
+    statuses = asyncio.run(wrong_logins_at_once(settings, clock, "ann@example.com", 12))
+    assert sorted(statuses) == [401] * 5 + [429] * 7
 
 
 def test_unknown_emails_are_limited_too(tmp_path: Path, clock: FakeClock) -> None:
