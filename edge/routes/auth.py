@@ -175,18 +175,21 @@ async def me(call: Call) -> Response:
 
 
 async def update_me(call: Call) -> Response:
-    runtime, body = call.runtime, call.body
-    await runtime.read(account_of(call, call.user))
+    runtime, body, limits = call.runtime, call.body, call.request.app.state.limits
+    account, _ = await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     password_hash = None
     if body.password is not None:
-        found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
-        ok = await runtime.in_thread(
-            runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
-        )
-        if not ok:
-            raise Unauthenticated("current_password is wrong", "invalid_credentials")
+        email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
+        with limits.attempt(limits.failed_logins, "failed-login", email_key):
+            found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
+            ok = await runtime.in_thread(
+                runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
+            )
+            if not ok:
+                limits.count(limits.failed_logins, "failed-login", email_key)
+                raise Unauthenticated("current_password is wrong", "invalid_credentials")
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
         user_id=call.user.sub,

@@ -969,6 +969,25 @@ def test_failed_logins_sent_at_once_get_no_more_than_five_tries(tmp_path: Path, 
     assert sorted(statuses) == [401] * 5 + [429] * 7
 
 
+def test_guessing_the_current_password_on_put_me_counts_as_failed_logins(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
+    with running(settings, clock) as client:
+        headers = bearer(register(client, "ann@example.com")["access_token"])
+        for attempt in range(5):
+            guess = {"password": "brand-new-password", "current_password": f"guess-{attempt}-xx"}
+            assert_error(client.put("/api/auth/me", json=guess, headers=headers), 401, "invalid_credentials")
+        right = {"password": "brand-new-password", "current_password": PASSWORD}
+        blocked = assert_error(client.put("/api/auth/me", json=right, headers=headers), 429, "rate_limited")
+        assert blocked["detail"]
+        assert_error(
+            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}), 429, "rate_limited"
+        )
+        # a profile edit without a password is not a sign-in attempt
+        assert client.put("/api/auth/me", json={"bio": "still here"}, headers=headers).status_code == 200
+    with running(settings, clock) as client:
+        login(client, "ann@example.com")  # the password never changed
+
+
 def test_unknown_emails_are_limited_too(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
     with running(settings, clock) as client:
