@@ -139,7 +139,8 @@ async def login(call: Call) -> Response:
         jti=claims.jti,
         expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)),
     )
-    _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
+    command = RecordLogin(session=session, checked_hash=found.password_hash, new_password_hash=rehash)
+    _, position = await execute(call, command)
     user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
     return token_response(call, user, refresh, family, position, 200)
 
@@ -179,7 +180,7 @@ async def update_me(call: Call) -> Response:
     account, _ = await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
-    password_hash = None
+    password_hash = checked_hash = None
     if body.password is not None:
         email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
         with limits.attempt(limits.failed_logins, "failed-login", email_key):
@@ -187,14 +188,16 @@ async def update_me(call: Call) -> Response:
             ok = await runtime.in_thread(
                 runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
             )
-            if not ok:
+            if not ok or found is None:
                 limits.count(limits.failed_logins, "failed-login", email_key)
                 raise Unauthenticated("current_password is wrong", "invalid_credentials")
+        checked_hash = found.password_hash
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
         user_id=call.user.sub,
         changes=changes,
         password_hash=password_hash,
+        checked_hash=checked_hash,
         keep_family=call.user.fam,
         expected_versions=if_match(call),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -559,6 +560,97 @@ def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
     change_password(client, sessionless)
     assert refreshes(client, first) == 401
     assert refreshes(client, second) == 401
+
+
+class HeldCheck:
+    """The app's password service, except that its first `verify` waits for `release` once it has checked."""
+
+    def __init__(self, inner: Any, rehash: bool) -> None:
+        self.inner, self.rehash = inner, rehash
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        ok: bool = self.inner.verify(password_hash, password)
+        if not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return ok
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.rehash
+
+    def hash(self, password: str) -> str:
+        result: str = self.inner.hash(password)
+        return result
+
+
+async def login_racing_a_password_change(settings: Settings, clock: FakeClock, rehash: bool) -> list[int]:
+    """A login checks the old password; the password changes before the login commits. Statuses: login, then
+    logins with the old and the new password afterwards."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+            headers = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
+            runtime = app.state.runtime
+            held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
+            racing = asyncio.create_task(
+                client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+            )
+            assert await asyncio.to_thread(held.entered.wait, 30)
+            change = {"password": "brand-new-password", "current_password": PASSWORD}
+            assert (await client.put("/api/auth/me", json=change, headers=headers)).status_code == 200
+            held.release.set()
+            raced = await racing
+            if raced.status_code != 200:
+                assert_error(raced, 401, "invalid_credentials")
+            statuses = [raced.status_code]
+            for password in (PASSWORD, "brand-new-password"):
+                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+                statuses.append(again.status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["same-hash", "rehashing"])
+def test_a_login_with_the_old_password_that_commits_after_a_password_change_is_refused(
+    settings: Settings, clock: FakeClock, rehash: bool
+) -> None:
+    assert asyncio.run(login_racing_a_password_change(settings, clock, rehash)) == [401, 401, 200]
+
+
+async def two_password_changes_at_once(settings: Settings, clock: FakeClock) -> list[int]:
+    """Two sessions change the password with the same current one; the first is held after its check."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+            first = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
+            login_body = {"email": "ann@example.com", "password": PASSWORD}
+            second = bearer((await client.post("/api/auth/login", json=login_body)).json()["access_token"])
+            runtime = app.state.runtime
+            held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
+            change = {"password": "first-new-password", "current_password": PASSWORD}
+            racing = asyncio.create_task(client.put("/api/auth/me", json=change, headers=first))
+            assert await asyncio.to_thread(held.entered.wait, 30)
+            change = {"password": "second-new-password", "current_password": PASSWORD}
+            assert (await client.put("/api/auth/me", json=change, headers=second)).status_code == 200
+            held.release.set()
+            raced = await racing
+            if raced.status_code != 200:
+                assert_error(raced, 401, "invalid_credentials")
+            statuses = [raced.status_code]
+            for password in ("first-new-password", "second-new-password"):
+                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+                statuses.append(again.status_code)
+    return statuses
+
+
+def test_a_password_change_checked_against_a_password_changed_since_is_refused(
+    settings: Settings, clock: FakeClock
+) -> None:
+    assert asyncio.run(two_password_changes_at_once(settings, clock)) == [401, 401, 200]
 
 
 def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:
