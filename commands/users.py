@@ -209,8 +209,8 @@ def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
 
 def record_login(uow: UnitOfWork, cmd: RecordLogin) -> str:
     user = load_user(uow, cmd.session.user_id)
-    if not user.is_active:
-        raise Forbidden("This account is deactivated")
+    if not user.is_active:  # deactivated since the check: answered as a deactivated account's login always is
+        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
     require_password_unchanged(uow, user.id, cmd.checked_hash, "The e-mail or password is wrong")
     if cmd.new_password_hash is not None:
         uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.new_password_hash, rfc3339(uow.now)))

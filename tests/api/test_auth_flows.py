@@ -778,6 +778,28 @@ def test_deactivation_stops_tokens_and_revokes_refresh(
     )
 
 
+def test_a_login_that_commits_after_a_deactivation_is_refused_like_any_other(
+    client: TestClient, settings: Settings, clock: FakeClock
+) -> None:
+    admin = make_admin(client, settings, clock)
+    uid = register(client, "ann@example.com")["user"]["id"]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
+    answers: list[Any] = []
+    racing = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+        )
+    )
+    racing.start()
+    assert held.entered.wait(30)
+    deactivated = client.patch(f"/api/users/{uid}", json={"is_active": False}, headers=bearer(admin["access_token"]))
+    assert deactivated.status_code == 200, deactivated.text
+    held.release.set()
+    racing.join(30)
+    assert_error(answers[0], 401, "invalid_credentials")
+
+
 def test_role_change_stops_tokens_and_revokes_refresh(client: TestClient, settings: Settings, clock: FakeClock) -> None:
     admin = make_admin(client, settings, clock)
     ann = register(client, "ann@example.com")
