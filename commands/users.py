@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from commands.common import check_version, fold
 from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from core.events.base import Event, StoredEvent
 from core.events.sessions import LoginFailed
 from core.events.users import (
@@ -31,6 +32,7 @@ UPSERT_CREDENTIALS = (
     "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES (?, ?, ?) "
     "ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at"
 )
+SELECT_PASSWORD_HASH = "SELECT password_hash FROM credentials WHERE user_id = ?"
 
 
 class _Command(BaseModel):
@@ -53,12 +55,14 @@ class RegisterUser(_Command):
 class UpdateProfile(_Command):
     """Change one's own public profile fields (and password, already verified and hashed).
 
-    A password change ends every other session: all refresh-token families but `keep_family`.
+    A password change ends every other session: all refresh-token families but `keep_family`. It applies only
+    while the stored hash is still `checked_hash`, the one `current_password` was checked against.
     """
 
     user_id: str
     changes: dict[str, Any]
     password_hash: str | None = None
+    checked_hash: str | None = None
     keep_family: str | None = None
     expected_versions: frozenset[int] | None = None
 
@@ -74,9 +78,10 @@ class ChangeAccount(_Command):
 
 
 class RecordLogin(_Command):
-    """A password check passed: open the session, upgrading the stored hash if parameters changed."""
+    """A password check against `checked_hash` passed: open the session, upgrading the hash if parameters changed."""
 
     session: OpenSession
+    checked_hash: str
     new_password_hash: str | None = None
 
 
@@ -158,11 +163,19 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
     if cmd.changes:
         events.append(UserProfileUpdated(user_id=user.id, changes=dict(cmd.changes)))
     if cmd.password_hash is not None:
+        require_password_unchanged(uow, user.id, cmd.checked_hash, "current_password is wrong")
         uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.password_hash, rfc3339(uow.now)))
         events.append(UserPasswordChanged(user_id=user.id))
         revoke_other_sessions(uow, user.id, cmd.keep_family)
     if events:
         uow.append(user.id, STREAM, user.version, events)
+
+
+def require_password_unchanged(uow: UnitOfWork, user_id: str, checked_hash: str | None, detail: str) -> None:
+    """The password was checked before the command queued; a password change may have committed since."""
+    row = uow.conn.execute(SELECT_PASSWORD_HASH, (user_id,)).fetchone()
+    if row is None or checked_hash is None or not hmac.compare_digest(row[0], checked_hash):
+        raise Unauthenticated(detail, "invalid_credentials")
 
 
 def require_active_admin(uow: UnitOfWork, admin_id: str, action: str) -> None:
@@ -196,8 +209,9 @@ def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
 
 def record_login(uow: UnitOfWork, cmd: RecordLogin) -> str:
     user = load_user(uow, cmd.session.user_id)
-    if not user.is_active:
-        raise Forbidden("This account is deactivated")
+    if not user.is_active:  # deactivated since the check: answered as a deactivated account's login always is
+        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
+    require_password_unchanged(uow, user.id, cmd.checked_hash, "The e-mail or password is wrong")
     if cmd.new_password_hash is not None:
         uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.new_password_hash, rfc3339(uow.now)))
     return open_session(uow, cmd.session)

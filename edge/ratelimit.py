@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -25,6 +27,7 @@ class RateLimits:
         self.auth = parse(f"{auth_per_minute}/minute")
         self.writes = parse(f"{writes_per_minute}/minute")
         self.failed_logins = FAILED_LOGINS
+        self._pending: dict[tuple[str, ...], int] = {}  # attempts under way, per window and key
         self._trusted = [
             ipaddress.ip_network(net.strip(), strict=False) for net in trusted_proxies.split(",") if net.strip()
         ]
@@ -34,12 +37,30 @@ class RateLimits:
         if self.enabled and not self._limiter.hit(item, *key):
             raise RateLimited("Too many requests; slow down", self.retry_after(item, *key))
 
-    def check(self, item: RateLimitItem, *key: str) -> None:
-        """Refuse if the window is already full, without counting."""
-        if self.enabled and not self._limiter.test(item, *key):
-            raise RateLimited(
-                "Too many failed sign-ins for this account; try again later", self.retry_after(item, *key)
-            )
+    @contextmanager
+    def attempt(self, item: RateLimitItem, *key: str) -> Iterator[None]:
+        """Hold one of the window's free places while an attempt runs; refuse when none is free.
+
+        Only failures are counted (`count`), after the attempt; holding a place meanwhile keeps attempts sent
+        at once from all passing while the window still looked empty.
+        """
+        if not self.enabled:
+            yield
+            return
+        slot = (str(item), *key)
+        pending = self._pending.get(slot, 0)
+        remaining = self._limiter.get_window_stats(item, *key).remaining
+        if remaining <= pending:
+            retry_after = self.retry_after(item, *key) if remaining <= 0 else 1
+            raise RateLimited("Too many failed sign-ins for this account; try again later", retry_after)
+        self._pending[slot] = pending + 1
+        try:
+            yield
+        finally:
+            if self._pending[slot] == 1:
+                del self._pending[slot]
+            else:
+                self._pending[slot] -= 1
 
     def count(self, item: RateLimitItem, *key: str) -> None:
         if self.enabled:

@@ -119,14 +119,14 @@ async def login(call: Call) -> Response:
     body: LoginBody = call.body
     runtime, limits = call.runtime, call.request.app.state.limits
     email_key = normalize_email(body.email)
-    limits.check(limits.failed_logins, "failed-login", email_key)
-    found = await runtime.read(lambda conn: get_credentials(conn, email_key))
-    ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
-    if not ok or found is None or not found.is_active:
-        limits.count(limits.failed_logins, "failed-login", email_key)
-        if found is not None and not ok:
-            await execute(call, RecordLoginFailure(user_id=found.user_id))
-        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
+    with limits.attempt(limits.failed_logins, "failed-login", email_key):
+        found = await runtime.read(lambda conn: get_credentials(conn, email_key))
+        ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
+        if not ok or found is None or not found.is_active:
+            limits.count(limits.failed_logins, "failed-login", email_key)
+            if found is not None and not ok:
+                await execute(call, RecordLoginFailure(user_id=found.user_id))
+            raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
     rehash = None
     if runtime.passwords.needs_rehash(found.password_hash):
         rehash = await runtime.in_thread(runtime.passwords.hash, body.password)
@@ -139,7 +139,8 @@ async def login(call: Call) -> Response:
         jti=claims.jti,
         expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)),
     )
-    _, position = await execute(call, RecordLogin(session=session, new_password_hash=rehash))
+    command = RecordLogin(session=session, checked_hash=found.password_hash, new_password_hash=rehash)
+    _, position = await execute(call, command)
     user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
     return token_response(call, user, refresh, family, position, 200)
 
@@ -175,23 +176,28 @@ async def me(call: Call) -> Response:
 
 
 async def update_me(call: Call) -> Response:
-    runtime, body = call.runtime, call.body
-    await runtime.read(account_of(call, call.user))
+    runtime, body, limits = call.runtime, call.body, call.request.app.state.limits
+    account, _ = await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
-    password_hash = None
+    password_hash = checked_hash = None
     if body.password is not None:
-        found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
-        ok = await runtime.in_thread(
-            runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
-        )
-        if not ok:
-            raise Unauthenticated("current_password is wrong", "invalid_credentials")
+        email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
+        with limits.attempt(limits.failed_logins, "failed-login", email_key):
+            found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
+            ok = await runtime.in_thread(
+                runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
+            )
+            if not ok or found is None:
+                limits.count(limits.failed_logins, "failed-login", email_key)
+                raise Unauthenticated("current_password is wrong", "invalid_credentials")
+        checked_hash = found.password_hash
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
     command = UpdateProfile(
         user_id=call.user.sub,
         changes=changes,
         password_hash=password_hash,
+        checked_hash=checked_hash,
         keep_family=call.user.fam,
         expected_versions=if_match(call),
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -559,6 +562,97 @@ def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
     assert refreshes(client, second) == 401
 
 
+class HeldCheck:
+    """The app's password service, except that its first `verify` waits for `release` once it has checked."""
+
+    def __init__(self, inner: Any, rehash: bool) -> None:
+        self.inner, self.rehash = inner, rehash
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        ok: bool = self.inner.verify(password_hash, password)
+        if not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return ok
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.rehash
+
+    def hash(self, password: str) -> str:
+        result: str = self.inner.hash(password)
+        return result
+
+
+async def login_racing_a_password_change(settings: Settings, clock: FakeClock, rehash: bool) -> list[int]:
+    """A login checks the old password; the password changes before the login commits. Statuses: login, then
+    logins with the old and the new password afterwards."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+            headers = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
+            runtime = app.state.runtime
+            held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
+            racing = asyncio.create_task(
+                client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+            )
+            assert await asyncio.to_thread(held.entered.wait, 30)
+            change = {"password": "brand-new-password", "current_password": PASSWORD}
+            assert (await client.put("/api/auth/me", json=change, headers=headers)).status_code == 200
+            held.release.set()
+            raced = await racing
+            if raced.status_code != 200:
+                assert_error(raced, 401, "invalid_credentials")
+            statuses = [raced.status_code]
+            for password in (PASSWORD, "brand-new-password"):
+                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+                statuses.append(again.status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["same-hash", "rehashing"])
+def test_a_login_with_the_old_password_that_commits_after_a_password_change_is_refused(
+    settings: Settings, clock: FakeClock, rehash: bool
+) -> None:
+    assert asyncio.run(login_racing_a_password_change(settings, clock, rehash)) == [401, 401, 200]
+
+
+async def two_password_changes_at_once(settings: Settings, clock: FakeClock) -> list[int]:
+    """Two sessions change the password with the same current one; the first is held after its check."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+            first = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
+            login_body = {"email": "ann@example.com", "password": PASSWORD}
+            second = bearer((await client.post("/api/auth/login", json=login_body)).json()["access_token"])
+            runtime = app.state.runtime
+            held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
+            change = {"password": "first-new-password", "current_password": PASSWORD}
+            racing = asyncio.create_task(client.put("/api/auth/me", json=change, headers=first))
+            assert await asyncio.to_thread(held.entered.wait, 30)
+            change = {"password": "second-new-password", "current_password": PASSWORD}
+            assert (await client.put("/api/auth/me", json=change, headers=second)).status_code == 200
+            held.release.set()
+            raced = await racing
+            if raced.status_code != 200:
+                assert_error(raced, 401, "invalid_credentials")
+            statuses = [raced.status_code]
+            for password in ("first-new-password", "second-new-password"):
+                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+                statuses.append(again.status_code)
+    return statuses
+
+
+def test_a_password_change_checked_against_a_password_changed_since_is_refused(
+    settings: Settings, clock: FakeClock
+) -> None:
+    assert asyncio.run(two_password_changes_at_once(settings, clock)) == [401, 401, 200]
+
+
 def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
     headers = bearer(pair["access_token"])
@@ -682,6 +776,28 @@ def test_deactivation_stops_tokens_and_revokes_refresh(
         401,
         "invalid_credentials",
     )
+
+
+def test_a_login_that_commits_after_a_deactivation_is_refused_like_any_other(
+    client: TestClient, settings: Settings, clock: FakeClock
+) -> None:
+    admin = make_admin(client, settings, clock)
+    uid = register(client, "ann@example.com")["user"]["id"]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
+    answers: list[Any] = []
+    racing = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+        )
+    )
+    racing.start()
+    assert held.entered.wait(30)
+    deactivated = client.patch(f"/api/users/{uid}", json={"is_active": False}, headers=bearer(admin["access_token"]))
+    assert deactivated.status_code == 200, deactivated.text
+    held.release.set()
+    racing.join(30)
+    assert_error(answers[0], 401, "invalid_credentials")
 
 
 def test_role_change_stops_tokens_and_revokes_refresh(client: TestClient, settings: Settings, clock: FakeClock) -> None:
@@ -940,6 +1056,50 @@ def test_five_failed_logins_per_email_then_429_with_retry_after(tmp_path: Path, 
         assert 1 <= retry_after <= 15 * 60
         # another account from the same address is not affected
         login(client, "bob@example.com")
+
+
+async def wrong_logins_at_once(settings: Settings, clock: FakeClock, email: str, attempts: int) -> list[int]:
+    """Register `email`, then send `attempts` logins with wrong passwords all at once; their statuses."""
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            body = {"email": email, "password": PASSWORD, "name": "Ann", "role": "client"}
+            assert (await client.post("/api/auth/register", json=body)).status_code == 201
+            responses = await asyncio.gather(
+                *(
+                    client.post("/api/auth/login", json={"email": email, "password": f"wrong-{n}-xx"})
+                    for n in range(attempts)
+                )
+            )
+    for response in responses:
+        assert response.json()["error_type"] in {"invalid_credentials", "rate_limited"}, response.text
+    return [response.status_code for response in responses]
+
+
+def test_failed_logins_sent_at_once_get_no_more_than_five_tries(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
+    statuses = asyncio.run(wrong_logins_at_once(settings, clock, "ann@example.com", 12))
+    assert sorted(statuses) == [401] * 5 + [429] * 7
+
+
+def test_guessing_the_current_password_on_put_me_counts_as_failed_logins(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
+    with running(settings, clock) as client:
+        headers = bearer(register(client, "ann@example.com")["access_token"])
+        for attempt in range(5):
+            guess = {"password": "brand-new-password", "current_password": f"guess-{attempt}-xx"}
+            assert_error(client.put("/api/auth/me", json=guess, headers=headers), 401, "invalid_credentials")
+        right = {"password": "brand-new-password", "current_password": PASSWORD}
+        blocked = assert_error(client.put("/api/auth/me", json=right, headers=headers), 429, "rate_limited")
+        assert blocked["detail"]
+        assert_error(
+            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}), 429, "rate_limited"
+        )
+        # a profile edit without a password is not a sign-in attempt
+        assert client.put("/api/auth/me", json={"bio": "still here"}, headers=headers).status_code == 200
+    with running(settings, clock) as client:
+        login(client, "ann@example.com")  # the password never changed
 
 
 def test_unknown_emails_are_limited_too(tmp_path: Path, clock: FakeClock) -> None:
