@@ -172,7 +172,12 @@ async def logout(call: Call) -> Response:
 
 
 async def me(call: Call) -> Response:
-    return await cached_view(call, ("me", call.user.sub), account_of(call, call.user))
+    runtime, claims = call.runtime, call.user
+    if claims.pos > runtime.tracker.position and not runtime.settings.is_primary:
+        # An edge behind the token (an account registered or signed in through another region a moment ago):
+        # the token names the position it was issued at, which the edge waits for as for a consistency token.
+        await runtime.tracker.wait_for(claims.pos, runtime.settings.read_your_writes_timeout_ms / 1000)
+    return await cached_view(call, ("me", claims.sub), account_of(call, claims))
 
 
 async def update_me(call: Call) -> Response:
