@@ -55,9 +55,11 @@ class ProfileBody(Strict):
     current_password: str | None = Field(None, max_length=128)
 
     @model_validator(mode="after")
-    def _password_needs_current(self) -> ProfileBody:
+    def _passwords_go_together(self) -> ProfileBody:
         if self.password is not None and not self.current_password:
             raise ValueError("changing the password needs current_password")
+        if self.password is None and self.current_password is not None:
+            raise ValueError("current_password is only used with a new password")
         return self
 
 

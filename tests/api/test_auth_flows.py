@@ -463,6 +463,16 @@ def test_put_me_password_needs_current_password(client: TestClient) -> None:
     )
 
 
+def test_put_me_current_password_without_a_new_one_is_refused(client: TestClient) -> None:
+    """A client that meant to change the password but sent no new one is told so, not answered 200 for nothing."""
+    pair = register(client, "ann@example.com")
+    headers = bearer(pair["access_token"])
+    response = client.put("/api/auth/me", json={"current_password": PASSWORD, "bio": "changed"}, headers=headers)
+    assert_error(response, 422, "validation_failed")
+    assert PASSWORD not in response.text
+    assert client.get("/api/auth/me", headers=headers).json()["bio"] != "changed"
+
+
 def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestClient) -> None:
     pair = register(client, "ann@example.com")
     headers = bearer(pair["access_token"])
