@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from starlette.responses import Response
 
 from commands.projects import DeleteProject, PostProject, ReviseProject
@@ -22,16 +22,10 @@ BudgetType = Literal["fixed", "hourly"]
 Experience = Literal["entry", "intermediate", "expert"]
 
 
-def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-Title = Annotated[str, Field(min_length=5, max_length=200), AfterValidator(_text)]
-Description = Annotated[str, Field(min_length=20, max_length=10000), AfterValidator(_text)]
-Short = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_text)]
+# Trimmed before the lengths are checked: the stored text is the trimmed one, and API.md's lengths hold for it.
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=200)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=20, max_length=10000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 def cents(value: str) -> int:
