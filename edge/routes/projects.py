@@ -65,8 +65,9 @@ class ProjectPatch(Strict):
 
 class ProjectFilters(Page):
     status: Status | None = None
-    category: str | None = Field(None, max_length=100)
-    skill: str | None = Field(None, max_length=50)
+    # Trimmed as the stored categories and skills are.
+    category: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    skill: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
     q: str | None = Field(None, max_length=200)
     budget_min: MoneyIn | None = Field(None, description="projects whose budget_max is at least this")
     budget_max: MoneyIn | None = Field(None, description="projects whose budget_min is at most this")
