@@ -73,6 +73,13 @@ class ProjectFilters(Page):
     budget_max: MoneyIn | None = Field(None, description="projects whose budget_min is at most this")
     client_id: str | None = Field(None, max_length=64)
 
+    @model_validator(mode="after")
+    def _budget_order(self) -> ProjectFilters:
+        # An inverted range is empty; as two overlap bounds it would still match every project spanning it.
+        if self.budget_min and self.budget_max and cents(self.budget_min) > cents(self.budget_max):
+            raise ValueError("budget_min must not exceed budget_max")
+        return self
+
 
 class Party(Strict):
     id: str
