@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from commands import projects
+from commands import projects, users
 from commands.common import Command, check_version, fold
 from core.errors import Forbidden, InvalidState, NotFound
 from core.events.base import StoredEvent
@@ -187,6 +187,9 @@ def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
     project = projects.load_project(uow, proposal.project_id)
     if project.status != "open":
         raise InvalidState(f"The project is not open (it is {project.status})")
+    if not users.load_user(uow, proposal.freelancer_id).is_active:
+        # Hired, they could get no contract, and a project in progress cannot be closed or cancelled.
+        raise InvalidState("The proposal's author has a deactivated account")
     uow.append(
         proposal.id,
         STREAM,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from starlette.responses import Response
 
 from commands.projects import DeleteProject, PostProject, ReviseProject
@@ -22,16 +22,10 @@ BudgetType = Literal["fixed", "hourly"]
 Experience = Literal["entry", "intermediate", "expert"]
 
 
-def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-Title = Annotated[str, Field(min_length=5, max_length=200), AfterValidator(_text)]
-Description = Annotated[str, Field(min_length=20, max_length=10000), AfterValidator(_text)]
-Short = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_text)]
+# Trimmed before the lengths are checked: the stored text is the trimmed one, and API.md's lengths hold for it.
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=200)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=20, max_length=10000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 def cents(value: str) -> int:
@@ -71,12 +65,20 @@ class ProjectPatch(Strict):
 
 class ProjectFilters(Page):
     status: Status | None = None
-    category: str | None = Field(None, max_length=100)
-    skill: str | None = Field(None, max_length=50)
+    # Trimmed as the stored categories and skills are.
+    category: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    skill: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
     q: str | None = Field(None, max_length=200)
     budget_min: MoneyIn | None = Field(None, description="projects whose budget_max is at least this")
     budget_max: MoneyIn | None = Field(None, description="projects whose budget_min is at most this")
     client_id: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _budget_order(self) -> ProjectFilters:
+        # An inverted range is empty; as two overlap bounds it would still match every project spanning it.
+        if self.budget_min and self.budget_max and cents(self.budget_min) > cents(self.budget_max):
+            raise ValueError("budget_min must not exceed budget_max")
+        return self
 
 
 class Party(Strict):

@@ -190,7 +190,16 @@ def test_a_blank_list_parameter_is_the_same_as_leaving_it_out(
 
 
 @pytest.mark.parametrize(
-    "query", ["status=bogus", "budget_min=abc", "limit=0", "cursor=bm90LWEtY3Vyc29y", "unknown=", "unknown=x"]
+    "query",
+    [
+        "status=bogus",
+        "budget_min=abc",
+        "budget_min=2000&budget_max=100",  # an empty range, not a filter: it would match any project spanning it
+        "limit=0",
+        "cursor=bm90LWEtY3Vyc29y",
+        "unknown=",
+        "unknown=x",
+    ],
 )
 def test_a_list_parameter_with_a_wrong_value_or_name_is_still_refused(
     client: TestClient, market: tuple[User, User], query: str
@@ -392,6 +401,41 @@ def test_a_cursor_whose_key_is_not_an_id_is_refused(
 
     error = assert_error(response, 422, "validation_failed")
     assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], error
+
+
+# -- text lengths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("title", "   Shop    "),
+        ("description", "  Too short to say it  "),
+        ("category", "   "),
+        ("estimated_duration", " "),
+    ],
+)
+def test_a_projects_text_is_measured_without_its_surrounding_spaces(client: TestClient, field: str, text: str) -> None:
+    """API.md's lengths (title 5 to 200, description 20 to 10000) hold for what is stored, which is trimmed."""
+    ann = register(client, "client", "Ann")
+    project_id = post_project(client, ann)
+    before = client.get(f"/api/projects/{project_id}", headers=ann.headers).json()
+
+    posted = client.post("/api/projects", json={**PROJECT, field: text}, headers=ann.headers)
+    edited = client.put(f"/api/projects/{project_id}", json={field: text}, headers=ann.headers)
+
+    for refused in (posted, edited):
+        assert assert_error(refused, 422, "validation_failed")["errors"][0]["loc"] == ["body", field]
+    assert client.get("/api/projects", headers=ann.headers).json()["items"] == [before]
+
+
+def test_a_title_of_200_characters_may_come_with_surrounding_spaces(client: TestClient) -> None:
+    ann = register(client, "client", "Ann")
+
+    response = client.post("/api/projects", json={**PROJECT, "title": f"  {'t' * 200}\n"}, headers=ann.headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "t" * 200
 
 
 # -- control characters ----------------------------------------------------------------------

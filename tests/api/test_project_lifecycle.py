@@ -174,3 +174,24 @@ def test_a_user_on_both_sides_lists_their_bids_and_the_bids_on_their_projects(
     assert seen == [by_ann, on_ann]
     for proposal in seen:
         assert client.get(f"/api/proposals/{proposal}", headers=ann_as_freelancer.headers).status_code == 200
+
+
+def test_a_deactivated_freelancers_proposal_cannot_be_accepted_and_nothing_changes(
+    client: TestClient, settings: Settings, clock: FakeClock, world: tuple[User, User, User]
+) -> None:
+    """Hiring them would leave the project in progress with nobody to contract (and no way to cancel it)."""
+    owner, fred, gina = world
+    project_id = post_project(client, owner)
+    fred_bid, gina_bid = bid(client, fred, project_id), bid(client, gina, project_id)
+    admin = make_admin(client, settings, clock)
+    deactivated = client.patch(f"/api/users/{fred.id}", json={"is_active": False}, headers=admin.headers)
+    assert deactivated.status_code == 200, deactivated.text
+    project = client.get(f"/api/projects/{project_id}", headers=owner.headers)
+
+    assert_error(client.post(f"/api/proposals/{fred_bid}/accept", headers=owner.headers), 409, "invalid_state")
+
+    after = client.get(f"/api/projects/{project_id}", headers=owner.headers)
+    assert after.json() == project.json() and after.headers["etag"] == project.headers["etag"]
+    assert (status_of(client, fred_bid, owner), status_of(client, gina_bid, gina)) == ("submitted", "submitted")
+    accepted = client.post(f"/api/proposals/{gina_bid}/accept", headers=owner.headers)
+    assert accepted.status_code == 200, accepted.text

@@ -203,3 +203,17 @@ def test_filters_narrow_a_search(marketplace: Any) -> None:
     assert [item["id"] for item in found.json()["items"]] == [ids["narwhal"]]
     found = client.get("/api/projects", params={"q": "dashboard", "status": "closed"}, headers=headers)
     assert [item["id"] for item in found.json()["items"]] == [ids["okapi"]]
+
+
+def test_skill_and_category_filters_ignore_surrounding_spaces_as_the_stored_values_do(marketplace: Any) -> None:
+    """Posted skills and categories are stored trimmed, so a filter value is trimmed too (as `?skill=` is absent)."""
+    _, client, headers, _ = marketplace
+    posted = client.post(
+        "/api/projects", json={**project("wombat", ["  Rust "]), "category": " Data "}, headers=headers
+    )
+    assert posted.status_code == 201, posted.text
+    assert (posted.json()["skills"], posted.json()["category"]) == (["Rust"], "Data")
+
+    assert by_skill(client, headers, " rust\t") == by_skill(client, headers, "rust") == [posted.json()["id"]]
+    found = client.get("/api/projects", params={"category": " Data "}, headers=headers)
+    assert [item["id"] for item in found.json()["items"]] == [posted.json()["id"]]
