@@ -193,8 +193,15 @@ async def require_no_body(request: Request) -> None:
 
 
 def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
+    """The query as the model's fields; a parameter given twice is refused (one of its values would be dropped)."""
+    items = request.query_params.multi_items()
+    params = dict(items)
+    if len(params) != len(items):
+        names = [name for name in params if sum(1 for key, _ in items if key == name) > 1]
+        errors = [{"loc": ["query", name], "msg": "given more than once"} for name in names]
+        raise ValidationFailed("The query parameters are invalid", errors=errors)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except ValidationError as exc:
         raise ValidationFailed("The query parameters are invalid", errors=validation_errors(exc, "query")) from exc
 

@@ -207,6 +207,17 @@ def test_a_list_parameter_with_a_wrong_value_or_name_is_still_refused(
     assert_error(client.get(f"/api/projects?{query}", headers=market[0].headers), 422, "validation_failed")
 
 
+@pytest.mark.parametrize("query", ["status=open&status=", "status=open&status=closed", "limit=5&limit=5"])
+def test_a_list_parameter_given_twice_is_refused_not_silently_half_applied(
+    client: TestClient, market: tuple[User, User], query: str
+) -> None:
+    """`?status=open&status=` used to list every project: only the last value of a repeated parameter counted."""
+    response = client.get(f"/api/projects?{query}", headers=market[0].headers)
+    assert_error(response, 422, "validation_failed")
+    name = query.partition("=")[0]
+    assert response.json()["errors"] == [{"loc": ["query", name], "msg": "given more than once"}]
+
+
 # -- money -----------------------------------------------------------------------------------
 
 LOOSE_MONEY = ["1_000", "\u0661\u0660\u0660", "+100", " 100 ", "1e2"]
