@@ -11,19 +11,13 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from edge.app import create_app
 from edge.cache import ResponseCache
+from tests.api.test_contracts_api import PROJECT as BASE_PROJECT
 from tests.conftest import make_settings
 
 PASSWORD = "correct-horse-battery"
 PROJECT = {
-    "title": "Build a landing page",
-    "description": "A responsive landing page for our product launch. " * 200,
-    "category": "web",
-    "budget_type": "fixed",
-    "budget_min": "500",
-    "budget_max": "1500",
-    "experience_level": "intermediate",
-    "estimated_duration": "2 weeks",
-    "skills": ["html"],
+    **BASE_PROJECT,
+    "description": BASE_PROJECT["description"] + " " + "A responsive landing page for our product launch. " * 199,
 }
 
 
