@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -594,32 +594,58 @@ class HeldCheck:
         return result
 
 
-async def login_racing_a_password_change(settings: Settings, clock: FakeClock, rehash: bool) -> list[int]:
-    """A login checks the old password; the password changes before the login commits. Statuses: login, then
-    logins with the old and the new password afterwards."""
+@asynccontextmanager
+async def ann_registered(
+    settings: Settings, clock: FakeClock
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient, dict[str, str]]]:
+    """A running app with Ann registered: the app, a client of it, and Ann's bearer header."""
     app = create_app(settings, clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
-            headers = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
-            runtime = app.state.runtime
-            held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
-            racing = asyncio.create_task(
-                client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
-            )
-            assert await asyncio.to_thread(held.entered.wait, 30)
-            change = {"password": "brand-new-password", "current_password": PASSWORD}
-            assert (await client.put("/api/auth/me", json=change, headers=headers)).status_code == 200
-            held.release.set()
-            raced = await racing
-            if raced.status_code != 200:
-                assert_error(raced, 401, "invalid_credentials")
-            statuses = [raced.status_code]
-            for password in (PASSWORD, "brand-new-password"):
-                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
-                statuses.append(again.status_code)
+            yield app, client, bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
+
+
+async def raced_then_logins(
+    client: httpx.AsyncClient,
+    held: HeldCheck,
+    racing: asyncio.Task[httpx.Response],
+    then: Callable[[], Awaitable[httpx.Response]],
+    passwords: tuple[str, str],
+) -> list[int]:
+    """Once `held` has checked, run `then` (which must succeed), release the check, and return the raced
+    request's status followed by the statuses of logins with each of `passwords`."""
+    assert await asyncio.to_thread(held.entered.wait, 30)
+    assert (await then()).status_code == 200
+    held.release.set()
+    raced = await racing
+    if raced.status_code != 200:
+        assert_error(raced, 401, "invalid_credentials")
+    statuses = [raced.status_code]
+    for password in passwords:
+        again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
+        statuses.append(again.status_code)
     return statuses
+
+
+async def login_racing_a_password_change(settings: Settings, clock: FakeClock, rehash: bool) -> list[int]:
+    """A login checks the old password; the password changes before the login commits. Statuses: login, then
+    logins with the old and the new password afterwards."""
+    async with ann_registered(settings, clock) as (app, client, headers):
+        runtime = app.state.runtime
+        held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
+        racing = asyncio.create_task(
+            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+        )
+        change = {"password": "brand-new-password", "current_password": PASSWORD}
+        return await raced_then_logins(
+            client,
+            held,
+            racing,
+            lambda: client.put("/api/auth/me", json=change, headers=headers),
+            (PASSWORD, "brand-new-password"),
+        )
 
 
 @pytest.mark.parametrize("rehash", [False, True], ids=["same-hash", "rehashing"])
@@ -631,30 +657,21 @@ def test_a_login_with_the_old_password_that_commits_after_a_password_change_is_r
 
 async def two_password_changes_at_once(settings: Settings, clock: FakeClock) -> list[int]:
     """Two sessions change the password with the same current one; the first is held after its check."""
-    app = create_app(settings, clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
-            first = bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
-            login_body = {"email": "ann@example.com", "password": PASSWORD}
-            second = bearer((await client.post("/api/auth/login", json=login_body)).json()["access_token"])
-            runtime = app.state.runtime
-            held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
-            change = {"password": "first-new-password", "current_password": PASSWORD}
-            racing = asyncio.create_task(client.put("/api/auth/me", json=change, headers=first))
-            assert await asyncio.to_thread(held.entered.wait, 30)
-            change = {"password": "second-new-password", "current_password": PASSWORD}
-            assert (await client.put("/api/auth/me", json=change, headers=second)).status_code == 200
-            held.release.set()
-            raced = await racing
-            if raced.status_code != 200:
-                assert_error(raced, 401, "invalid_credentials")
-            statuses = [raced.status_code]
-            for password in ("first-new-password", "second-new-password"):
-                again = await client.post("/api/auth/login", json={"email": "ann@example.com", "password": password})
-                statuses.append(again.status_code)
-    return statuses
+    async with ann_registered(settings, clock) as (app, client, first):
+        login_body = {"email": "ann@example.com", "password": PASSWORD}
+        second = bearer((await client.post("/api/auth/login", json=login_body)).json()["access_token"])
+        runtime = app.state.runtime
+        held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
+        change = {"password": "first-new-password", "current_password": PASSWORD}
+        racing = asyncio.create_task(client.put("/api/auth/me", json=change, headers=first))
+        other = {"password": "second-new-password", "current_password": PASSWORD}
+        return await raced_then_logins(
+            client,
+            held,
+            racing,
+            lambda: client.put("/api/auth/me", json=other, headers=second),
+            ("first-new-password", "second-new-password"),
+        )
 
 
 def test_a_password_change_checked_against_a_password_changed_since_is_refused(
