@@ -63,10 +63,12 @@ class WithdrawProposal(Command):
 
 
 class AcceptProposal(Command):
-    """Hire: this proposal accepted, the project in progress, every other submitted one rejected."""
+    """Hire: this proposal accepted, the project in progress, every other submitted one rejected (project owner
+    only, whatever their role now)."""
 
     proposal_id: str
     actor_id: str
+    actor_is_admin: bool = False
 
 
 class RejectProposal(Command):
@@ -74,6 +76,7 @@ class RejectProposal(Command):
 
     proposal_id: str
     actor_id: str
+    actor_is_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +165,9 @@ def withdraw_proposal(uow: UnitOfWork, cmd: WithdrawProposal) -> None:
     )
 
 
-def _owned_submitted(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Proposal:
-    proposal = visible_proposal(uow, proposal_id, actor_id)
-    if proposal.client_id != actor_id:
+def _owned_submitted(uow: UnitOfWork, cmd: AcceptProposal | RejectProposal) -> Proposal:
+    proposal = visible_proposal(uow, cmd.proposal_id, cmd.actor_id, admin=cmd.actor_is_admin)
+    if proposal.client_id != cmd.actor_id:
         raise Forbidden("Only the project's owner can accept or reject proposals")
     if proposal.status != "submitted":
         raise InvalidState(f"Only a submitted proposal can be accepted or rejected (it is {proposal.status})")
@@ -172,7 +175,7 @@ def _owned_submitted(uow: UnitOfWork, proposal_id: str, actor_id: str) -> Propos
 
 
 def reject_proposal(uow: UnitOfWork, cmd: RejectProposal) -> None:
-    proposal = _owned_submitted(uow, cmd.proposal_id, cmd.actor_id)
+    proposal = _owned_submitted(uow, cmd)
     uow.append(
         proposal.id,
         STREAM,
@@ -183,7 +186,7 @@ def reject_proposal(uow: UnitOfWork, cmd: RejectProposal) -> None:
 
 def accept_proposal(uow: UnitOfWork, cmd: AcceptProposal) -> None:
     """Several streams, one transaction: a lost race on any of them undoes all (VersionConflict)."""
-    proposal = _owned_submitted(uow, cmd.proposal_id, cmd.actor_id)
+    proposal = _owned_submitted(uow, cmd)
     project = projects.load_project(uow, proposal.project_id)
     if project.status != "open":
         raise InvalidState(f"The project is not open (it is {project.status})")

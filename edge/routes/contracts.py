@@ -19,7 +19,6 @@ from edge.routing import Call, Operation
 from edge.schemas import Omittable, Page, Strict
 from queries.contracts import get_contract, list_contracts
 
-CLIENT = frozenset({"client"})
 Currency = Literal["USDC", "USD"]
 ContractStatus = Literal["active", "completed", "cancelled", "disputed"]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -264,7 +263,6 @@ OPERATIONS = [
         body=ContractBody,
         response=ContractOut,
         status=201,
-        roles=CLIENT,
         etag=True,
         errors=(400, 401, 403, 404, 409, 415, 422),
     ),

@@ -17,7 +17,6 @@ from edge.schemas import JsonInt, MoneyIn, Omittable, Page, Strict
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
-CLIENT = frozenset({"client"})
 Availability = Literal["immediate", "1-2_weeks", "1_month", "flexible"]
 ProposalStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
 
@@ -156,12 +155,14 @@ async def withdraw(call: Call) -> Response:
 
 async def accept(call: Call) -> Response:
     proposal_id = call.path["proposal_id"]
-    return await submit(call, AcceptProposal(proposal_id=proposal_id, actor_id=call.user.sub), proposal_id)
+    command = AcceptProposal(proposal_id=proposal_id, actor_id=call.user.sub, actor_is_admin=call.user.role == "admin")
+    return await submit(call, command, proposal_id)
 
 
 async def reject(call: Call) -> Response:
     proposal_id = call.path["proposal_id"]
-    return await submit(call, RejectProposal(proposal_id=proposal_id, actor_id=call.user.sub), proposal_id)
+    command = RejectProposal(proposal_id=proposal_id, actor_id=call.user.sub, actor_is_admin=call.user.role == "admin")
+    return await submit(call, command, proposal_id)
 
 
 OPERATIONS = [
@@ -227,7 +228,6 @@ OPERATIONS = [
         "Accept: hire this freelancer (project owner)",
         "proposals",
         response=ProposalOut,
-        roles=CLIENT,
         etag=True,
         errors=(401, 403, 404, 409),
     ),
@@ -238,7 +238,6 @@ OPERATIONS = [
         "Decline a proposal (project owner)",
         "proposals",
         response=ProposalOut,
-        roles=CLIENT,
         etag=True,
         errors=(401, 403, 404, 409),
     ),

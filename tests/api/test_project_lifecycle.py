@@ -195,3 +195,50 @@ def test_a_deactivated_freelancers_proposal_cannot_be_accepted_and_nothing_chang
     assert (status_of(client, fred_bid, owner), status_of(client, gina_bid, gina)) == ("submitted", "submitted")
     accepted = client.post(f"/api/proposals/{gina_bid}/accept", headers=owner.headers)
     assert accepted.status_code == 200, accepted.text
+
+
+def test_a_project_owner_whose_role_changed_still_accepts_rejects_and_contracts(
+    client: TestClient, settings: Settings, clock: FakeClock, world: tuple[User, User, User]
+) -> None:
+    """API.md gates accepting, rejecting and contracting on owning the project, not on the role `client`: an
+    owner an admin made a freelancer keeps deciding on the bids their projects already have."""
+    owner, fred, gina = world
+    project_id = post_project(client, owner)
+    fred_bid, gina_bid = bid(client, fred, project_id), bid(client, gina, project_id)
+    admin = make_admin(client, settings, clock)
+    changed = client.patch(f"/api/users/{owner.id}", json={"role": "freelancer"}, headers=admin.headers)
+    assert changed.status_code == 200, changed.text
+    owner = login(client, owner.email)
+
+    rejected = client.post(f"/api/proposals/{gina_bid}/reject", headers=owner.headers)
+    assert (rejected.status_code, rejected.json()["status"]) == (200, "rejected"), rejected.text
+    accepted = client.post(f"/api/proposals/{fred_bid}/accept", headers=owner.headers)
+    assert (accepted.status_code, accepted.json()["status"]) == (200, "accepted"), accepted.text
+    body = {"project_id": project_id, "freelancer_id": fred.id, "amount": "300.00"}
+    contracted = client.post("/api/contracts", json=body, headers=owner.headers)
+    assert (contracted.status_code, contracted.json()["client_id"]) == (201, owner.id), contracted.text
+
+
+def test_only_the_project_owner_accepts_or_rejects_and_others_learn_no_more_than_they_may_read(
+    client: TestClient, settings: Settings, clock: FakeClock, bid_on: tuple[User, User, str, str]
+) -> None:
+    """The author and an admin, who may read the proposal, are refused (403); any other user, client or
+    freelancer, is told it does not exist (404); and nothing changes."""
+    owner, fred, project_id, proposal_id = bid_on
+    admin = make_admin(client, settings, clock)
+    before = client.get(f"/api/proposals/{proposal_id}", headers=owner.headers)
+    for other, status, error_type in (
+        (fred, 403, "forbidden"),
+        (admin, 403, "forbidden"),
+        (register(client, "client", "Carl"), 404, "not_found"),
+        (register(client, "freelancer", "Hal"), 404, "not_found"),
+    ):
+        for action in ("accept", "reject"):
+            url = f"/api/proposals/{proposal_id}/{action}"
+            assert_error(client.post(url, headers=other.headers), status, error_type)
+    after = client.get(f"/api/proposals/{proposal_id}", headers=owner.headers)
+    assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
+    assert client.get(f"/api/projects/{project_id}", headers=owner.headers).json()["status"] == "open"
+    body = {"project_id": project_id, "freelancer_id": fred.id, "amount": "300.00"}
+    for other in (fred, admin):
+        assert_error(client.post("/api/contracts", json=body, headers=other.headers), 403, "forbidden")
