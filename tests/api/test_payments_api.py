@@ -307,6 +307,24 @@ def test_a_cancelled_contract_takes_no_payments(world: World) -> None:
     assert_error(create(world.client, world.ann, contract_id=world.contract["id"], amount="1"), 409, "invalid_state")
 
 
+@pytest.mark.parametrize(("status", "by"), [("completed", "ann"), ("disputed", "fred")])
+def test_a_completed_or_disputed_contract_still_takes_payments_within_its_amount(
+    world: World, chain: Chain, status: str, by: str
+) -> None:
+    """The final payment often follows completion, and a dispute (no way out of it in API.md) is settled by paying."""
+    moved = world.client.put(
+        f"/api/contracts/{world.contract['id']}", json={"status": status}, headers=getattr(world, by).headers
+    )
+    assert (moved.status_code, moved.json()["status"]) == (200, status), moved.text
+
+    payment = pay(world, "1000")
+    confirmed = confirm(world.client, world.ann, payment, transfer(chain, "1000"))
+    assert (confirmed.status_code, confirmed.json()["status"]) == (200, "completed"), confirmed.text
+    over = create(world.client, world.ann, contract_id=world.contract["id"], amount="250.01")
+    assert_error(over, 409, "exceeds_contract_balance")
+    assert totals(world)["total_paid"] == "1000.00"
+
+
 def test_a_contract_with_pending_payments_cannot_be_cancelled_until_they_are(world: World) -> None:
     payment = pay(world, "10")
     url = f"/api/contracts/{world.contract['id']}"
