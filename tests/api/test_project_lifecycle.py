@@ -242,3 +242,23 @@ def test_only_the_project_owner_accepts_or_rejects_and_others_learn_no_more_than
     body = {"project_id": project_id, "freelancer_id": fred.id, "amount": "300.00"}
     for other in (fred, admin):
         assert_error(client.post("/api/contracts", json=body, headers=other.headers), 403, "forbidden")
+
+
+def test_a_deactivation_suspends_the_account_and_its_projects_and_bids_wait_for_its_return(
+    client: TestClient, settings: Settings, clock: FakeClock, bid_on: tuple[User, User, str, str]
+) -> None:
+    """Deactivating stops the account's sign-in and tokens and nothing else: its project and the bid on it stay
+    as they were, visible, and once reactivated the owner hires as before."""
+    owner, fred, project_id, proposal_id = bid_on
+    admin = make_admin(client, settings, clock)
+    before = client.get(f"/api/projects/{project_id}", headers=fred.headers).json()
+    assert client.patch(f"/api/users/{owner.id}", json={"is_active": False}, headers=admin.headers).status_code == 200
+    assert_error(client.get("/api/auth/me", headers=owner.headers), 401, "token_invalid")
+
+    assert client.get(f"/api/projects/{project_id}", headers=fred.headers).json() == before
+    assert status_of(client, proposal_id, fred) == "submitted"
+
+    assert client.patch(f"/api/users/{owner.id}", json={"is_active": True}, headers=admin.headers).status_code == 200
+    owner = login(client, owner.email)
+    accepted = client.post(f"/api/proposals/{proposal_id}/accept", headers=owner.headers)
+    assert (accepted.status_code, accepted.json()["status"]) == (200, "accepted"), accepted.text
