@@ -390,11 +390,12 @@ class Marketplace(RuleBasedStateMachine):
             proposal.status = "withdrawn"
 
     def decided(self, proposal: Proposal, actor: User) -> Expect | None:
-        """The refusal an accept/reject by `actor` meets, if any (project owner, while submitted)."""
-        if actor.role != "client":
-            return refused(403, "forbidden")
-        if actor.id != proposal.client:
+        """The refusal an accept/reject by `actor` meets, if any (project owner, whatever their role, while
+        submitted): the author may read it (403), anyone else is told it does not exist (404)."""
+        if actor.id not in (proposal.author, proposal.client):
             return refused(404, "not_found")
+        if actor.id != proposal.client:
+            return refused(403, "forbidden")
         if proposal.status != "submitted":
             return refused(409, "invalid_state")
         return None
@@ -445,11 +446,9 @@ class Marketplace(RuleBasedStateMachine):
         if data.draw(st.booleans(), label="milestones"):
             body["milestones"] = [{"title": "All of it", "amount": amount}]
         live = [c for c in self.contracts.values() if c.project_id == project.id and c.status != "cancelled"]
-        if actor.role != "client":
-            expect = refused(403, "forbidden")
-        elif project.deleted:
+        if project.deleted:
             expect = refused(404, "not_found")
-        elif actor.id != project.owner:
+        elif actor.id != project.owner:  # the owner, whatever their role (a freelancer never is one here)
             expect = refused(403, "forbidden")
         elif project.hired is None or project.status != "in_progress":
             expect = refused(409, "invalid_state")
