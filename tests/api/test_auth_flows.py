@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -607,19 +607,21 @@ async def ann_registered(
             yield app, client, bearer((await client.post("/api/auth/register", json=body)).json()["access_token"])
 
 
+Send = Callable[[], Coroutine[Any, Any, httpx.Response]]
+
+
 async def raced_then_logins(
-    client: httpx.AsyncClient,
-    held: HeldCheck,
-    racing: asyncio.Task[httpx.Response],
-    then: Callable[[], Awaitable[httpx.Response]],
-    passwords: tuple[str, str],
+    app: Any, client: httpx.AsyncClient, racing: Send, then: Send, passwords: tuple[str, str], *, rehash: bool = False
 ) -> list[int]:
-    """Once `held` has checked, run `then` (which must succeed), release the check, and return the raced
-    request's status followed by the statuses of logins with each of `passwords`."""
+    """Send `racing` with its password check held once checked, then `then` (which must succeed), then release
+    the check. Returns the raced request's status followed by the statuses of logins with each of `passwords`."""
+    runtime = app.state.runtime
+    held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
+    raced_task = asyncio.create_task(racing())
     assert await asyncio.to_thread(held.entered.wait, 30)
     assert (await then()).status_code == 200
     held.release.set()
-    raced = await racing
+    raced = await raced_task
     if raced.status_code != 200:
         assert_error(raced, 401, "invalid_credentials")
     statuses = [raced.status_code]
@@ -633,18 +635,15 @@ async def login_racing_a_password_change(settings: Settings, clock: FakeClock, r
     """A login checks the old password; the password changes before the login commits. Statuses: login, then
     logins with the old and the new password afterwards."""
     async with ann_registered(settings, clock) as (app, client, headers):
-        runtime = app.state.runtime
-        held = runtime.passwords = HeldCheck(runtime.passwords, rehash)
-        racing = asyncio.create_task(
-            client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
-        )
+        login_body = {"email": "ann@example.com", "password": PASSWORD}
         change = {"password": "brand-new-password", "current_password": PASSWORD}
         return await raced_then_logins(
+            app,
             client,
-            held,
-            racing,
+            lambda: client.post("/api/auth/login", json=login_body),
             lambda: client.put("/api/auth/me", json=change, headers=headers),
             (PASSWORD, "brand-new-password"),
+            rehash=rehash,
         )
 
 
@@ -660,15 +659,12 @@ async def two_password_changes_at_once(settings: Settings, clock: FakeClock) -> 
     async with ann_registered(settings, clock) as (app, client, first):
         login_body = {"email": "ann@example.com", "password": PASSWORD}
         second = bearer((await client.post("/api/auth/login", json=login_body)).json()["access_token"])
-        runtime = app.state.runtime
-        held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
         change = {"password": "first-new-password", "current_password": PASSWORD}
-        racing = asyncio.create_task(client.put("/api/auth/me", json=change, headers=first))
         other = {"password": "second-new-password", "current_password": PASSWORD}
         return await raced_then_logins(
+            app,
             client,
-            held,
-            racing,
+            lambda: client.put("/api/auth/me", json=change, headers=first),
             lambda: client.put("/api/auth/me", json=other, headers=second),
             ("first-new-password", "second-new-password"),
         )
