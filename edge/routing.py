@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -197,7 +198,7 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
     items = request.query_params.multi_items()
     params = dict(items)
     if len(params) != len(items):
-        names = [name for name in params if sum(1 for key, _ in items if key == name) > 1]
+        names = [name for name, seen in Counter(key for key, _ in items).items() if seen > 1]
         errors = [{"loc": ["query", name], "msg": "given more than once"} for name in names]
         raise ValidationFailed("The query parameters are invalid", errors=errors)
     try:

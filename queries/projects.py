@@ -259,12 +259,11 @@ def board_query(
             params.append(value)
     condition = " WHERE " + " AND ".join(where) if where else ""
     if match is None:
-        return f"SELECT {COLUMNS} FROM {source}{condition} ORDER BY p.id DESC LIMIT ?", [*params, limit + 1]
-    page_rowids = f"SELECT p.rowid FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
-    return f"SELECT {COLUMNS} FROM rm_projects p WHERE p.rowid IN ({page_rowids}) ORDER BY p.id DESC", [
-        *params,
-        limit + 1,
-    ]
+        sql = f"SELECT {COLUMNS} FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
+    else:
+        page_rowids = f"SELECT p.rowid FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
+        sql = f"SELECT {COLUMNS} FROM rm_projects p WHERE p.rowid IN ({page_rowids}) ORDER BY p.id DESC"
+    return sql, [*params, limit + 1]
 
 
 def list_projects(
