@@ -85,14 +85,19 @@ async def purge_expired_rows(runtime: Runtime) -> None:
         pass
 
 
-async def housekeeping(runtime: Runtime) -> None:
-    """Primary: `purge_expired_rows` every HOUSEKEEPING_INTERVAL_S (the lifespan runs it once at start)."""
+async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
+    """Primary: `purge_expired_rows` at start and every HOUSEKEEPING_INTERVAL_S after; `passed` is set by each pass.
+
+    The start does not wait for the first pass: after a long stop it may have many batches to delete, and
+    requests are served (their writes interleaved with its batches) meanwhile.
+    """
     while True:
-        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
         try:
             await purge_expired_rows(runtime)
+            passed.set()
         except Exception as exc:  # noqa: BLE001 - retried on the next tick
             structlog.get_logger("app").warning("housekeeping_failed", error=type(exc).__name__)
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
 class Api(Starlette):
@@ -129,9 +134,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             runtime.replicator.start()
         background = []
         if settings.is_primary:
-            await purge_expired_rows(runtime)
             loop = asyncio.get_running_loop()
-            background = [loop.create_task(watch_external_writes(runtime)), loop.create_task(housekeeping(runtime))]
+            background = [
+                loop.create_task(watch_external_writes(runtime)),
+                loop.create_task(housekeeping(runtime, app.state.housekept)),
+            ]
         # Everything built so far lives as long as the process: keep it out of every GC pass.
         gc.collect()
         gc.freeze()
@@ -203,6 +210,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app = Api(middleware=middleware)
     app.router = IndexedRouter([*routes(ops, runtime), docs.static_mount()], lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.housekept = asyncio.Event()  # set by each pass of `housekeeping` (primary only)
     app.state.metrics = metrics
     app.state.cache = ResponseCache()
     app.state.openapi = build_spec(ops, settings.app_name)
