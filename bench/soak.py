@@ -60,16 +60,28 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+def error_type(response: httpx.Response) -> str:
+    """The `error_type` of an API.md error body, or `?` when the body is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "?"
+    return str(body.get("error_type", "?")) if isinstance(body, dict) else "?"
+
+
 @dataclass
 class Stats:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    refusals: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # "409 invalid_state"
     server_errors: list[str] = field(default_factory=list)
     transport_errors: list[str] = field(default_factory=list)
 
     def record(self, kind: str, response: httpx.Response, elapsed: float) -> None:
         self.latencies[kind].append(elapsed)
         self.statuses[kind][response.status_code] += 1
+        if 400 <= response.status_code < 500:
+            self.refusals[kind][f"{response.status_code} {error_type(response)}"] += 1
         if response.status_code >= 500:
             self.server_errors.append(
                 f"{kind}: {response.request.method} {response.request.url.path} -> {response.status_code} "
@@ -275,8 +287,8 @@ def report(stats: Stats, info: dict[str, Any]) -> str:
         f"## Soak: {info['elapsed']:.0f} s, {info['workers']} workers ({info['clients']} clients), "
         f"primary + edge (writes forwarded), payments {'on' if info['payments'] else 'not available'}",
         "",
-        "| request | count | req/s | 4xx | 5xx | p50 ms | p95 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| request | count | req/s | 4xx | 5xx | p50 ms | p95 ms | p99 ms | max ms | 4xx by status and error_type |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     total = 0
     for kind in sorted(stats.latencies):
@@ -288,9 +300,11 @@ def report(stats: Stats, info: dict[str, Any]) -> str:
         lines.append(
             f"| {kind} | {len(values)} | {len(values) / info['elapsed']:.1f} | {client_errors} | {server_errors} | "
             f"{percentile(values, 0.5) * 1000:.1f} | {percentile(values, 0.95) * 1000:.1f} | "
-            f"{percentile(values, 0.99) * 1000:.1f} | {values[-1] * 1000:.1f} |"
+            f"{percentile(values, 0.99) * 1000:.1f} | {values[-1] * 1000:.1f} | "
+            + ", ".join(f"{name}: {n}" for name, n in stats.refusals[kind].most_common())
+            + " |"
         )
-    lines.append(f"| **all** | {total} | {total / info['elapsed']:.1f} | | {len(stats.server_errors)} | | | | |")
+    lines.append(f"| **all** | {total} | {total / info['elapsed']:.1f} | | {len(stats.server_errors)} | | | | | |")
     lines += ["", "| process | RSS start MiB | RSS end MiB | change |", "|---|---:|---:|---:|"]
     for name in ("primary", "edge"):
         start, end = info["rss_start"][name] / 1024, info["rss_end"][name] / 1024
