@@ -20,6 +20,9 @@ REVOKE_USER = "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND re
 REVOKE_USER_BUT_FAMILY = (
     "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND family_id <> ? AND revoked_at IS NULL"
 )
+SELECT_LIVE_FAMILIES = (
+    "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +115,18 @@ def revoke_all_for_user(uow: UnitOfWork, user_id: str) -> None:
 
 
 def revoke_other_sessions(uow: UnitOfWork, user_id: str, keep_family: str | None) -> None:
-    """A password change ends every refresh token but those of the session that made it (all, if none)."""
+    """A password change ends every session but the one that made it (all, if none).
+
+    Every refresh token goes; each session that could still refresh is ended with `SessionRevoked`, so
+    its access tokens stop too (`queries.sessions`). A session whose refresh tokens have all expired
+    issued its last access token when it last refreshed, and that one has expired as well.
+    """
+    live = uow.conn.execute(SELECT_LIVE_FAMILIES, (user_id, rfc3339(uow.now))).fetchall()
     if keep_family is None:
         revoke_all_for_user(uow, user_id)
     else:
         uow.conn.execute(REVOKE_USER_BUT_FAMILY, (rfc3339(uow.now), user_id, keep_family))
+    for (family_id,) in live:
+        if family_id != keep_family:
+            revoked = SessionRevoked(family_id=family_id, user_id=user_id, reason="password_change")
+            uow.append(family_id, STREAM, uow.version_of(family_id), [revoked])

@@ -84,7 +84,7 @@ class Runtime:
             else:
                 prepare_edge(conn, self.projection)
             self.tracker.advance(checkpoint(conn))
-            self.sessions.load(conn)
+            self.sessions.load(conn, self.clock.now())
         finally:
             conn.close()
         self.writer = Writer(
@@ -104,11 +104,13 @@ class Runtime:
         def job(conn: Connection) -> None:
             fresh = [e for e in events if e.position > checkpoint(conn)]
             projection.apply_events(conn, fresh)
+            # Before the commit, which moves the tracker: a read that waits for this position (or comes
+            # after it) must not find a token these events end still accepted.
+            self.sessions.observe(fresh)
 
         if self.writer is None:
             raise RuntimeError("runtime not opened")
         await self.writer.submit(job)
-        self.sessions.observe(events)
 
     def close(self) -> None:
         if self.writer is not None:

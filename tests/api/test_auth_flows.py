@@ -310,6 +310,33 @@ def test_logout_revokes_only_that_family(client: TestClient) -> None:
     assert refresh_with(client, other["refresh_token"]).status_code == 200
 
 
+def me_status(client: TestClient, access_token: str) -> int:
+    status: int = client.get("/api/auth/me", headers=bearer(access_token)).status_code
+    return status
+
+
+def test_logout_ends_the_access_tokens_of_that_session_at_once_and_no_other(client: TestClient) -> None:
+    first = register(client, "ann@example.com")
+    rotated = refresh_with(client, first["refresh_token"]).json()  # the same session, a newer access token
+    other = login(client, "ann@example.com")
+    assert {me_status(client, t) for t in (first["access_token"], rotated["access_token"])} == {200}
+    assert logout(client, rotated["refresh_token"], other["access_token"]).status_code == 204
+    for token in (first["access_token"], rotated["access_token"]):
+        body = assert_error(client.get("/api/auth/me", headers=bearer(token)), 401, "token_invalid")
+        assert "sign in again" in body["detail"]
+        assert_error(client.post("/api/projects", json={}, headers=bearer(token)), 401, "token_invalid")
+    assert me_status(client, other["access_token"]) == 200
+    assert me_status(client, login(client, "ann@example.com")["access_token"]) == 200  # a new session
+
+
+def test_an_ended_session_stays_ended_after_a_restart(settings: Settings, clock: FakeClock) -> None:
+    with TestClient(create_app(settings, clock)) as client:
+        first = register(client, "ann@example.com")
+        assert logout(client, first["refresh_token"], first["access_token"]).status_code == 204
+    with TestClient(create_app(settings, clock)) as client:
+        assert_error(client.get("/api/auth/me", headers=bearer(first["access_token"])), 401, "token_invalid")
+
+
 def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None:
     first = register(client, "ann@example.com")
     second = refresh_with(client, first["refresh_token"]).json()
@@ -542,8 +569,9 @@ def test_changing_the_password_ends_every_other_session(client: TestClient) -> N
     b = client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}).json()
     change_password(client, a["access_token"])
     assert_error(client.post("/api/auth/refresh", json={"refresh_token": b["refresh_token"]}), 401, "token_invalid")
-    assert refreshes(client, a) == 200
+    assert_error(client.get("/api/auth/me", headers=bearer(b["access_token"])), 401, "token_invalid")
     assert client.get("/api/auth/me", headers=bearer(a["access_token"])).status_code == 200
+    assert refreshes(client, a) == 200
     login(client, "ann@example.com", "brand-new-password")
     assert_error(
         client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}),
@@ -570,6 +598,7 @@ def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
     change_password(client, sessionless)
     assert refreshes(client, first) == 401
     assert refreshes(client, second) == 401
+    assert {me_status(client, pair["access_token"]) for pair in (first, second)} == {401}
 
 
 class HeldCheck:

@@ -90,6 +90,19 @@ def test_a_spent_refresh_token_revokes_its_whole_family(client: TestClient, sett
     assert refresh(client, other_session["refresh_token"]).status_code == 200
 
 
+def test_reuse_ends_the_sessions_access_tokens_too(client: TestClient) -> None:
+    """Whoever holds the stolen token's successor (thief or owner) is signed out: both must sign in again."""
+    first = register(client)
+    second = refresh(client, first["refresh_token"]).json()
+    me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {second['access_token']}"})
+    assert me.status_code == 200
+    assert refresh(client, first["refresh_token"]).status_code == 401  # reuse
+    for token in (first["access_token"], second["access_token"]):
+        me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 401
+        assert me.json()["error_type"] == "token_invalid"
+
+
 def test_reusing_the_latest_token_twice_also_revokes(client: TestClient, settings: Settings) -> None:
     first = register(client)
     second = refresh(client, first["refresh_token"]).json()

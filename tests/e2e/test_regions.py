@@ -148,6 +148,29 @@ def test_edge_read_reports_the_position_it_was_served_at(cluster: Cluster, repor
     assert older == [], f"(sent, returned) pairs, first 5: {older[:5]}"
 
 
+def test_a_logout_through_one_edge_ends_that_sessions_access_token_on_another(cluster: Cluster) -> None:
+    """The edge that reads with the logout's token refuses the session's access token; another session's works."""
+    a, b = cluster.edges[EDGE_A], cluster.edges[EDGE_B]
+    with httpx.Client(timeout=10.0) as via_a, httpx.Client(timeout=10.0) as via_b:
+        for _ in range(20):
+            account, registered = register(via_a, a.url)
+            password = {"email": account.email, "password": "correct horse battery"}
+            other = via_a.post(a.url + "/api/auth/login", json=password)
+            assert other.status_code == 200, other.text
+            ended = via_a.post(
+                a.url + "/api/auth/logout",
+                json={"refresh_token": registered.json()["refresh_token"]},
+                headers=account.auth,
+            )
+            assert ended.status_code == 204, ended.text
+            after = {"X-Consistency-Token": ended.headers["x-consistency-token"]}
+            refused = via_b.get(b.url + "/api/auth/me", headers={**account.auth, **after})
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error_type"] == "token_invalid"
+            still = {"Authorization": f"Bearer {other.json()['access_token']}", **after}
+            assert via_b.get(b.url + "/api/auth/me", headers=still).status_code == 200
+
+
 # -- 2. convergence without a token ----------------------------------------------------------------------------------
 
 
