@@ -101,12 +101,13 @@ def revoke_session(uow: UnitOfWork, cmd: RevokeSession) -> None:
 
 def revoke_family(uow: UnitOfWork, family_id: str, user_id: str, reason: str) -> None:
     uow.conn.execute(REVOKE_FAMILY, (rfc3339(uow.now), family_id))
-    uow.append(
-        family_id,
-        STREAM,
-        uow.version_of(family_id),
-        [SessionRevoked(family_id=family_id, user_id=user_id, reason=reason)],
-    )
+    end_session(uow, family_id, user_id, reason)
+
+
+def end_session(uow: UnitOfWork, family_id: str, user_id: str, reason: str) -> None:
+    """Record that a session ended: its access tokens are refused from then on (`queries.sessions`)."""
+    revoked = SessionRevoked(family_id=family_id, user_id=user_id, reason=reason)
+    uow.append(family_id, STREAM, uow.version_of(family_id), [revoked])
 
 
 def revoke_all_for_user(uow: UnitOfWork, user_id: str) -> None:
@@ -128,5 +129,4 @@ def revoke_other_sessions(uow: UnitOfWork, user_id: str, keep_family: str | None
         uow.conn.execute(REVOKE_USER_BUT_FAMILY, (rfc3339(uow.now), user_id, keep_family))
     for (family_id,) in live:
         if family_id != keep_family:
-            revoked = SessionRevoked(family_id=family_id, user_id=user_id, reason="password_change")
-            uow.append(family_id, STREAM, uow.version_of(family_id), [revoked])
+            end_session(uow, family_id, user_id, "password_change")
