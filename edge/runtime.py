@@ -139,13 +139,15 @@ class Runtime:
         checks["position"] = {"ok": True, "position": self.tracker.position}
         if self.replicator is not None:
             r, limit = self.replicator, self.settings.max_replication_lag_s
+            # Read once and judge the figure reported, so a refusal never shows a lag within the limit.
+            lag_s = round(r.lag_seconds, 3)
             checks["replication"] = {
                 # A short loss of the primary does not take a caught-up edge out of rotation: only lag does.
-                "ok": r.ever_connected and r.lag_seconds <= limit,
+                "ok": r.ever_connected and lag_s <= limit,
                 "connected": r.connected,
                 "head": r.head,
                 "lag_events": r.lag_events,
-                "lag_seconds": round(r.lag_seconds, 3),
+                "lag_seconds": lag_s,
                 "max_lag_seconds": limit,
                 "last_error": r.last_error,
             }
