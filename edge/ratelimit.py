@@ -50,9 +50,11 @@ class RateLimits:
         slot = (str(item), *key)
         pending = self._pending.get(slot, 0)
         remaining = self._limiter.get_window_stats(item, *key).remaining
-        if remaining <= pending:
-            retry_after = self.retry_after(item, *key) if remaining <= 0 else 1
+        if remaining <= 0:
+            retry_after = self.retry_after(item, *key)
             raise RateLimited("Too many failed sign-ins for this account; try again later", retry_after)
+        if remaining <= pending:  # the window's free places are all held by attempts still being checked
+            raise RateLimited("Other sign-ins for this account are being checked; try again in a second", 1)
         self._pending[slot] = pending + 1
         try:
             yield
