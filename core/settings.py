@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL")
     public_base_url: str = Field("", alias="PUBLIC_BASE_URL")
 
+    # Continuous backup of an embedded primary with Litestream (docs/backup.md); S3 settings as for uploads.
+    backup_url: str = Field("", alias="BACKUP_URL")
+    backup_sync_interval_s: float = Field(1.0, alias="BACKUP_SYNC_INTERVAL_S", ge=0.01, le=3600)
+    max_backup_lag_s: float = Field(60.0, alias="MAX_BACKUP_LAG_S", gt=0)
+
     chain_rpc_url: str = Field("", alias="CHAIN_RPC_URL")
     chain_id: int = Field(1, alias="CHAIN_ID", ge=1)
     usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
@@ -122,6 +127,14 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return http_url(value)
+
+    @field_validator("backup_url")
+    @classmethod
+    def _backup_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if value.strip() and (parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment):
+            raise ValueError("must be s3://bucket or s3://bucket/path")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

@@ -1,12 +1,14 @@
-"""`megilance`: the operator's one command (serve, migrate, rebuild, verify, seed-demo, create-admin, audit)."""
+"""`megilance`: the operator's one command (serve, migrate, rebuild, verify, seed-demo, create-admin, audit, backup)."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, ParamSpec, TypeVar
@@ -15,7 +17,7 @@ import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from core import store
+from core import backup, store
 from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_path
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
@@ -33,7 +35,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pret
 P = ParamSpec("P")
 R = TypeVar("R")
 # An operator's mistake (a bad setting, a wrong or unwritable file, a refused command), not a bug in this code.
-OPERATOR_ERRORS = (SettingsError, InsecureSettings, SchemaTooNew, DatabaseUnavailable, sqlite3.Error, OSError)
+OPERATOR_ERRORS = (
+    SettingsError,
+    InsecureSettings,
+    SchemaTooNew,
+    DatabaseUnavailable,
+    sqlite3.Error,
+    OSError,
+    backup.BackupError,
+)
 
 
 class Refused(Exception):
@@ -73,6 +83,8 @@ def primary_connection(*, existing: bool = False) -> Connection:
     """The primary's database; with `existing`, refuse (rather than create) a file that is not there."""
     settings = load_settings()
     url = settings.resolved_database_url()
+    if not existing:
+        backup.restore_if_missing(settings)  # a fresh machine starts from the backup, not from an empty file
     if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
     return connect(
@@ -305,6 +317,58 @@ def seed_demo(
         f"projects, {demo.proposal_count} proposals ({len(demo.hired)} accepted), {len(demo.contracts)} contracts, "
         f"{len(demo.portfolio_items)} portfolio items; log head {head}"
     )
+
+
+backup_app = typer.Typer(no_args_is_help=True, help="Continuous backup to S3 with Litestream (BACKUP_URL).")
+app.add_typer(backup_app, name="backup")
+
+
+def backup_settings() -> backup.BackupConfig:
+    cfg = backup.backup_config(load_settings())
+    if cfg is None:
+        raise Refused("no backup here: set BACKUP_URL (s3://bucket/path) on a primary with an embedded database")
+    return cfg
+
+
+@backup_app.command("status")
+@reported
+def backup_status(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """The last replicated position and its age: from the running Litestream, else from the copy in S3."""
+    cfg = backup_settings()
+    now = time.time()
+    report: dict[str, object] = {"backup_url": load_settings().backup_url, "database": str(cfg.db_path)}
+    try:
+        report |= {"litestream": "running", **backup.snapshot(cfg).as_dict(now)}
+    except backup.BackupError as exc:
+        report |= {"litestream": "not running", "error": str(exc)}
+    head = backup.replica_head(cfg)
+    report["replica_txid"] = head["txid"] if head else None
+    report["replica_written_at"] = head["created_at"] if head else None
+    if head:
+        report["replica_age_seconds"] = round(max(0.0, now - backup.parse_time(head["created_at"])), 3)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    for key, value in report.items():
+        typer.echo(f"{key}: {value}")
+
+
+@app.command("restore")
+@reported
+def restore_command(
+    to: Annotated[Path, typer.Option("--to", help="the new database file to write (must not exist)")],
+    timestamp: Annotated[
+        str, typer.Option(help="restore the state as of this RFC 3339 time, e.g. 2026-12-07T18:00:00Z")
+    ] = "",
+) -> None:
+    """Restore the backup (latest, or as of --timestamp) into a new file; point DATABASE_URL at it to verify."""
+    cfg = backup_settings()
+    started = time.monotonic()
+    if not backup.restore(cfg, to, timestamp=timestamp):
+        raise Refused(f"nothing to restore: {load_settings().backup_url} holds no backup")
+    typer.echo(f"restored {to} in {time.monotonic() - started:.2f}s")
 
 
 def main() -> None:

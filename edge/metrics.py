@@ -60,6 +60,14 @@ class Metrics:
         self.lag_seconds = Gauge(
             "replication_lag_seconds", "Age of the oldest unapplied event (edge)", registry=self.registry
         )
+        self.backup_lag_seconds = Gauge(
+            "backup_lag_seconds", "Age of the oldest commit not yet in the S3 backup (primary)", registry=self.registry
+        )
+        self.backup_last_success = Gauge(
+            "backup_last_success_timestamp",
+            "Unix time of Litestream's last successful sync to S3 (primary; 0 before the first)",
+            registry=self.registry,
+        )
         self.feed_batch = Histogram(
             "replication_batch_events",
             "Events per applied feed batch",

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
-from core import idempotency, store
+from core import backup, idempotency, store
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect
 from core.errors import ServiceUnavailable
@@ -53,6 +53,7 @@ class Runtime:
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
+        self.backup: backup.Litestream | None = None  # BACKUP_URL on an embedded primary (docs/backup.md)
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
@@ -61,13 +62,16 @@ class Runtime:
 
     def connect_primary(self) -> Connection:
         s = self.settings
-        return connect(
+        conn = connect(
             s.resolved_database_url(),
             auth_token=s.database_auth_token,
             synchronous=s.synchronous,
             replica_path=str(s.data_dir / "primary-replica.db"),
             driver=s.local_driver,
         )
+        if self.backup is not None:
+            backup.hand_checkpoints_to_litestream(conn)
+        return conn
 
     def connect_read_store(self) -> Connection:
         """An edge's own read store: a local libSQL file kept current from the primary's feed."""
@@ -75,7 +79,11 @@ class Runtime:
         return connect(s.resolved_read_path(), synchronous=s.synchronous, driver=s.local_driver)
 
     def open(self) -> None:
-        """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
+        """Migrate, rebuild stale read models, start the writer, the readers and the backup (blocking)."""
+        backup_cfg = backup.backup_config(self.settings)
+        if backup_cfg is not None:
+            backup.restore_if_missing(self.settings)
+            self.backup = backup.Litestream(backup_cfg)
         opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
         conn = opener()
         try:
@@ -96,6 +104,8 @@ class Runtime:
         )
         self.writer.start()
         self.reads = ReadPool(opener, self.settings.read_threads)
+        if self.backup is not None:
+            self.backup.start()
 
     async def apply_feed(self, events: list[StoredEvent]) -> None:
         """Edge: apply one feed batch and its checkpoint in one transaction, skipping what is already applied."""
@@ -115,6 +125,8 @@ class Runtime:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.stop()
+        if self.backup is not None:
+            self.backup.stop()  # after the last commit: Litestream copies the rest of the WAL before it exits
         if self.reads is not None:
             self.reads.close()
 
@@ -151,6 +163,8 @@ class Runtime:
                 "max_lag_seconds": limit,
                 "last_error": r.last_error,
             }
+        if self.backup is not None:
+            checks["backup"] = self.backup.report(self.settings.max_backup_lag_s)
         return checks
 
     def refresh_gauges(self, metrics: Any) -> None:
@@ -159,6 +173,9 @@ class Runtime:
         metrics.head.set(r.head if r is not None else self.tracker.position)
         metrics.lag_events.set(r.lag_events if r is not None else 0)
         metrics.lag_seconds.set(r.lag_seconds if r is not None else 0)
+        if self.backup is not None:
+            metrics.backup_lag_seconds.set(self.backup.lag_seconds())
+            metrics.backup_last_success.set(self.backup.last_success or 0)
 
     # -- the two paths ---------------------------------------------------------------------
 
