@@ -39,16 +39,16 @@ def backup_env(endpoint_url: str, bucket: str | None = None, prefix: str = "prim
     }
 
 
-def megilance(data_dir: Path, env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def megilance(
+    data_dir: Path, env: Mapping[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the `megilance` CLI in a subprocess (as an operator would) with DATA_DIR and `env`."""
     script = Path(sys.executable).with_name("megilance")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
     full_env = {**os.environ, "ENVIRONMENT": "test", "SECRET_KEY": "b" * 64, "DATA_DIR": str(data_dir), **env}
     full_env.pop("REGION", None)
     full_env.pop("PRIMARY_REGION", None)
-    return subprocess.run(
-        [*command, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run([*command, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def backup_status(data_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
