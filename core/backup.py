@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from core.db import Connection, is_remote, local_path
+from core import store
+from core.db import Connection, connect, is_remote, local_path
+from core.ids import new_id
 from core.settings import Settings
 
 log = structlog.get_logger("backup")
@@ -35,6 +37,7 @@ log = structlog.get_logger("backup")
 RESTART_MIN_S, RESTART_MAX_S = 0.5, 30.0
 SOCKET_TIMEOUT_S = 5.0
 MAX_SOCKET_PATH = 100  # a Unix socket path must fit in 108 bytes
+RESTORED_MARKER = "restored-from-backup.json"
 
 
 class BackupError(Exception):
@@ -172,12 +175,39 @@ def restore_if_missing(settings: Settings) -> bool:
         leftover.unlink(missing_ok=True)  # SQLite would lay an old WAL over the restored file
     started = time.monotonic()
     restored = restore(cfg, cfg.db_path, if_replica_exists=True)
+    head = mark_restored(settings.data_dir, cfg.db_path) if restored else 0
     log.warning(
         "database_restored" if restored else "no_backup_to_restore",
         path=str(cfg.db_path),
+        head=head,
         seconds=round(time.monotonic() - started, 3),
     )
     return restored
+
+
+def mark_restored(data_dir: Path, db_path: Path) -> int:
+    """Record that the log restarts from a backup at its head: edges beyond it hold events the log lost.
+
+    The mark names a new epoch of the log; the feed carries it, and an edge that has not seen it yet
+    rebuilds if its store is past the restored head (edge/replicator.py). Returns the restored head.
+    """
+    conn = connect(str(db_path), synchronous="NORMAL")
+    try:
+        head = store.head(conn)
+    finally:
+        conn.close()
+    marker = data_dir / RESTORED_MARKER
+    marker.write_text(json.dumps({"epoch": new_id(), "head": head, "restored_at": _iso(time.time())}))
+    return head
+
+
+def log_epoch(data_dir: Path) -> tuple[str, int]:
+    """The log's epoch and the head it was restored at: ("", 0) for a log never restored."""
+    try:
+        mark = json.loads((data_dir / RESTORED_MARKER).read_text())
+    except FileNotFoundError:
+        return "", 0
+    return str(mark["epoch"]), int(mark["head"])
 
 
 def hand_checkpoints_to_litestream(conn: Connection) -> None:

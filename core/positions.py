@@ -27,6 +27,11 @@ class PositionTracker:
         if self._loop is not None and self._waiters:
             self._loop.call_soon_threadsafe(self._wake)
 
+    def rewind(self, position: int) -> None:
+        """The store was rebuilt from an earlier position (the primary's log came back shorter)."""
+        self.position = position
+        self.updated_at = time.monotonic()
+
     def _wake(self) -> None:
         keep = []
         for target, future in self._waiters:

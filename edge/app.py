@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         runtime.tracker.bind(asyncio.get_running_loop())
         await asyncio.to_thread(runtime.open)
         if not settings.is_primary:
-            runtime.replicator = Replicator(runtime, metrics)
+            runtime.replicator = Replicator(runtime, metrics, on_rebuild=app.state.cache.clear)
             runtime.replicator.start()
         background = []
         if settings.is_primary:

@@ -56,6 +56,11 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
 
+    def clear(self) -> None:
+        """Forget every answer (the store was rebuilt: a position no longer names the same state)."""
+        self._entries.clear()
+        self.size_bytes = 0
+
     def get(self, key: tuple[Any, ...], position: int) -> tuple[bytes, RawHeaders] | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] != position:

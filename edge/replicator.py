@@ -3,6 +3,11 @@
 Each batch is applied in one transaction together with the checkpoint, so a crash leaves the
 store at a batch boundary and the loop resumes from its checkpoint. Connection failures back off
 exponentially (with jitter) and never stop the loop: an edge survives the primary restarting.
+
+A primary restored from its backup names a new epoch of its log and the head it came back at. An
+edge whose store is past that head applied events the log no longer has: it says so and rebuilds
+from position 0. An edge at or below it resumes from its checkpoint. The epoch it has checked is
+kept beside the read store, so a restart does not check (or rebuild) again.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,15 +37,21 @@ BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 5.0
 
 
 class Replicator:
-    def __init__(self, runtime: Runtime, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, metrics: Metrics | None = None, on_rebuild: Callable[[], None] | None = None
+    ) -> None:
         self.runtime = runtime
         self.metrics = metrics
+        self.on_rebuild = on_rebuild  # the response cache forgets answers keyed by positions that now mean else
         self.head = 0
         self.connected = False
         self.ever_connected = False
         self.caught_up_at = time.monotonic()
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._epoch_file = Path(runtime.settings.resolved_read_path() + ".epoch")
+        self.epoch = self._epoch_file.read_text().strip() if self._epoch_file.exists() else ""
+        self.rebuilds = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="replicator")
@@ -88,6 +101,11 @@ class Replicator:
             raise RuntimeError(f"feed answered {response.status_code}: {response.text[:200]}")
         body: dict[str, Any] = orjson.loads(response.content)
         self.connected = self.ever_connected = True
+        epoch, head = str(body.get("epoch", "")), int(body["head"])
+        # A log shorter than this store lost events it applied (restored by hand, or without the epoch mark).
+        if epoch != self.epoch or head < self.runtime.tracker.position:
+            await self._new_epoch(epoch, int(body.get("restored_head", head)), head)
+            return
         self.head = max(self.head, int(body["head"]))
         events = [feed_event(item) for item in body["events"]]
         if events:
@@ -96,3 +114,23 @@ class Replicator:
                 self.metrics.feed_batch.observe(len(events))
         if self.runtime.tracker.position >= self.head:
             self.caught_up_at = time.monotonic()
+
+    async def _new_epoch(self, epoch: str, restored_head: int, head: int) -> None:
+        """The primary's log came back from a backup: keep this store if it holds nothing the log lost."""
+        position = self.runtime.tracker.position
+        if position > restored_head:
+            log.warning(
+                "primary_restored_behind_this_edge_rebuilding",
+                edge_position=position,
+                restored_head=restored_head,
+                lost_events=position - restored_head,
+            )
+            await self.runtime.rebuild_read_store()
+            if self.on_rebuild is not None:
+                self.on_rebuild()
+            self.rebuilds += 1
+        else:
+            log.warning("primary_restored_edge_resumes", edge_position=position, restored_head=restored_head)
+        self.head = head
+        self._epoch_file.write_text(epoch)
+        self.epoch = epoch

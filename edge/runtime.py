@@ -54,6 +54,7 @@ class Runtime:
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
         self.backup: backup.Litestream | None = None  # BACKUP_URL on an embedded primary (docs/backup.md)
+        self.log_epoch: tuple[str, int] = ("", 0)  # primary: (epoch, head) of its last restore from the backup
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
@@ -84,6 +85,8 @@ class Runtime:
         if backup_cfg is not None:
             backup.restore_if_missing(self.settings)
             self.backup = backup.Litestream(backup_cfg)
+        if self.settings.is_primary:
+            self.log_epoch = backup.log_epoch(self.settings.data_dir)
         opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
         conn = opener()
         try:
@@ -121,6 +124,18 @@ class Runtime:
         if self.writer is None:
             raise RuntimeError("runtime not opened")
         await self.writer.submit(job)
+
+    async def rebuild_read_store(self) -> None:
+        """Edge: empty every read model and restart from position 0 (the primary's log lost events we applied)."""
+        projection = self.projection
+
+        def job(conn: Connection) -> None:
+            reset(conn, projection)
+
+        if self.writer is None:
+            raise RuntimeError("runtime not opened")
+        await self.writer.submit(job)
+        self.tracker.rewind(0)
 
     def close(self) -> None:
         if self.writer is not None:

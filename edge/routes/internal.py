@@ -55,6 +55,9 @@ async def events(call: Call) -> Response:
         ],
         "head": max(head, rows[-1][0] if rows else 0),
     }
+    epoch, restored_head = runtime.log_epoch
+    if epoch:  # the log came back from a backup: edges past `restored_head` hold events it lost
+        body |= {"epoch": epoch, "restored_head": restored_head}
     return Response(orjson.dumps(body), media_type="application/json")
 
 

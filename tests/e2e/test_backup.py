@@ -91,7 +91,9 @@ def test_a_primary_that_lost_its_disk_comes_back_from_s3_with_every_acknowledged
         poll(lambda: True if position(client, edge.url) == token else None, 20, "edge follows the restored primary")
         seen = client.get(f"{edge.url}/api/projects/{after.json()['id']}", headers=owner.auth)
         assert seen.status_code == 200, seen.text
-        assert "rebuild" not in edge.stdout_path.read_text() + edge.stderr_path.read_text()
+        edge_log = edge.stdout_path.read_text() + edge.stderr_path.read_text()
+        assert "primary_restored_edge_resumes" in edge_log
+        assert "rebuilding" not in edge_log
         assert status["replica_txid"] >= 1
     finally:
         for server in (edge, fresh, primary):
@@ -145,4 +147,52 @@ def test_with_s3_unreachable_the_primary_keeps_serving_reports_the_lag_and_loses
     finally:
         primary.kill()
         primary.cleanup()
+        link.cut()
+
+
+def test_an_edge_that_applied_writes_the_backup_never_got_says_so_and_rebuilds(
+    s3_endpoint: str,  # noqa: F811
+    client: httpx.Client,
+) -> None:
+    link = S3Link(s3_endpoint)
+    link.restore()
+    env = {**primary_env(), **backup_env(s3_endpoint), "S3_ENDPOINT_URL": link.url}
+    primary = LiveServer.start(env)
+    edge: LiveServer | None = None
+    fresh: LiveServer | None = None
+    try:
+        owner, _ = register(client, primary.url)
+        edge = LiveServer.start(edge_env("fra", primary.url))
+        kept = post_projects(client, primary.url, owner, 5)
+        wait_replicated(primary.data_dir, env)
+        link.cut()  # from here on, acknowledged writes reach the edge but not S3: the recovery point
+        lost = post_projects(client, primary.url, owner, 5)
+        lost_head = max(token for _, token in lost)
+        poll(lambda: True if position(client, edge.url) == lost_head else None, 20, "edge applied the lost writes")
+
+        primary.kill()
+        shutil.rmtree(primary.data_dir)
+        link.restore()
+        fresh = LiveServer.start(env, port=primary.port)
+        restored_head = position(client, fresh.url)
+        assert restored_head == max(token for _, token in kept) < lost_head
+
+        poll(lambda: True if position(client, edge.url) == restored_head else None, 30, "edge rebuilt")
+        edge_log = edge.stdout_path.read_text() + edge.stderr_path.read_text()
+        assert "primary_restored_behind_this_edge_rebuilding" in edge_log
+        for project_id, _ in lost:
+            assert client.get(f"{edge.url}/api/projects/{project_id}", headers=owner.auth).status_code == 404
+        for project_id, _ in kept:
+            assert client.get(f"{edge.url}/api/projects/{project_id}", headers=owner.auth).status_code == 200
+        after = post_project(client, fresh.url, owner, "after the rebuild")
+        assert after.status_code == 201, after.text
+        token = consistency_token(after)
+        poll(lambda: True if position(client, edge.url) == token else None, 20, "edge follows the new log")
+        seen = client.get(f"{edge.url}/api/projects/{after.json()['id']}", headers=owner.auth)
+        assert seen.status_code == 200, seen.text
+    finally:
+        for server in (edge, fresh, primary):
+            if server is not None:
+                server.kill()
+                server.cleanup()
         link.cut()
