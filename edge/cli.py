@@ -87,13 +87,16 @@ def primary_connection(*, existing: bool = False) -> Connection:
         backup.restore_if_missing(settings)  # a fresh machine starts from the backup, not from an empty file
     if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
-    return connect(
+    conn = connect(
         url,
         auth_token=settings.database_auth_token,
         synchronous=settings.synchronous,
         replica_path=str(settings.data_dir / "primary-replica.db"),
         driver=settings.local_driver,
     )
+    if backup.backup_config(settings) is not None:
+        backup.hand_checkpoints_to_litestream(conn)
+    return conn
 
 
 @app.command()
