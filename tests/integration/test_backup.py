@@ -172,3 +172,22 @@ def test_the_written_config_holds_no_credentials(env: dict[str, str]) -> None:
     assert replica["sync-interval"] == "50ms"
     assert "secret-access-key" not in replica
     assert "access-key-id" not in replica
+
+
+def test_a_primary_without_its_file_refuses_to_start_empty_when_the_backup_cannot_be_read(
+    env: dict[str, str],
+    s3_endpoint: str,  # noqa: F811
+) -> None:
+    code, output = cli("migrate", BACKUP_URL="s3://no-such-bucket-here/primary")
+
+    assert code == 1
+    assert "NoSuchBucket" in output
+    assert not (Path(env["DATA_DIR"]) / "megilance.db").exists()
+
+
+def test_a_primary_without_its_file_and_an_empty_backup_starts_fresh(env: dict[str, str]) -> None:
+    code, output = cli("migrate")
+
+    assert code == 0, output
+    assert (Path(env["DATA_DIR"]) / "megilance.db").exists()
+    assert not (Path(env["DATA_DIR"]) / backup.RESTORED_MARKER).exists()
