@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -191,3 +192,64 @@ def test_a_primary_without_its_file_and_an_empty_backup_starts_fresh(env: dict[s
     assert code == 0, output
     assert (Path(env["DATA_DIR"]) / "megilance.db").exists()
     assert not (Path(env["DATA_DIR"]) / backup.RESTORED_MARKER).exists()
+
+
+def test_litestream_that_dies_is_restarted_and_catches_up(primary: tuple[Connection, backup.Litestream]) -> None:
+    conn, litestream = primary
+    register(conn, "before@example.com")
+    in_s3(litestream)
+    process = litestream._process
+    assert process is not None
+    process.kill()
+
+    poll(lambda: True if litestream.restarts == 1 and litestream.alive else None, 20, "restarted")
+    register(conn, "after@example.com")
+    in_s3(litestream)
+    report = litestream.report(60)
+    assert report["running"] is True
+    assert report["restarts"] == 1
+    assert report["ok"] is True
+
+
+def test_a_clean_shutdown_copies_the_last_writes_before_litestream_exits(env: dict[str, str], tmp_path: Path) -> None:
+    cfg = backup.backup_config(load_settings())
+    assert cfg is not None
+    slow = replace(cfg, sync_interval_s=60)  # nothing would reach S3 for a minute without the final sync
+    conn = connect(str(slow.db_path), synchronous="NORMAL")
+    backup.hand_checkpoints_to_litestream(conn)
+    prepare_primary(conn, projection())
+    litestream = backup.Litestream(slow, poll_interval_s=3600)
+    litestream.start()
+    try:
+        poll(litestream.refresh, 20, "litestream answers")
+        register(conn, "last@example.com")
+    finally:
+        litestream.stop()
+        conn.close()
+
+    copy = tmp_path / "copy.db"
+    code, output = cli("restore", "--to", str(copy))
+    assert code == 0, output
+    assert "last@example.com" in emails(copy)
+
+
+def test_a_leftover_wal_of_the_lost_file_does_not_spoil_the_restore(
+    primary: tuple[Connection, backup.Litestream], env: dict[str, str]
+) -> None:
+    conn, litestream = primary
+    for n in range(3):
+        register(conn, f"kept{n}@example.com")
+    in_s3(litestream)
+    db = Path(env["DATA_DIR"]) / "megilance.db"
+    wal = Path(f"{db}-wal").read_bytes()
+    assert wal  # the WAL holds frames (the app leaves checkpoints to Litestream)
+    litestream.stop()
+    conn.close()
+    db.unlink()  # the file is gone, but a WAL of it is left behind
+    Path(f"{db}-wal").write_bytes(wal)
+
+    code, output = cli("migrate")
+    assert code == 0, output
+    assert {f"kept{n}@example.com" for n in range(3)} <= emails(db)
+    code, output = cli("verify")
+    assert code == 0, output
