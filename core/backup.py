@@ -289,6 +289,14 @@ class Snapshot:
         }
 
 
+def lag(behind_since: float | None, last_sync_at: float | None, now: float) -> float:
+    """0 when S3 held everything at the last look; else the time since the later of: the first look that saw
+    something missing, and S3's last complete sync (an outage with nothing to copy costs nothing)."""
+    if behind_since is None:
+        return 0.0
+    return max(0.0, now - max(behind_since, last_sync_at or 0.0))
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -420,12 +428,8 @@ class Litestream:
 
     def lag_seconds(self, now: float | None = None) -> float:
         """Seconds the oldest commit not known to be in S3 has waited (0 when S3 holds everything)."""
-        behind = self._behind_since
-        if behind is None:
-            return 0.0
-        now = time.time() if now is None else now
-        last_sync = self.last.last_sync_at if self.last is not None and self.last.last_sync_at else 0.0
-        return max(0.0, now - max(behind, last_sync))
+        last_sync = self.last.last_sync_at if self.last is not None else None
+        return lag(self._behind_since, last_sync, time.time() if now is None else now)
 
     @property
     def last_success(self) -> float | None:
