@@ -253,3 +253,21 @@ def test_a_leftover_wal_of_the_lost_file_does_not_spoil_the_restore(
     assert {f"kept{n}@example.com" for n in range(3)} <= emails(db)
     code, output = cli("verify")
     assert code == 0, output
+
+
+def test_backup_status_without_litestream_reads_the_copy_in_s3(primary: tuple[Connection, backup.Litestream]) -> None:
+    conn, litestream = primary
+    register(conn, "offline@example.com")
+    in_s3(litestream)
+    txid = litestream.refresh()
+    assert txid is not None
+    litestream.stop()
+
+    code, output = cli("backup", "status", "--json")
+
+    assert code == 0, output
+    status = json.loads(output)
+    assert status["litestream"] == "not running"
+    assert "not answering" in status["error"]
+    assert status["replica_txid"] >= txid.replicated_txid
+    assert 0 <= status["replica_age_seconds"] < 60
