@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), alias="DATA_DIR")
     database_url: str = Field("", alias="DATABASE_URL")
     database_auth_token: str = Field("", alias="DATABASE_AUTH_TOKEN")
+    # A libSQL server primary: how long one request to it may take before the write is answered 503.
+    database_timeout_s: float = Field(10.0, alias="DATABASE_TIMEOUT_S", gt=0, le=120)
     read_database_path: str = Field("", alias="READ_DATABASE_PATH")
     synchronous: Literal["FULL", "NORMAL"] = Field("FULL", alias="DB_SYNCHRONOUS")
     # Embedded files: stdlib sqlite3 releases the GIL while SQLite works, libsql 0.1.11 does not (README: drivers).
@@ -127,7 +129,9 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if URL_SCHEME.match(value) and not value.startswith((*REMOTE_SCHEMES, "file:")):
-            raise ValueError("must be a file path, file:…, or libsql://… (Turso)")
+            raise ValueError(
+                "must be a file path, file:…, or a libSQL server URL (libsql://, https://, http://, wss://, ws://)"
+            )
         return value
 
     @field_validator("trusted_proxies")

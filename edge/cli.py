@@ -73,15 +73,16 @@ def primary_connection(*, existing: bool = False) -> Connection:
     """The primary's database; with `existing`, refuse (rather than create) a file that is not there."""
     settings = load_settings()
     url = settings.resolved_database_url()
-    if existing and not is_remote(url) and not Path(local_path(url)).exists():
+    if is_remote(url):
+        # The log on a libSQL server: work on the local copy, brought level first; its writes reach the server.
+        from edge.remote_primary import RemotePrimary
+
+        remote = RemotePrimary(settings, projection(), prepare_primary)
+        remote.open(required=True)
+        return remote.connect_mirrored()
+    if existing and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
-    return connect(
-        url,
-        auth_token=settings.database_auth_token,
-        synchronous=settings.synchronous,
-        replica_path=str(settings.data_dir / "primary-replica.db"),
-        driver=settings.local_driver,
-    )
+    return connect(url, synchronous=settings.synchronous, driver=settings.local_driver)
 
 
 @app.command()
