@@ -20,7 +20,7 @@ from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_p
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_edge, prepare_primary, run_command_sync
+from edge.runtime import open_primary, prepare_edge, prepare_primary, run_command_sync
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
@@ -73,16 +73,9 @@ def primary_connection(*, existing: bool = False) -> Connection:
     """The primary's database; with `existing`, refuse (rather than create) a file that is not there."""
     settings = load_settings()
     url = settings.resolved_database_url()
-    if is_remote(url):
-        # The log on a libSQL server: work on the local copy, brought level first; its writes reach the server.
-        from edge.remote_primary import RemotePrimary
-
-        remote = RemotePrimary(settings, projection(), prepare_primary)
-        remote.open(required=True)
-        return remote.connect_mirrored()
-    if existing and not Path(local_path(url)).exists():
+    if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
-    return connect(url, synchronous=settings.synchronous, driver=settings.local_driver)
+    return open_primary(settings, projection())
 
 
 @app.command()

@@ -283,6 +283,19 @@ def run_command_sync(
     return result
 
 
+def open_primary(settings: Settings, projection: Projection | None = None) -> Connection:
+    """The primary's database for a process beside the server (the CLI, tests): the embedded file, or the
+    local copy of a log on a libSQL server, brought level with it first (its writes then reach the server)."""
+    url = settings.resolved_database_url()
+    if not is_remote(url):
+        return connect(url, synchronous=settings.synchronous, driver=settings.local_driver)
+    from edge.remote_primary import RemotePrimary
+
+    remote = RemotePrimary(settings, projection or make_projection(), prepare_primary)
+    remote.open(required=True)
+    return remote.connect_mirrored()
+
+
 def prepare_edge(conn: Connection, projection: Projection) -> None:
     """Edge read store: migrations for the read side; stale read models restart from position 0."""
     migrate(conn, ("read",))

@@ -151,7 +151,9 @@ class Sqld:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise SqldUnavailable(f"sqld exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+                raise SqldUnavailable(
+                    f"sqld exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
