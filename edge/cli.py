@@ -102,14 +102,18 @@ def serve(
     settings.require_edge_settings()
     server.HEAD_TIMEOUT_S = settings.header_timeout_s
     # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
-    if settings.is_primary:
-        conn = primary_connection()
-    else:
-        conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
-    try:
-        (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
-    finally:
-        conn.close()
+    # A libSQL server that cannot be reached is not such a database: the node starts, says so, and is not ready.
+    if not (settings.is_primary and is_remote(settings.resolved_database_url())):
+        if settings.is_primary:
+            conn = primary_connection()
+        else:
+            conn = connect(
+                settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver
+            )
+        try:
+            (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
+        finally:
+            conn.close()
     uvicorn.run(
         "edge.app:create_app",
         factory=True,
