@@ -8,6 +8,7 @@ where the ELF header's section table ends. It is downloaded once and cached outs
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import fcntl
@@ -17,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -204,3 +206,54 @@ def _help(binary: Path) -> str:
     if str(binary) not in _HELP:
         _HELP[str(binary)] = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=False).stdout
     return _HELP[str(binary)]
+
+
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 that delays every chunk by `delay` each way, counts pipeline requests and
+    keeps what clients sent (`sent`), so tests can see each request that reached the server."""
+
+    def __init__(self, target_port: int, delay: float = 0.0) -> None:
+        self.target_port, self.delay = target_port, delay
+        self.requests = 0
+        self.sent = bytearray()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> DelayProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(self._pipe(reader, up_writer, count=True), self._pipe(up_reader, writer, count=False))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while chunk := await reader.read(65536):
+                if count:
+                    self.requests += chunk.count(b"POST /v2/pipeline")
+                    self.sent += chunk
+                if self.delay:
+                    # Constant delay: chunks scheduled in order are written in order.
+                    loop.call_later(self.delay, writer.write, chunk)
+                else:
+                    writer.write(chunk)
+        except ConnectionError:
+            pass
+        finally:
+            loop.call_later(self.delay + 0.01, writer.close)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

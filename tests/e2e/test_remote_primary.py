@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,8 +18,9 @@ import httpx
 import pytest
 
 from core.hrana import HranaClient
+from tests.e2e.regions import primary_env, start_edge
 from tests.e2e.server import TEST_ENV, LiveServer
-from tests.sqld import JwtKeys, Sqld
+from tests.sqld import DelayProxy, JwtKeys, Sqld
 
 PASSWORD = "correct-horse-1"
 
@@ -257,3 +259,67 @@ def _ready_status(server: LiveServer) -> int:
 
 def _output(server: LiveServer) -> str:
     return server.stdout_path.read_text(errors="replace") + server.stderr_path.read_text(errors="replace")
+
+
+def test_an_edge_replicates_from_a_primary_whose_log_is_on_a_server(sqld: Sqld, tmp_path: Path) -> None:
+    # ws:// names the same server as http://: Hrana over HTTP on sqld's one port.
+    primary = start_app(tmp_path, "primary", {**primary_env(), "DATABASE_URL": f"ws://127.0.0.1:{sqld.port}"})
+    edge = start_edge("fra", primary)
+    try:
+        headers = client_headers(edge.url, "cleo@example.com")  # forwarded to the primary
+        posted = httpx.post(f"{edge.url}/api/projects", json=project(1), headers=headers, timeout=10)
+        assert posted.status_code == 201, posted.text
+        token = posted.headers["x-consistency-token"]
+        read = httpx.get(
+            f"{edge.url}/api/projects/{posted.json()['id']}", headers={**headers, "X-Consistency-Token": token}
+        )
+        assert read.status_code == 200
+        assert read.headers["x-region"] == "fra"
+        assert posted.json()["id"] in server_streams(sqld.url)
+    finally:
+        edge.cleanup()
+        primary.cleanup()
+
+
+def test_each_group_commit_is_one_request_to_the_server_and_no_pragma_is_sent(sqld: Sqld, tmp_path: Path) -> None:
+    proxy = DelayProxy(sqld.port).start()
+    app = start_app(tmp_path, "app", {"DATABASE_URL": proxy.url})
+    try:
+        headers = client_headers(app.url, "cleo@example.com")
+        seq, requests = _seq(sqld.url), proxy.requests
+        with Load(app.url, headers, threads=8) as load:
+            wait_until(lambda: load.count() >= 200, 60, "200 acknowledged projects")
+        batches, sent = _seq(sqld.url) - seq, proxy.requests - requests
+    finally:
+        app.cleanup()
+    assert batches > 0
+    assert sent <= batches  # one request per group commit, however many commands it held
+    assert batches < load.count()  # and commands were grouped
+    assert not re.search(rb"PRAGMA\s+\w+\s*=", bytes(proxy.sent), re.IGNORECASE)
+
+
+def test_a_slow_server_never_stalls_the_event_loop(sqld: Sqld, tmp_path: Path) -> None:
+    proxy = DelayProxy(sqld.port, delay=0.4).start()
+    app = start_app(tmp_path, "app", {"DATABASE_URL": proxy.url})
+    try:
+        headers = client_headers(app.url, "cleo@example.com")
+        done, before = threading.Event(), proxy.requests
+
+        def write() -> None:
+            httpx.post(f"{app.url}/api/projects", json=project(1), headers=headers, timeout=30)
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        wait_until(lambda: proxy.requests > before or done.is_set(), 10, "the write reaching the proxy")
+        live = httpx.get(f"{app.url}/api/health/live", timeout=5)
+        assert live.status_code == 200
+        assert not done.is_set()  # answered while the write still waited on the server
+        writer.join(30)
+        assert done.is_set()
+    finally:
+        app.cleanup()
+
+
+def _seq(url: str) -> int:
+    return int(HranaClient(url).query("SELECT COALESCE(MAX(seq), 0) FROM log_commits")[0][0])
