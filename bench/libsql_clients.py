@@ -13,6 +13,7 @@ then `PYTHONPATH=. python -m bench.libsql_clients`. Results in bench/results/lib
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import threading
@@ -145,7 +146,6 @@ def measure(name: str, url: str, reset: Callable[[], None], idle: bool) -> dict[
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench.run import save_results
     from core.hrana import HranaClient
     from tests.sqld import Sqld
 
@@ -165,7 +165,11 @@ def main(argv: list[str]) -> int:
     for row in rows:
         cells = [row.get(k, row.get("error", "")) for k in ("commit_p50_ms", "commit_p99_ms", "loop_lag_p99_ms")]
         print(f"| {row['client']} | " + " | ".join(str(c) for c in cells) + f" | {row.get('after_idle', '-')} |")
-    save_results("libsql-clients-", started, {"runs": RUNS, "rows_per_commit": ROWS, "rows": rows})
+    out = Path(__file__).resolve().parent / "results" / f"libsql-clients-{started:%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(exist_ok=True)
+    record = {"started_at": started.isoformat(), "runs": RUNS, "rows_per_commit": ROWS, "rows": rows}
+    out.write_text(json.dumps(record, indent=2))
+    print(f"results: {out}")
     return 0
 
 
