@@ -3,7 +3,7 @@
 A remote primary (Turso / sqld, `libsql://…`) is opened with the official `libsql` package as an
 embedded replica. An embedded file is opened with stdlib `sqlite3` by default, or with `libsql`
 (`LOCAL_DRIVER`): the same file format and the same DB-API, but libsql 0.1.11 holds the GIL while
-SQLite works, which stalls the event loop during every commit (README: "Choosing the driver").
+SQLite works, which stalls the event loop during every commit (docs/performance.md, "Choosing the driver").
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def connect(
 
 
 def open_local(path: str, driver: str = "sqlite3") -> Connection:
-    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; README: measurements)."""
+    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; docs/performance.md)."""
     if driver == "sqlite3":
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # type: ignore[return-value]
     return libsql.connect(path, isolation_level=None)  # type: ignore[no-any-return]

@@ -1,0 +1,74 @@
+"""The documentation stays true to the code: the configuration page is the generated one, the README stays a
+front door, and no committed file speaks of how the project was built or points outside the repository."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from core.settings import Settings
+from core.settings_doc import env_names, render
+
+ROOT = Path(__file__).resolve().parents[2]
+README_LIMIT = 10_240
+# Words about the making of the code, not about the product; and paths that do not exist in a clone.
+BUILD_WORDS = re.compile(
+    r"issue #?\d+|design card|(?<![-\w])stop \d+|review mends?|\.\./shared|/work/shared"
+    r"|(?-i:\b(?:API|ARCHITECTURE|STYLE)\.md)",
+    re.IGNORECASE,
+)
+# Files that are not ours to word: lock files and vendored third-party assets.
+SKIPPED = re.compile(r"(^|/)[^/]*\.lock$|^edge/static/|^tests/contracts/")
+
+
+def tracked_text_files() -> list[Path]:
+    names = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, timeout=30
+    ).stdout.split(b"\0")
+    files = []
+    for raw in filter(None, names):
+        name = raw.decode()
+        path = ROOT / name
+        if SKIPPED.search(name) or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" not in data[:8192]:
+            files.append(path)
+    return files
+
+
+def test_configuration_page_is_the_generated_one() -> None:
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == render(), "docs/configuration.md is stale: run `python -m core.settings_doc docs/configuration.md`"
+
+
+def test_every_setting_is_on_the_configuration_page() -> None:
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"Settings.{name} needs a description"
+        assert all(f"`{env}`" in page for env in env_names(field)), name
+
+
+def test_readme_is_a_front_door_of_at_most_10_kib() -> None:
+    size = (ROOT / "README.md").stat().st_size
+    assert size <= README_LIMIT, f"README.md is {size} bytes; move depth into docs/"
+
+
+def test_no_file_speaks_of_how_the_project_was_built() -> None:
+    files = tracked_text_files()
+    assert any(path.name == "README.md" for path in files)
+    hits = []
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            found = BUILD_WORDS.search(line)
+            if found:
+                hits.append(f"{path.relative_to(ROOT)}:{number}: {found.group(0)!r}")
+    assert not hits, "\n".join(hits)
+
+
+def test_the_word_check_catches_what_it_is_for() -> None:
+    for text in ("see issue 12", "Issue #3", "the design card", "stop 17's code", "a review mend", "../shared/x"):
+        assert BUILD_WORDS.search(text), text
+    for text in ("docs/api.md", "an issuer", "non-stop 24 h", "shared memory"):
+        assert not BUILD_WORDS.search(text), text
