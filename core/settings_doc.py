@@ -6,7 +6,6 @@ import sys
 import typing
 from pathlib import Path
 
-from annotated_types import Ge, Gt, Le
 from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
@@ -54,12 +53,12 @@ def allowed_text(field: FieldInfo) -> str:
     if typing.get_origin(field.annotation) is typing.Literal:
         return ", ".join(f"`{choice}`" for choice in typing.get_args(field.annotation))
     low = high = ""
-    for rule in field.metadata:
-        if isinstance(rule, Ge):
+    for rule in field.metadata:  # pydantic keeps ge/gt/le as annotated-types objects with that one attribute
+        if getattr(rule, "ge", None) is not None:
             low = f"≥ {rule.ge}"
-        elif isinstance(rule, Gt):
+        elif getattr(rule, "gt", None) is not None:
             low = f"> {rule.gt}"
-        elif isinstance(rule, Le):
+        elif getattr(rule, "le", None) is not None:
             high = f"≤ {rule.le}"
     if field.annotation is bool:
         return "`true`, `false`"
