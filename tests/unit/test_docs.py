@@ -12,6 +12,7 @@ from core.settings_doc import env_names, render
 
 ROOT = Path(__file__).resolve().parents[2]
 README_LIMIT = 10_240
+TEST_PATH = re.compile(r"`(?:pytest )?(tests/[\w/]+\.py)`")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 # Pages the README and docs link to whose text is written alongside this one; once one exists, the test below
 # says so: take it out of this set.
@@ -110,3 +111,11 @@ def test_every_relative_link_leads_to_a_file_of_the_repository() -> None:
 def test_pages_waiting_for_their_text_are_not_written_yet() -> None:
     written = sorted(name for name in NOT_YET_WRITTEN if (ROOT / name).exists())
     assert not written, f"written now: remove {written} from NOT_YET_WRITTEN in {__name__}"
+
+
+def test_every_test_file_the_docs_name_exists() -> None:
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    named = {name for page in pages for name in TEST_PATH.findall(page.read_text(encoding="utf-8"))}
+    assert len(named) >= 10
+    missing = sorted(name for name in named if not (ROOT / name).is_file())
+    assert not missing, missing
