@@ -63,7 +63,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def error_type(response: httpx.Response) -> str:
-    """The `error_type` of an docs/api.md error body, or `?` when the body is not one."""
+    """The `error_type` of an API error body (docs/api.md), or `?` when the body is not one."""
     try:
         body = response.json()
     except ValueError:
