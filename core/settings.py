@@ -72,7 +72,16 @@ class Settings(BaseSettings):
         json_schema_extra={"default_text": "`DATA_DIR/megilance.db`"},
     )
     database_auth_token: str = Field(
-        "", alias="DATABASE_AUTH_TOKEN", description="Token for a remote (`libsql://…`) primary database."
+        "", alias="DATABASE_AUTH_TOKEN", description="Token for a primary database on a libSQL server."
+    )
+    # A libSQL server primary: how long one request to it may take before the write is answered 503.
+    database_timeout_s: float = Field(
+        10.0,
+        alias="DATABASE_TIMEOUT_S",
+        gt=0,
+        le=120,
+        description="A primary on a libSQL server: how long one request to the server may take before the "
+        "write is answered 503.",
     )
     read_database_path: str = Field(
         "",
@@ -91,8 +100,7 @@ class Settings(BaseSettings):
     local_driver: Literal["libsql", "sqlite3"] = Field(
         "sqlite3",
         alias="LOCAL_DRIVER",
-        description="Driver for embedded files: stdlib `sqlite3` or the official `libsql` package (same file "
-        "format). Remote URLs always use `libsql`.",
+        description="Driver for embedded files: stdlib `sqlite3` or the official `libsql` package (same file format).",
     )
     group_commit_max: int = Field(
         256,
@@ -282,7 +290,9 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if URL_SCHEME.match(value) and not value.startswith((*REMOTE_SCHEMES, "file:")):
-            raise ValueError("must be a file path, file:…, or libsql://… (Turso)")
+            raise ValueError(
+                "must be a file path, file:…, or a libSQL server URL (libsql://, https://, http://, wss://, ws://)"
+            )
         return value
 
     @field_validator("trusted_proxies")

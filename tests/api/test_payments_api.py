@@ -31,6 +31,9 @@ from tests.api.test_contracts_api import PROJECT, User, assert_error, created, m
 from tests.api.test_wallet_api import link
 from tests.conftest import make_settings
 
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
+
 Json = dict[str, Any]
 PAYMENT_KEYS = {
     "id",
