@@ -92,7 +92,7 @@ def connect(url: str, *, synchronous: str = "FULL", driver: str = "sqlite3") -> 
 
 
 def open_local(path: str, driver: str = "sqlite3") -> Connection:
-    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; README: measurements)."""
+    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; docs/performance.md)."""
     if driver == "sqlite3":
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # type: ignore[return-value]
     return libsql.connect(path, isolation_level=None)  # type: ignore[no-any-return]

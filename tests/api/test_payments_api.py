@@ -314,7 +314,7 @@ def test_a_cancelled_contract_takes_no_payments(world: World) -> None:
 def test_a_completed_or_disputed_contract_still_takes_payments_within_its_amount(
     world: World, chain: Chain, status: str, by: str
 ) -> None:
-    """The final payment often follows completion, and a dispute (no way out of it in API.md) is settled by paying."""
+    """The final payment often follows completion, and a dispute (the API has no way out) is settled by paying."""
     moved = world.client.put(
         f"/api/contracts/{world.contract['id']}", json={"status": status}, headers=getattr(world, by).headers
     )

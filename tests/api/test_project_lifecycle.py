@@ -203,7 +203,7 @@ def test_a_deactivated_freelancers_proposal_cannot_be_accepted_and_nothing_chang
 def test_a_project_owner_whose_role_changed_still_accepts_rejects_and_contracts(
     client: TestClient, settings: Settings, clock: FakeClock, world: tuple[User, User, User]
 ) -> None:
-    """API.md gates accepting, rejecting and contracting on owning the project, not on the role `client`: an
+    """docs/api.md gates accepting, rejecting and contracting on owning the project, not on the role `client`: an
     owner an admin made a freelancer keeps deciding on the bids their projects already have."""
     owner, fred, gina = world
     project_id = post_project(client, owner)
