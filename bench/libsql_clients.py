@@ -7,13 +7,15 @@ client also waits 11 s (past sqld's stream expiry) and commits again.
 
 The project ships only `core.hrana`; the others are measured from a scratch virtualenv, e.g.
 `pip install libsql==0.1.11 libsql-client==0.3.1 turso-serverless==0.1.0 orjson structlog httpx cryptography pyjwt`
-then `PYTHONPATH=. python -m bench.libsql_clients`. Results in bench/results/libsql-clients-*.json.
+then `PYTHONPATH=. python -m bench.libsql_clients`. Results in bench/results/<date>-clients.json.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import platform
 import statistics
 import sys
 import threading
@@ -165,9 +167,16 @@ def main(argv: list[str]) -> int:
     for row in rows:
         cells = [row.get(k, row.get("error", "")) for k in ("commit_p50_ms", "commit_p99_ms", "loop_lag_p99_ms")]
         print(f"| {row['client']} | " + " | ".join(str(c) for c in cells) + f" | {row.get('after_idle', '-')} |")
-    out = Path(__file__).resolve().parent / "results" / f"libsql-clients-{started:%Y%m%dT%H%M%SZ}.json"
+    out = Path(__file__).resolve().parent / "results" / f"{started:%Y-%m-%d}-clients.json"
     out.parent.mkdir(exist_ok=True)
-    record = {"started_at": started.isoformat(), "runs": RUNS, "rows_per_commit": ROWS, "rows": rows}
+    machine = {"nproc": os.cpu_count(), "python": platform.python_version(), "server": "sqld 0.24.32 on 127.0.0.1"}
+    record = {
+        "started_at": started.isoformat(),
+        "machine": machine,
+        "runs": RUNS,
+        "rows_per_commit": ROWS,
+        "rows": rows,
+    }
     out.write_text(json.dumps(record, indent=2))
     print(f"results: {out}")
     return 0

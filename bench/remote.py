@@ -6,7 +6,7 @@ Three configurations, each a fresh app seeded by `megilance seed-demo` and then 
 - `sqld+5ms`: the same proxy adding 5 ms each way to every chunk, so group commit must hide the latency.
 Rows: POST /api/proposals at 64 connections (req/s, errors), HTTP requests to the server per group commit
 (proxied pipeline requests / committed batches, from `log_commits`), and the board and detail reads with the
-response cache defeated (req/s as a ratio of `local`). Results in bench/results/remote-*.json.
+response cache defeated (req/s as a ratio of `local`). Results in bench/results/<date>-remote.json.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def main(argv: list[str]) -> int:
     print("\n".join(f"- {k}: {v}" for k, v in machine.items()))
     print(f"- data: megilance {' '.join(SEED)}; wrk -t1, {DURATION_S}s per row; sqld 0.24.32 on 127.0.0.1\n")
     print(table(rows))
-    save_results("remote-", started, {"machine": machine, "seed": SEED, "rows": [asdict(r) for r in rows]})
+    save_results("remote", started, {"machine": machine, "seed": SEED, "rows": [asdict(r) for r in rows]})
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
