@@ -6,7 +6,7 @@ its own process at nice 19, since in production S3 is not on this machine's CPU)
 proposals scenario of bench.marketplace runs on each, alternating off, on, off, on; the ratio is
 mean(on) / mean(off), measured in the same run (target >= 0.90). Before the writes, the seeded database
 is restored from S3 with `megilance restore` (timed) and checked with `megilance verify`.
-Results in bench/results/backup-*.json.
+Results in bench/results/<date>-backup.json.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def main() -> int:
     print(f"- proposals: wrk -c64 -d{DURATION_S}s per run, alternating off/on, {ROUNDS} rounds\n")
     print(table(rows))
     save_results(
-        "backup-",
+        "backup",
         started,
         {
             "finished_at": datetime.now(UTC).isoformat(),

@@ -21,11 +21,13 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.run import host_info, save_results
 from bench.servers import HOST, Server, app_env, bench_workdir, free_port, megilance_command
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
@@ -61,7 +63,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def error_type(response: httpx.Response) -> str:
-    """The `error_type` of an API.md error body, or `?` when the body is not one."""
+    """The `error_type` of an API error body (docs/api.md), or `?` when the body is not one."""
     try:
         body = response.json()
     except ValueError:
@@ -317,7 +319,30 @@ def report(stats: Stats, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary(stats: Stats, info: dict[str, Any]) -> dict[str, Any]:
+    """What the report prints, as data: per request type its count, 4xx, 5xx and latency percentiles in ms."""
+    kinds = {}
+    for kind in sorted(stats.latencies):
+        values = sorted(stats.latencies[kind])
+        statuses = stats.statuses[kind]
+        kinds[kind] = {
+            "count": len(values),
+            "4xx": sum(n for code, n in statuses.items() if 400 <= code < 500),
+            "5xx": sum(n for code, n in statuses.items() if code >= 500),
+            "p50_ms": percentile(values, 0.5) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000,
+            "refusals": dict(stats.refusals[kind]),
+        }
+    return {
+        "info": info,
+        "requests": kinds,
+        "server_errors": len(stats.server_errors),
+        "transport_errors": len(stats.transport_errors),
+    }
+
+
 def main() -> int:
+    started = datetime.now(UTC)
     workdir = bench_workdir()
     log(f"workdir {workdir}")
     primary_port, edge_port = free_port(), free_port()
@@ -363,6 +388,7 @@ def main() -> int:
     log("stopped")
     shutil.rmtree(workdir, ignore_errors=True)
     print(report(stats, info))
+    save_results("soak", started, {"machine": host_info(), "summary": summary(stats, info)})
     for line in stats.server_errors[:20] + stats.transport_errors[:20]:
         log(line)
     if stats.server_errors or stats.transport_errors or failed:

@@ -104,7 +104,7 @@ class Api(Starlette):
     """Starlette with only our middleware around the router.
 
     Starlette's default stack adds ServerErrorMiddleware and ExceptionMiddleware; here EdgeMiddleware
-    answers unhandled errors with the 500 of API.md and the router answers domain and HTTP errors,
+    answers unhandled errors with the 500 of docs/api.md and the router answers domain and HTTP errors,
     so both would be layers every request pays for and nothing uses.
     """
 
@@ -143,8 +143,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.collect()
         gc.freeze()
         # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
-        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (README, "Where
-        # the time goes"). Collections still happen, 30x less often.
+        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
+        # "Where the time goes"). Collections still happen, 30x less often.
         gc.set_threshold(GC_THRESHOLD, 10, 10)
         try:
             yield

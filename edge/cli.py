@@ -22,7 +22,7 @@ from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_p
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_edge, prepare_primary, run_command_sync
+from edge.runtime import open_primary, prepare_edge, prepare_primary, run_command_sync
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
@@ -87,13 +87,7 @@ def primary_connection(*, existing: bool = False) -> Connection:
         backup.restore_if_missing(settings)  # a fresh machine starts from the backup, not from an empty file
     if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
-    conn = connect(
-        url,
-        auth_token=settings.database_auth_token,
-        synchronous=settings.synchronous,
-        replica_path=str(settings.data_dir / "primary-replica.db"),
-        driver=settings.local_driver,
-    )
+    conn = open_primary(settings, projection())
     if backup.backup_config(settings) is not None:
         backup.hand_checkpoints_to_litestream(conn)
     return conn
@@ -123,14 +117,18 @@ def serve(
     settings.require_edge_settings()
     server.HEAD_TIMEOUT_S = settings.header_timeout_s
     # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
-    if settings.is_primary:
-        conn = primary_connection()
-    else:
-        conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
-    try:
-        (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
-    finally:
-        conn.close()
+    # A libSQL server that cannot be reached is not such a database: the node starts, says so, and is not ready.
+    if not (settings.is_primary and is_remote(settings.resolved_database_url())):
+        if settings.is_primary:
+            conn = primary_connection()
+        else:
+            conn = connect(
+                settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver
+            )
+        try:
+            (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
+        finally:
+            conn.close()
     uvicorn.run(
         "edge.app:create_app",
         factory=True,

@@ -184,7 +184,7 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int, bytes | 
 
 
 class Cors(CORSMiddleware):
-    """Starlette's CORS, but a refused preflight is answered in API.md's error shape (Starlette's is plain text)."""
+    """Starlette's CORS, but a refused preflight is answered in the API's error shape (Starlette's is plain text)."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

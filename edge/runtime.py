@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from commands.handlers import COMMAND_HANDLERS
 from core import backup, idempotency, store
 from core.clock import Clock
-from core.db import Connection, ReadPool, connect
+from core.db import Connection, ReadPool, connect, is_remote
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.passwords import Passwords
@@ -30,6 +30,7 @@ from queries.sessions import Sessions
 if TYPE_CHECKING:
     from core.chain import UsdcVerifier
     from core.storage import Storage
+    from edge.remote_primary import RemotePrimary
     from edge.replicator import Replicator
 
 T = TypeVar("T")
@@ -58,18 +59,18 @@ class Runtime:
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
+        self.remote: RemotePrimary | None = None
+        if settings.is_primary and is_remote(settings.resolved_database_url()):
+            from edge.remote_primary import RemotePrimary
+
+            self.remote = RemotePrimary(settings, self.projection, prepare_primary)
+            self.remote.on_pulled = self._pulled
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def connect_primary(self) -> Connection:
         s = self.settings
-        conn = connect(
-            s.resolved_database_url(),
-            auth_token=s.database_auth_token,
-            synchronous=s.synchronous,
-            replica_path=str(s.data_dir / "primary-replica.db"),
-            driver=s.local_driver,
-        )
+        conn = connect(s.resolved_database_url(), synchronous=s.synchronous, driver=s.local_driver)
         if self.backup is not None:
             backup.hand_checkpoints_to_litestream(conn)
         return conn
@@ -87,13 +88,15 @@ class Runtime:
             self.backup = backup.Litestream(backup_cfg)
         if self.settings.is_primary:
             self.log_epoch = backup.log_epoch(self.settings.data_dir)
-        opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
-        conn = opener()
+        opener: Callable[[], Connection] = self.connect_primary if self.settings.is_primary else self.connect_read_store
+        read_opener = opener
+        if self.remote is not None:
+            self.remote.open(required=False)
+            opener, read_opener = self.remote.connect_mirrored, self.remote.connect_local
+        conn = read_opener()
         try:
-            if self.settings.is_primary:
-                prepare_primary(conn, self.projection)
-            else:
-                prepare_edge(conn, self.projection)
+            if self.remote is None:  # a remote primary's copy was prepared by remote.open
+                (prepare_primary if self.settings.is_primary else prepare_edge)(conn, self.projection)
             self.tracker.advance(checkpoint(conn))
             self.sessions.load(conn, self.clock.now())
         finally:
@@ -104,11 +107,16 @@ class Runtime:
             max_batch=self.settings.group_commit_max,
             # Commands leave the checkpoint to the batch: one UPDATE per group commit, not per command.
             before_commit=checkpoint_to_head if self.settings.is_primary else None,
+            before_batch=self.remote.before_batch if self.remote is not None else None,
         )
         self.writer.start()
-        self.reads = ReadPool(opener, self.settings.read_threads)
+        self.reads = ReadPool(read_opener, self.settings.read_threads)
         if self.backup is not None:
             self.backup.start()
+
+    def _pulled(self, events: list[StoredEvent]) -> None:
+        """Writer thread: events another writer put on the log server, now in the copy's read models."""
+        self.sessions.observe(events)
 
     async def apply_feed(self, events: list[StoredEvent]) -> None:
         """Edge: apply one feed batch and its checkpoint in one transaction, skipping what is already applied."""
@@ -164,6 +172,8 @@ class Runtime:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
+        if self.remote is not None:
+            checks["log_server"] = await self._log_server_check(self.remote)
         if self.replicator is not None:
             r, limit = self.replicator, self.settings.max_replication_lag_s
             # Read once and judge the figure reported, so a refusal never shows a lag within the limit.
@@ -181,6 +191,18 @@ class Runtime:
         if self.backup is not None:
             checks["backup"] = self.backup.report(self.settings.max_backup_lag_s)
         return checks
+
+    @staticmethod
+    async def _log_server_check(remote: RemotePrimary) -> dict[str, object]:
+        """One round trip to the libSQL server that holds the log: it answers, and takes the token."""
+        from edge.remote_primary import describe
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(remote.check), 2.0)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+            error = "timed out" if isinstance(exc, TimeoutError) else describe(exc, remote.label)
+            return {"ok": False, "server": remote.label, "error": error}
+        return {"ok": True, "server": remote.label, "batches": remote.log.batches}
 
     def refresh_gauges(self, metrics: Any) -> None:
         metrics.position.set(self.tracker.position)
@@ -291,6 +313,19 @@ def run_command_sync(
         conn.execute("ROLLBACK")
         raise
     return result
+
+
+def open_primary(settings: Settings, projection: Projection | None = None) -> Connection:
+    """The primary's database for a process beside the server (the CLI, tests): the embedded file, or the
+    local copy of a log on a libSQL server, brought level with it first (its writes then reach the server)."""
+    url = settings.resolved_database_url()
+    if not is_remote(url):
+        return connect(url, synchronous=settings.synchronous, driver=settings.local_driver)
+    from edge.remote_primary import RemotePrimary
+
+    remote = RemotePrimary(settings, projection or make_projection(), prepare_primary)
+    remote.open(required=True)
+    return remote.connect_mirrored()
 
 
 def prepare_edge(conn: Connection, projection: Projection) -> None:

@@ -22,7 +22,7 @@ BudgetType = Literal["fixed", "hourly"]
 Experience = Literal["entry", "intermediate", "expert"]
 
 
-# Trimmed before the lengths are checked: the stored text is the trimmed one, and API.md's lengths hold for it.
+# Trimmed before the lengths are checked: the stored text is the trimmed one, and docs/api.md's lengths hold for it.
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=200)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=20, max_length=10000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -17,14 +17,16 @@ from typer.testing import CliRunner
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
 from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
 from edge.cli import app as cli
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
+
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
 
 PASSWORD = "correct-horse-battery"
 ADMIN_PASSWORD = "admin-horse-battery"
@@ -83,7 +85,7 @@ def make_admin(client: TestClient, settings: Settings, clock: FakeClock, email: 
         password_hash=runtime.passwords.hash(ADMIN_PASSWORD),
         created_by="test",
     )
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
     finally:
@@ -102,7 +104,7 @@ def assert_error(response: Any, status: int, error_type: str) -> Json:
 def cli_env(settings: Settings) -> dict[str, str]:
     return {
         "DATA_DIR": str(settings.data_dir),
-        "DATABASE_URL": "",
+        "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "ENVIRONMENT": "test",
         "DB_SYNCHRONOUS": "NORMAL",

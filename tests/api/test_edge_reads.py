@@ -10,8 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from core import store
-from core.db import connect
 from edge.app import create_app
+from edge.runtime import open_primary
 from tests.api.test_contracts_api import register
 from tests.api.test_edge_forwarding import closed_port, edge
 from tests.conftest import make_settings
@@ -26,7 +26,7 @@ def test_an_edge_behind_a_fresh_token_waits_for_the_callers_own_account(
     primary_settings = make_settings(tmp_path / "primary")
     with TestClient(create_app(primary_settings)) as primary:
         ann = register(primary, "client", "Ann")
-    conn = connect(primary_settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(primary_settings)
     try:
         events = store.read_after(conn, 0, 100)
     finally:

@@ -7,8 +7,8 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from core.clock import FakeClock
-from core.db import connect
 from core.settings import Settings
+from edge.runtime import open_primary
 from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
 
 
@@ -106,7 +106,7 @@ def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
     happened: the client gets its 201, not an error saying nothing was saved. A retry is refused, never
     applied twice: as in progress at first, and once the answer is overdue, as applied with its answer lost."""
     ann = register(client, "client", "Ann")
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:  # a real failure of that one write: SQLite refuses it
         conn.execute(
             "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys "

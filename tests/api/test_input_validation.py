@@ -427,7 +427,7 @@ def test_a_cursor_whose_key_is_not_an_id_is_refused(
     ],
 )
 def test_a_projects_text_is_measured_without_its_surrounding_spaces(client: TestClient, field: str, text: str) -> None:
-    """API.md's lengths (title 5 to 200, description 20 to 10000) hold for what is stored, which is trimmed."""
+    """docs/api.md's lengths (title 5 to 200, description 20 to 10000) hold for what is stored, which is trimmed."""
     ann = register(client, "client", "Ann")
     project_id = post_project(client, ann)
     before = client.get(f"/api/projects/{project_id}", headers=ann.headers).json()

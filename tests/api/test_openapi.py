@@ -61,7 +61,7 @@ def test_every_operation_is_documented(spec: dict[str, Any]) -> None:
 
 
 def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: dict[str, Any]) -> None:
-    """API.md: everything needs a bearer token except these (a presigned upload's URL is its own credential)."""
+    """docs/api.md: everything needs a bearer token except these (a presigned upload's URL is its own credential)."""
     anonymous = {(method, path) for method, path, op in operations(spec) if "security" not in op}
     assert anonymous == {
         ("get", "/"),
@@ -121,7 +121,7 @@ def statuses(spec: dict[str, Any], op: Operation) -> set[int]:
 
 
 def test_idempotency_key_is_declared_on_the_posts_that_take_one(spec: dict[str, Any]) -> None:
-    """The router replays a key on a signed-in POST with a buffered body; README names the POSTs without one."""
+    """The router replays a key on a signed-in POST with a buffered body; docs/api.md names the POSTs without one."""
     for op in PUBLIC:
         takes_key = op.method == "POST" and op.auth and op.idempotent
         where = f"{op.method} {op.path}"

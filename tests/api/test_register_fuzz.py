@@ -13,10 +13,9 @@ from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
 from core.ids import new_id
 from core.settings import Settings
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 
 FIELDS = ("email", "password", "name", "role")
@@ -155,7 +154,7 @@ def make_admin(client: TestClient, app_settings: Settings, clock: FakeClock) -> 
         password_hash=runtime.passwords.hash(ADMIN_PASSWORD),
         created_by="test",
     )
-    conn = connect(app_settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(app_settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
     finally:
@@ -238,7 +237,7 @@ def test_register_fuzz_never_fails_and_keeps_the_store_consistent(
     assert {u["id"] for u in users} == registered | {admin_id}
     assert {email_key(u["email"]) for u in users} == set(ledger.accounts) | {"root@admin.test"}
 
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         counts = [
             conn.execute(sql).fetchone()[0]
