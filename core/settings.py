@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     header_timeout_s: float = Field(10.0, alias="HEADER_TIMEOUT_S", gt=0)
+    # Bytes per second a request body must average after a grace of HEADER_TIMEOUT_S (0: no minimum).
+    min_body_rate: int = Field(500, alias="MIN_BODY_RATE", ge=0)
     max_connections: int = Field(2048, alias="MAX_CONNECTIONS", ge=2)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL")
