@@ -30,6 +30,7 @@ from bench.servers import HOST, Server, app_env, bench_workdir, free_port, megil
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CONCURRENCY = int(os.environ.get("SOAK_CONCURRENCY", "16"))
+ROUNDS = max(2, int(os.environ.get("SOAK_ROUNDS", "4")))  # the first is the warm-up
 CLIENT_SHARE = 0.4  # of the workers (and accounts), the rest are freelancers
 REPLICATION_TOKEN = "soak-" + secrets.token_urlsafe(32)
 PASSWORD = "soak-password-123"
@@ -245,13 +246,21 @@ async def soak(primary: Server, edge: Server, accounts: list[Account], payments:
     async with httpx.AsyncClient(base_url=edge.base_url, timeout=30.0, limits=limits) as http:
         rss_start = {"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))}
         clients = sum(1 for a in accounts if a.role == "client")
-        log(f"soak: {SOAK_SECONDS:.0f}s, {len(accounts)} workers ({clients} clients), payments={payments}")
+        log(
+            f"soak: {SOAK_SECONDS:.0f}s in {ROUNDS} rounds, {len(accounts)} workers ({clients} clients), "
+            f"payments={payments}"
+        )
         stats = Stats()
         began = time.monotonic()
-        runner = Soak(http, stats, payments, began + SOAK_SECONDS)
-        await asyncio.gather(*(runner.worker(account, seed) for seed, account in enumerate(accounts)))
+        rounds: list[dict[str, int]] = []
+        for n in range(ROUNDS):
+            runner = Soak(http, stats, payments, began + SOAK_SECONDS * (n + 1) / ROUNDS)
+            await asyncio.gather(*(runner.worker(account, seed + n * 1000) for seed, account in enumerate(accounts)))
+            rounds.append({"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))})
+            now = rounds[-1]
+            log(f"round {n + 1}: RSS primary {now['primary'] / 1024:.1f} MiB, edge {now['edge'] / 1024:.1f} MiB")
         elapsed = time.monotonic() - began
-        rss_end = {"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))}
+        rss_end = rounds[-1]
         head = await position(http, primary.base_url)
         caught_up_by = time.monotonic() + 30
         edge_at = await position(http, edge.base_url)
@@ -261,6 +270,7 @@ async def soak(primary: Server, edge: Server, accounts: list[Account], payments:
     info: dict[str, Any] = {
         "elapsed": elapsed,
         "rss_start": rss_start,
+        "rss_rounds": rounds,
         "rss_end": rss_end,
         "head": head,
         "edge_at": edge_at,

@@ -119,6 +119,7 @@ def serve(
     host = host or settings.host
     sock = server.listening_socket(host, settings.port if port is None else port)
     server.raise_open_file_limit()  # each connection holds a file: the default soft limit (often 1024) is too few
+    server.return_large_blocks_to_the_system()  # before any thread hashes a password
     config = uvicorn.Config(
         "edge.app:create_app",
         factory=True,
