@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import resource
+import socket
+from pathlib import Path
+
 import httpx
 
 from tests.e2e.server import LiveServer
@@ -23,3 +27,35 @@ def test_a_server_bound_to_the_ipv6_wildcard_answers_on_ipv6_and_ipv4_loopback()
     assert ipv4.status_code == 200
     url = f"http://localhost:{server.port}"
     assert lines == [f"MegiLance API listening on {url} on every interface, IPv6 and IPv4 (docs: {url}/api/docs)"]
+
+
+def test_a_port_already_taken_stops_the_server_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = LiveServer.start(port=taken.getsockname()[1], wait=False)
+        try:
+            code = server.process.wait(timeout=30)
+            server.stop()  # closes its log files
+            errors = server.stderr_path.read_text()
+        finally:
+            server.cleanup()
+    assert code == 1
+    assert errors.startswith("megilance serve: "), errors
+    assert "Address already in use" in errors
+    assert len(errors.strip().splitlines()) == 1, errors
+
+
+def test_the_server_raises_its_open_file_limit() -> None:
+    """Each connection is an open file: a soft limit of 1,024 would refuse connections below MAX_CONNECTIONS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard > 1024  # else there is nothing to raise it to
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # the server process inherits it
+    try:
+        server = LiveServer.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with server:
+        limits = Path(f"/proc/{server.pid}/limits").read_text()
+    line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
