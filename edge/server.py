@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
 log = structlog.get_logger("server")
 
@@ -140,6 +141,12 @@ class CoalescingCycle(RequestResponseCycle):
         return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
 
 
+class CountingState(ServerState):
+    """uvicorn's state shared by a server's connections, which also counts those that have sent nothing yet."""
+
+    silent = 0
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES or slower than HEAD_TIMEOUT_S
     (counted from the accept for a connection's first request), cuts off a request body that stays silent for
@@ -159,6 +166,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_began = 0.0  # when the body's rate is counted from
         self._body_bytes = 0  # body bytes since then
+        self._silent = False  # accepted, and not a byte received yet (counted in CountingState.silent)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -166,11 +174,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # runs only after a response, and the head timer below only from a request's first byte.
         self._head_open = True
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
+        if isinstance(self.server_state, CountingState):
+            self._silent = True
+            self.server_state.silent += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         self._cancel_body_timer()
+        self._spoke()
         super().connection_lost(exc)
+
+    def _spoke(self) -> None:
+        if self._silent and isinstance(self.server_state, CountingState):
+            self._silent = False
+            self.server_state.silent -= 1
+
+    def _busy(self) -> int:
+        """Connections that count towards MAX_CONNECTIONS: those that have sent something.
+
+        A connection that has sent nothing costs a file and a few objects until HEAD_TIMEOUT_S closes it; were
+        it counted, a client opening a few thousand of them would get every other request a 503 meanwhile.
+        """
+        silent = self.server_state.silent if isinstance(self.server_state, CountingState) else 0
+        return len(self.connections) - silent
 
     def send_400_response(self, msg: str) -> None:
         """Malformed HTTP (a bad request line or header): 400 in the API's error shape, then close."""
@@ -222,6 +248,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
+        if self._silent:
+            self._spoke()
         super().data_received(data)
         if self._body_open:  # this chunk ended inside a request body: silence and rate from here on are timed
             self._body_heard = True
@@ -244,16 +272,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open, self._head_bytes = False, 0
         self._cancel_head_timer()
         self._body_open, self._body_bytes = True, 0
-        limit = self.limit_concurrency
-        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
-            # uvicorn would answer this request with its own plain-text 503: answer it in the API's error shape.
-            app, self.app, self.limit_concurrency = self.app, overloaded, None
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app, self.limit_concurrency = app, limit
-        else:
+        limit, app = self.limit_concurrency, self.app
+        if limit is not None and (self._busy() >= limit or len(self.tasks) >= limit):
+            self.app = overloaded  # uvicorn's own answer would be plain text: this one is in the API's error shape
+        self.limit_concurrency = None  # judged here: uvicorn's own check counts silent connections too
+        try:
             super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
         # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
         # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
         if type(self.cycle) is RequestResponseCycle:
@@ -342,6 +368,7 @@ class Server(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, host: str) -> None:
         super().__init__(config)
+        self.server_state = CountingState()
         self.host = host
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

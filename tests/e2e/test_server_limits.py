@@ -224,6 +224,18 @@ def test_an_idle_keep_alive_connection_outlives_the_head_timeout(live: LiveServe
         assert read_response(sock).startswith(b"HTTP/1.1 200")
 
 
+def test_connections_that_have_sent_nothing_do_not_count_towards_the_limit() -> None:
+    """Silent sockets cost a file each until HEADER_TIMEOUT_S closes them; they do not make real requests 503."""
+    with (
+        LiveServer.start({"MAX_CONNECTIONS": "10", "HEADER_TIMEOUT_S": "30"}) as server,
+        contextlib.ExitStack() as held,
+    ):
+        for _ in range(30):
+            held.enter_context(socket.create_connection(("127.0.0.1", server.port)))
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/api/health/live").status_code == 200
+
+
 def test_past_the_connection_limit_a_request_gets_503_in_the_error_shape() -> None:
     with LiveServer.start({"MAX_CONNECTIONS": "2"}) as server, httpx.Client(base_url=server.url) as first:
         assert first.get("/api/health/live").status_code == 200  # its connection stays open (keep-alive)
