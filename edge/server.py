@@ -374,4 +374,4 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and sockets:
-            print(listen_line(self.host, sockets[0]), file=sys.stdout, flush=True)
+            print(listen_line(self.host, sockets[0]), file=sys.stderr, flush=True)  # stdout: JSON log lines only

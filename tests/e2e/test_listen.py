@@ -13,7 +13,7 @@ from tests.e2e.server import LiveServer
 
 def test_the_server_prints_one_line_with_its_url_and_docs() -> None:
     with LiveServer.start() as server:
-        lines = [line for line in server.stdout_path.read_text().splitlines() if "listening" in line]
+        lines = [line for line in server.stderr_path.read_text().splitlines() if "listening" in line]
     assert lines == [f"MegiLance API listening on {server.url} (docs: {server.url}/api/docs)"]
 
 
@@ -22,7 +22,7 @@ def test_a_server_bound_to_the_ipv6_wildcard_answers_on_ipv6_and_ipv4_loopback()
     with LiveServer.start(host="::") as server:  # ready on http://[::1]:port
         ipv4 = httpx.get(f"http://127.0.0.1:{server.port}/api/health/live", timeout=5)
         ipv6 = httpx.get(f"http://[::1]:{server.port}/api/health/live", timeout=5)
-        lines = [line for line in server.stdout_path.read_text().splitlines() if "listening" in line]
+        lines = [line for line in server.stderr_path.read_text().splitlines() if "listening" in line]
     assert ipv6.status_code == 200
     assert ipv4.status_code == 200
     url = f"http://localhost:{server.port}"
