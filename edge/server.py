@@ -5,6 +5,9 @@ that never ends would be buffered without limit. This protocol counts the bytes 
 head as they arrive and answers 431 (then closes) once they pass MAX_HEAD_BYTES — before the
 app, or even the header parser's callbacks, see anything.
 
+Its timers close a connection that sends nothing, a head or body that stalls, and a body slower than
+MIN_BODY_RATE (408); malformed HTTP gets 400 in the API's error shape, not uvicorn's plain text.
+
 It also sends a response's head together with its first body chunk: uvicorn writes the two
 separately, one `send()` each, and on a busy loop that second system call is measurable.
 
@@ -46,7 +49,7 @@ REFUSAL = (
 
 
 def _answer(status: bytes, body: bytes) -> bytes:
-    """A whole response in the API's error shape, written by the protocol itself (the app never saw the request)."""
+    """A whole response in the API's error shape, written by the protocol itself rather than by the app."""
     head = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
     return head % (status, len(body)) + body
 
