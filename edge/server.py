@@ -256,7 +256,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._body_open:  # this chunk ended inside a request body: silence and rate from here on are timed
             self._body_heard = True
-            if self._body_timer is None:  # the body's first chunk: its rate is counted from here
+            if self._body_timer is None:  # the first packet that ends inside this body: its rate counts from here
                 self._body_heard, self._body_began = False, self.loop.time()
                 self._body_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._body_silent)
         if self._head_open:  # this chunk ended inside a request head
