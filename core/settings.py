@@ -224,7 +224,15 @@ class Settings(BaseSettings):
         10.0,
         alias="HEADER_TIMEOUT_S",
         gt=0,
-        description="A request head must arrive, and a request body must not stay silent, longer than this.",
+        description="A new connection must send its whole first request head within this, counted from accept; "
+        "a request body must not stay silent longer than this.",
+    )
+    min_body_rate: int = Field(
+        500,
+        alias="MIN_BODY_RATE",
+        ge=0,
+        description="Bytes per second a request body must average after a grace of `HEADER_TIMEOUT_S`, or the "
+        "request gets 408 (0: no minimum).",
     )
     max_connections: int = Field(
         2048,

@@ -100,7 +100,7 @@ def serve(
         os.environ.pop("REGION", None)
     settings = load_settings()
     settings.require_edge_settings()
-    server.HEAD_TIMEOUT_S = settings.header_timeout_s
+    server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = settings.header_timeout_s, settings.min_body_rate
     # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
     # A libSQL server that cannot be reached is not such a database: the node starts, says so, and is not ready.
     if not (settings.is_primary and is_remote(settings.resolved_database_url())):
@@ -114,11 +114,13 @@ def serve(
             (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
         finally:
             conn.close()
-    uvicorn.run(
+    host = host or settings.host
+    sock = server.listening_socket(host, settings.port if port is None else port)
+    server.raise_open_file_limit()  # each connection holds a file: the default soft limit (often 1024) is too few
+    server.return_large_blocks_to_the_system()  # before any thread hashes a password
+    config = uvicorn.Config(
         "edge.app:create_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
         workers=workers,
         loop="uvloop",
         http=BoundedHttpToolsProtocol,
@@ -130,6 +132,11 @@ def serve(
         proxy_headers=False,
         server_header=False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response
     )
+    with sock:
+        serving = server.Server(config, host)
+        serving.run(sockets=[sock])
+    if not serving.started:  # the app's startup failed (uvicorn has logged why)
+        raise typer.Exit(3)
 
 
 @app.command()
