@@ -19,7 +19,6 @@ LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 NOT_YET_WRITTEN = {
     "docs/security.md",
     "docs/backup.md",
-    "docs/operations-server.md",
     "docs/mail.md",
     "docs/matching.md",
 }
