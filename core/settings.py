@@ -227,7 +227,7 @@ def ensure_secret_key(settings: Settings) -> str:
         stored = path.read_text().strip()
         if len(stored) >= MIN_SECRET_LENGTH:
             return stored
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     path.write_text(key)
     path.chmod(0o600)

@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from core.clock import Clock
 from core.housekeeping import BATCH, purge_expired
 from core.logging import configure, logging_enabled
 from core.settings import Settings, load_settings
+from edge.auth import authenticate
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
 from edge.metrics import Metrics
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         forwarder=forwarder,
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
         sync_position=runtime.sync_position,
+        authenticate=lambda scope: authenticate(Request(scope), runtime),
     )
     # CORS is outermost, so every answer a browser gets carries it: errors from the middleware and the
     # region gate too (a 4xx without CORS headers reaches a browser app as an opaque network error).

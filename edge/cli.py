@@ -20,7 +20,7 @@ from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_p
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_edge, prepare_primary, run_command_sync
+from edge.runtime import prepare_edge, prepare_primary, run_command_sync, secure_database_files
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
@@ -75,6 +75,7 @@ def primary_connection(*, existing: bool = False) -> Connection:
     url = settings.resolved_database_url()
     if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
+    secure_database_files(settings)
     return connect(
         url,
         auth_token=settings.database_auth_token,
@@ -111,6 +112,7 @@ def serve(
     if settings.is_primary:
         conn = primary_connection()
     else:
+        secure_database_files(settings)
         conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
     try:
         (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())

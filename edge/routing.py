@@ -216,14 +216,21 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
     no_body = op.takes_no_body
     keyed = op.takes_idempotency_key
 
-    def parsed_query(request: Request) -> BaseModel:
+    def parse(request: Request) -> BaseModel:
         assert op.query is not None
+        query = parse_query(op.query, request)
+        cursor = getattr(query, "cursor", None)
+        if isinstance(cursor, str):  # lists take only the cursors they sealed (edge.cursors)
+            query = query.model_copy(update={"cursor": runtime.cursors.open(cursor)})
+        return query
+
+    def parsed_query(request: Request) -> BaseModel:
         if not shareable:
-            return parse_query(op.query, request)
+            return parse(request)
         raw: bytes = request.scope["query_string"]
         query = remembered.get(raw)
         if query is None:
-            query = parse_query(op.query, request)
+            query = parse(request)
             if len(remembered) >= MAX_REMEMBERED_QUERIES:
                 remembered.clear()
             remembered[raw] = query

@@ -8,19 +8,22 @@ import hmac
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, store
 from core.clock import Clock
-from core.db import Connection, ReadPool, connect
+from core.db import Connection, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
+from core.files import private_database
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
 from core.tokens import TokenService, parse_key_ring
 from core.writer import Writer
+from edge.cursors import CursorSigner
 from migrations.runner import migrate
 from queries.projection import Projection, checkpoint, checkpoint_to_head, reset
 from queries.rebuild import rebuild
@@ -50,6 +53,7 @@ class Runtime:
             timedelta(minutes=settings.refresh_token_expire_minutes),
         )
         self.sessions = Sessions()
+        self.cursors = CursorSigner(settings.secret_key)
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
@@ -76,6 +80,7 @@ class Runtime:
 
     def open(self) -> None:
         """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
+        secure_database_files(self.settings)
         opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
         conn = opener()
         try:
@@ -242,6 +247,15 @@ class Runtime:
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """CPU-bound or blocking work (password hashing, chain calls) off the event loop."""
         return await asyncio.to_thread(fn, *args)
+
+
+def secure_database_files(settings: Settings) -> None:
+    """The local database files this node opens, created 0600 before SQLite first opens them (core.files)."""
+    if not settings.is_primary:
+        private_database(Path(settings.resolved_read_path()))
+        return
+    url = settings.resolved_database_url()
+    private_database(settings.data_dir / "primary-replica.db" if is_remote(url) else Path(local_path(url)))
 
 
 def run_command_sync(

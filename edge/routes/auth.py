@@ -120,12 +120,12 @@ async def register(call: Call) -> Response:
 async def login(call: Call) -> Response:
     body: LoginBody = call.body
     runtime, limits = call.runtime, call.request.app.state.limits
-    email_key = normalize_email(body.email)
-    with limits.attempt(limits.failed_logins, "failed-login", email_key):
+    email_key, address = normalize_email(body.email), limits.client_ip(call.request)
+    with limits.sign_in(email_key, address):
         found = await runtime.read(lambda conn: get_credentials(conn, email_key))
         ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
         if not ok or found is None or not found.is_active:
-            limits.count(limits.failed_logins, "failed-login", email_key)
+            limits.sign_in_failed(email_key, address)
             if found is not None and not ok:
                 await execute(call, RecordLoginFailure(user_id=found.user_id))
             raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
@@ -190,13 +190,14 @@ async def update_me(call: Call) -> Response:
     password_hash = checked_hash = None
     if body.password is not None:
         email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
-        with limits.attempt(limits.failed_logins, "failed-login", email_key):
+        address = limits.client_ip(call.request)
+        with limits.sign_in(email_key, address):
             found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
             ok = await runtime.in_thread(
                 runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
             )
             if not ok or found is None:
-                limits.count(limits.failed_logins, "failed-login", email_key)
+                limits.sign_in_failed(email_key, address)
                 raise Unauthenticated("current_password is wrong", "invalid_credentials")
         checked_hash = found.password_hash
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
