@@ -45,12 +45,16 @@ def _name(value: str) -> str:
 
 
 def _https_url(value: str) -> str:
-    if any(c.isspace() or ord(c) < 32 for c in value):
-        raise ValueError("must be an https URL without spaces")
+    # Characters RFC 3986 never allows unescaped in a URL: markup and quotes must come percent-encoded.
+    if any(c.isspace() or ord(c) < 32 or c in URL_FORBIDDEN for c in value):
+        raise ValueError("must be an https URL without spaces, quotes or angle brackets (percent-encode them)")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError("must be an https URL")
     return value
+
+
+URL_FORBIDDEN = frozenset("<>\"'`\\{}|^")
 
 
 def _image(value: str) -> str:
@@ -96,6 +100,12 @@ HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_
 # Portfolio and profile images; an upload id's owner and kind are checked by the route (`require_own_image`).
 ImageUrl = Annotated[
     str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
+]
+# Proposal attachments: the same rule; an upload id must be a stored upload of the sender's (checked by the route).
+Attachment = Annotated[
+    str,
+    Field(min_length=1, max_length=2048, description="an https URL or the id of one of your uploads"),
+    AfterValidator(_image),
 ]
 # For JSON bodies only: query values are always strings, so query models keep plain `int`.
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]

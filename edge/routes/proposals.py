@@ -12,8 +12,9 @@ from core.ids import new_id
 from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
+from edge.routes.uploads import require_own_uploads
 from edge.routing import Call, Operation
-from edge.schemas import JsonInt, MoneyIn, Omittable, Page, Strict
+from edge.schemas import Attachment, JsonInt, MoneyIn, Omittable, Page, Strict
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -29,7 +30,6 @@ def _letter(value: str) -> str:
 
 CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
 Hours = Annotated[JsonInt, Field(gt=0, le=100000)]
-Attachment = Annotated[str, Field(min_length=1, max_length=2048)]
 
 
 class ProposalBody(Strict):
@@ -110,6 +110,7 @@ async def get_one(call: Call) -> Response:
 
 async def create(call: Call) -> Response:
     body: ProposalBody = call.body
+    await require_own_uploads(call, body.attachments, "attachments")
     proposal_id = new_id()
     command = SubmitProposal(
         proposal_id=proposal_id,
@@ -126,6 +127,7 @@ async def create(call: Call) -> Response:
 
 async def update(call: Call) -> Response:
     body: ProposalPatch = call.body
+    await require_own_uploads(call, body.attachments or [], "attachments")
     changes = body.model_dump(exclude_unset=True)
     if "hourly_rate" in changes:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))

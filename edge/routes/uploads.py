@@ -67,7 +67,7 @@ from edge.responses import JSON
 from edge.routing import Call, Operation, require_json, validate_json
 from edge.runtime import Runtime
 from edge.schemas import JsonInt, Strict
-from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image
+from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image, is_own_stored
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -533,6 +533,21 @@ async def require_own_image(call: Call, value: str | None, field: str) -> None:
         )
 
 
+async def require_own_uploads(call: Call, values: list[str], field: str) -> None:
+    """Proposal attachments may name upload ids: each must be a stored upload (any accepted type) of the caller's."""
+    user_id = call.user.sub
+    ids = [(index, value) for index, value in enumerate(values) if is_id(value)]
+    if not ids:
+        return
+    owned = await call.runtime.read(lambda conn: [is_own_stored(conn, value, user_id) for _, value in ids])
+    for (index, _), ok in zip(ids, owned, strict=True):
+        if not ok:
+            raise ValidationFailed(
+                f"{field} names no stored upload of yours",
+                errors=[{"loc": ["body", field, index], "msg": "unknown upload id, not yours, or not complete"}],
+            )
+
+
 # ------------------------------------------------------------------------------- handlers
 
 
@@ -811,7 +826,8 @@ OPERATIONS = [
         "GET",
         "/api/uploads/{upload_id}",
         get_one,
-        "An upload's metadata and download URL (owner, or anyone once a profile or portfolio shows it)",
+        "An upload's metadata and download URL (owner; anyone once a profile or portfolio shows it; the owner "
+        "of a project a proposal attaches it to)",
         "uploads",
         response=UploadMeta,
         etag=True,
