@@ -178,6 +178,15 @@ class Settings(BaseSettings):
         if not self.is_primary and not self.replication_token:
             raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
+    def require_public_url(self) -> None:
+        """Production names its own address: a request's Host header must never choose the links it hands out
+        (presigned upload URLs, reset links) or the domain wallet sign-in messages are bound to."""
+        if self.environment == "production" and not self.public_base_url:
+            raise InsecureSettings(
+                "production needs PUBLIC_BASE_URL (the https address clients use): without it the Host header "
+                "of each request would choose upload URLs and the wallet sign-in domain"
+            )
+
     @property
     def region_name(self) -> str:
         return self.region or "local"

@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ops = operations()
 
     settings.require_edge_settings()
+    settings.require_public_url()
     forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
 
     @asynccontextmanager

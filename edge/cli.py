@@ -107,6 +107,7 @@ def serve(
         os.environ.pop("REGION", None)
     settings = load_settings()
     settings.require_edge_settings()
+    settings.require_public_url()
     server.HEAD_TIMEOUT_S = settings.header_timeout_s
     # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
     if settings.is_primary:
