@@ -208,10 +208,19 @@ def verify() -> None:
 @app.command("create-admin")
 @reported
 def create_admin(
-    email: Annotated[str, typer.Option(prompt=True)],
-    name: Annotated[str, typer.Option(prompt=True)] = "Administrator",
+    # Each option is asked for when left out, so none is marked required in --help.
+    email: Annotated[str, typer.Option(prompt=True, help="asked for when left out", show_default=False)] = "",
+    name: Annotated[str, typer.Option(prompt=True, help="asked for when left out")] = "Administrator",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="MEGILANCE_ADMIN_PASSWORD")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="MEGILANCE_ADMIN_PASSWORD",
+            help="asked for (twice, hidden) when left out",
+            show_default=False,
+        ),
     ] = "",
 ) -> None:
     """Create an admin account (the only way besides another admin)."""

@@ -80,6 +80,7 @@ class Operation:
     # their own. `multipart` documents a `file` form field in the OpenAPI document.
     idempotent: bool = True
     multipart: bool = False
+    reads_body: type[BaseModel] | None = None  # a JSON body such a handler reads itself: documented, not parsed here
     if_match: bool = False  # the handler passes If-Match to its command: 412 when stale
     etag: bool = False  # the success response carries the resource's ETag
     # Answers that are neither the success nor an error: (status, description, body model or None).

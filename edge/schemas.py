@@ -68,7 +68,7 @@ def _money(value: Any) -> str:
         raise ValueError(str(exc)) from exc
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     # Lax int would take JSON true as 1 and "20" as 20; an integral number (20.0) is an integer, as in JSON Schema.
     if isinstance(value, (bool, str)):
         raise ValueError("must be a JSON integer")
@@ -108,7 +108,7 @@ Attachment = Annotated[
     AfterValidator(_image),
 ]
 # For JSON bodies only: query values are always strings, so query models keep plain `int`.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 # A field of a partial update that may be left out (None: not sent) but not sent as null. Defaults are not
 # validated, so only an explicit null reaches the check; fields whose null means "clear it" stay `X | None`.
 Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_no_null_in_schema)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from starlette.responses import Response
 
 from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
@@ -14,7 +14,7 @@ from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
 from edge.routes.uploads import require_own_uploads
 from edge.routing import Call, Operation
-from edge.schemas import Attachment, JsonInt, MoneyIn, Omittable, Page, Strict
+from edge.schemas import Attachment, MoneyIn, Omittable, Page, Strict, json_integer
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -29,7 +29,8 @@ def _letter(value: str) -> str:
 
 
 CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
-Hours = Annotated[JsonInt, Field(gt=0, le=100000)]
+# The bounds before the JSON-integer check: nested inside JsonInt's Annotated they were documented as `gt`/`le`.
+Hours = Annotated[int, Field(gt=0, le=100000), BeforeValidator(json_integer)]
 
 
 class ProposalBody(Strict):

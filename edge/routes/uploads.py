@@ -795,6 +795,7 @@ OPERATIONS = [
         "Get a URL to upload one file straight to storage (signed in)",
         "uploads",
         response=PresignOut,
+        reads_body=PresignBody,
         idempotent=False,
         errors=(400, 401, 413, 415, 422, 503),
     ),
