@@ -25,6 +25,7 @@ from core.tokens import Claims
 from edge.auth import authenticate
 from edge.errors import error_for
 from edge.middleware import RESPONDED_KEY
+from edge.responses import error_response
 from edge.runtime import Runtime
 
 log = structlog.get_logger("idempotency")
@@ -280,6 +281,8 @@ async def idempotent(call: Call, op: Operation) -> Response:
     if stored is not None:
         if stored.fingerprint != digest:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
+        if stored.status is None and stored.boot is not None and stored.boot != runtime.boot:
+            return answer_lost(stored)
         if stored.lost:
             raise Conflict(
                 "The request with this Idempotency-Key was applied, but its answer was not kept: "
@@ -304,6 +307,34 @@ async def idempotent(call: Call, op: Operation) -> Response:
             # A retry with this key is refused (409), never applied twice: `idempotency.lookup` tells how.
             log.error("idempotency_completion_failed", key=key, user_id=user, error=str(exc))
     return response
+
+
+# Where each stream's resource is read back (the commands that take an Idempotency-Key and start a stream).
+RESOURCE_PATHS = {
+    "project": "/api/projects/",
+    "proposal": "/api/proposals/",
+    "contract": "/api/contracts/",
+    "payment": "/api/payments/",
+    "portfolio_item": "/api/portfolio/",
+    "user": "/api/users/",
+}
+
+
+def answer_lost(stored: idempotency.Stored) -> Response:
+    """A request applied by a process that stopped before storing its answer: say so at once, and where to look.
+
+    The command's outcome was committed with its claim: the position (sent as X-Consistency-Token, so a read
+    with it sees the write) and the resource its first event belongs to (as Location, when it has a URL)."""
+    headers = {"X-Consistency-Token": str(stored.position or 0)}
+    where = "the resource"
+    if stored.resource is not None and stored.resource[0] in RESOURCE_PATHS:
+        headers["Location"] = RESOURCE_PATHS[stored.resource[0]] + stored.resource[1]
+        where = headers["Location"]
+    detail = (
+        "The request with this Idempotency-Key was applied, but the server restarted before its answer was kept: "
+        f"read {where} back (with this X-Consistency-Token) instead of retrying"
+    )
+    return error_response(409, detail, "idempotency_answer_lost", headers=headers)
 
 
 def group_key(path: str) -> str:

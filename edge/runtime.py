@@ -18,6 +18,7 @@ from core.db import Connection, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.files import private_database
+from core.ids import new_id
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
@@ -54,6 +55,8 @@ class Runtime:
         )
         self.sessions = Sessions()
         self.cursors = CursorSigner(settings.secret_key)
+        # This process's id: an Idempotency-Key claim recorded by another boot will never get its answer stored.
+        self.boot = new_id()
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
         self.reads: ReadPool | None = None
@@ -181,7 +184,7 @@ class Runtime:
         without a second trip through the read pool.
         """
         handler = COMMAND_HANDLERS[type(command)]
-        projection, clock = self.projection, self.clock
+        projection, clock, boot = self.projection, self.clock, self.boot
 
         def job(conn: Connection) -> tuple[Any, list[StoredEvent], int]:
             uow = store.UnitOfWork(conn, meta, clock)
@@ -193,6 +196,9 @@ class Runtime:
             # A command without events answers the head its transaction saw: later commands of the same batch
             # (a role change after a refresh) are not behind it, whatever the tracker reaches by then.
             position = events[-1].position if events else store.head(conn)
+            if claim is not None:
+                first = (events[0].stream_type, events[0].stream_id) if events else None
+                idempotency.record_outcome(conn, claim, boot, position, first)
             return (read_back(conn) if read_back is not None else result), events, position
 
         if self.writer is None or not self.settings.is_primary:
