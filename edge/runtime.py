@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
-from core import idempotency, store
+from core import idempotency, keyring, store
 from core.clock import Clock
 from core.db import Connection, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
@@ -48,8 +48,11 @@ class Runtime:
         self.projection: Projection = make_projection()
         self.tracker = PositionTracker()
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+        ring = parse_key_ring(settings.jwt_keys, settings.secret_key)
+        # Fingerprints, never keys: the primary's feed sends them, an edge compares them with its own.
+        self.key_ring = keyring.fingerprints(ring, settings.replication_token)
         self.tokens = TokenService(
-            parse_key_ring(settings.jwt_keys, settings.secret_key),
+            ring,
             timedelta(minutes=settings.access_token_expire_minutes),
             timedelta(minutes=settings.refresh_token_expire_minutes),
         )
@@ -159,6 +162,8 @@ class Runtime:
                 "max_lag_seconds": limit,
                 "last_error": r.last_error,
             }
+            # An edge whose signing keys differ from the primary's refuses every token the primary issues.
+            checks["key_ring"] = {"ok": r.key_ring_error is None, "error": r.key_ring_error}
         return checks
 
     def refresh_gauges(self, metrics: Any) -> None:
