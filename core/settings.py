@@ -97,6 +97,10 @@ class Settings(BaseSettings):
 
     storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
     max_upload_mb: int = Field(10, alias="MAX_UPLOAD_MB", ge=1)
+    # Bytes one account may keep in uploads (stored, plus presigned ones not yet expired); 0: no quota.
+    upload_quota_mb: int = Field(500, alias="UPLOAD_QUOTA_MB", ge=0)
+    # Uploads never completed, or never shown by a profile, portfolio item or proposal, are deleted this long after.
+    upload_gc_grace_hours: float = Field(24.0, alias="UPLOAD_GC_GRACE_HOURS", gt=0)
     s3_bucket_uploads: str = Field("megilance-uploads", alias="S3_BUCKET_UPLOADS")
     aws_region: str = Field("us-east-2", alias="AWS_REGION")
     s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL")

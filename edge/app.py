@@ -41,6 +41,7 @@ from edge.routes import (
 )
 from edge.routing import IndexedRouter, Operation, routes
 from edge.runtime import Runtime
+from edge.upload_housekeeping import GC_BATCH, collect_uploads
 
 UPLOAD_PATHS = ("/api/uploads",)
 
@@ -88,7 +89,8 @@ async def purge_expired_rows(runtime: Runtime) -> None:
 
 
 async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
-    """Primary: `purge_expired_rows` at start and every HOUSEKEEPING_INTERVAL_S after; `passed` is set by each pass.
+    """Primary: `purge_expired_rows` and `collect_uploads` at start and every HOUSEKEEPING_INTERVAL_S after;
+    `passed` is set by each pass.
 
     The start does not wait for the first pass: after a long stop it may have many batches to delete, and
     requests are served (their writes interleaved with its batches) meanwhile.
@@ -96,6 +98,8 @@ async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
     while True:
         try:
             await purge_expired_rows(runtime)
+            while await collect_uploads(runtime, runtime.clock.now()) >= GC_BATCH:
+                pass
             passed.set()
         except Exception as exc:  # noqa: BLE001 - retried on the next tick
             structlog.get_logger("app").warning("housekeeping_failed", error=type(exc).__name__)

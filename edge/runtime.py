@@ -181,18 +181,22 @@ class Runtime:
         meta: dict[str, Any],
         claim: idempotency.Claim | None = None,
         read_back: Callable[[Connection], Any] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> tuple[Any, int]:
         """Run a command in the writer; returns its result and the position of its last event.
 
         With `read_back`, the result is instead what `read_back` reads from the projections the
         command just wrote, in the same transaction: the answer to a write is exactly what it wrote,
-        without a second trip through the read pool.
+        without a second trip through the read pool. A `guard` runs first in the same transaction: it may
+        refuse the command on what the projections hold (a domain error), with nothing written.
         """
         handler = COMMAND_HANDLERS[type(command)]
         projection, clock, boot = self.projection, self.clock, self.boot
 
         def job(conn: Connection) -> tuple[Any, list[StoredEvent], int]:
             uow = store.UnitOfWork(conn, meta, clock)
+            if guard is not None:
+                guard(conn)
             if claim is not None:
                 idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)

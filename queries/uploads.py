@@ -40,6 +40,7 @@ SCHEMA = (
         PRIMARY KEY (proposal_id, upload_id)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS rm_upload_grants_upload ON rm_upload_grants (upload_id, viewer_id)",
+    "CREATE INDEX IF NOT EXISTS rm_uploads_owner ON rm_uploads (owner_id)",
 )
 COLUMNS = (
     "id, owner_id, status, content_type, size, sha256, backend, storage_key, original_name, expires_at, "
@@ -70,6 +71,26 @@ GRANT = (
 )
 DROP_GRANTS = "DELETE FROM rm_upload_grants WHERE proposal_id = ?"
 SELECT_GRANTED = "SELECT 1 FROM rm_upload_grants WHERE upload_id = ? AND viewer_id = ? LIMIT 1"
+DELETE_UPLOAD = "DELETE FROM rm_uploads WHERE id = ?"
+DELETE_UPLOAD_REFS = "DELETE FROM rm_upload_refs WHERE upload_id = ?"
+DELETE_UPLOAD_GRANTS = "DELETE FROM rm_upload_grants WHERE upload_id = ?"
+# Stored uploads, and presigned ones whose URL may still be used: what an account holds against its quota.
+SELECT_USAGE = (
+    "SELECT COALESCE(SUM(size), 0) FROM rm_uploads WHERE owner_id = ? AND (status = 'stored' OR expires_at >= ?)"
+)
+SELECT_NEVER_COMPLETED = (
+    "SELECT id, storage_key FROM rm_uploads WHERE status = 'pending' AND expires_at < ? ORDER BY expires_at LIMIT ?"
+)
+SELECT_NEVER_REFERENCED = (
+    "SELECT u.id, u.storage_key FROM rm_uploads u WHERE u.status = 'stored' AND u.created_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM rm_upload_refs r WHERE r.upload_id = u.id) "
+    "AND NOT EXISTS (SELECT 1 FROM rm_upload_grants g WHERE g.upload_id = u.id) "
+    "ORDER BY u.created_at LIMIT ?"
+)
+SELECT_IN_USE = (
+    "SELECT EXISTS (SELECT 1 FROM rm_upload_refs WHERE upload_id = ?) "
+    "OR EXISTS (SELECT 1 FROM rm_upload_grants WHERE upload_id = ?)"
+)
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
@@ -127,6 +148,11 @@ def on_stored(event: StoredEvent) -> list[Statement]:
     return [(UPSERT_STORED, params)]
 
 
+def on_discarded(event: StoredEvent) -> list[Statement]:
+    upload_id = event.data["upload_id"]
+    return [(DELETE_UPLOAD_REFS, (upload_id,)), (DELETE_UPLOAD_GRANTS, (upload_id,)), (DELETE_UPLOAD, (upload_id,))]
+
+
 def _point(kind: str, ref_id: str, value: Any) -> list[Statement]:
     """`kind/ref_id` now shows `value`: forget what it showed before; remember it if it is an upload id."""
     statements: list[Statement] = [(DROP_REF, (kind, ref_id))]
@@ -177,6 +203,7 @@ def on_proposal_revised(event: StoredEvent) -> list[Statement]:
 PROJECTORS = {
     "UploadPresigned": on_presigned,
     "UploadStored": on_stored,
+    "UploadDiscarded": on_discarded,
     "PortfolioItemAdded": on_portfolio_added,
     "PortfolioItemRevised": on_portfolio_revised,
     "PortfolioItemRemoved": on_portfolio_removed,
@@ -226,3 +253,24 @@ def is_own_stored(conn: Connection, upload_id: str, owner_id: str) -> bool:
     """May this user attach this upload to a proposal? (stored and theirs)"""
     upload = find_upload(conn, upload_id)
     return upload is not None and upload.stored and upload.owner_id == owner_id
+
+
+def get_usage(conn: Connection, owner_id: str, now: str) -> int:
+    """Bytes this user holds against the upload quota: stored uploads and presigned ones not yet expired."""
+    return int(conn.execute(SELECT_USAGE, (owner_id, now)).fetchone()[0])
+
+
+def list_collectable(
+    conn: Connection, pending_expired_before: str, stored_before: str, limit: int
+) -> list[tuple[str, str | None, str]]:
+    """Uploads housekeeping may delete, oldest first: (id, storage key, reason)."""
+    never_completed = conn.execute(SELECT_NEVER_COMPLETED, (pending_expired_before, limit)).fetchall()
+    never_referenced = conn.execute(SELECT_NEVER_REFERENCED, (stored_before, limit)).fetchall()
+    return [(row[0], row[1], "never_completed") for row in never_completed] + [
+        (row[0], row[1], "never_referenced") for row in never_referenced
+    ]
+
+
+def is_in_use(conn: Connection, upload_id: str) -> bool:
+    """Does a profile, portfolio item or proposal show this upload now?"""
+    return bool(conn.execute(SELECT_IN_USE, (upload_id, upload_id)).fetchone()[0])
