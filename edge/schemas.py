@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
+from edge.text import email_text, single_line, visible_length
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # an upload's id (see /api/uploads), matched whole
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
@@ -29,18 +30,16 @@ def _not_null(value: T) -> T:
 
 
 def _email(value: str) -> str:
-    value = value.strip()
+    value = email_text(value)
     if len(value) > 254 or not EMAIL.match(value):
         raise ValueError("not a valid e-mail address")
     return value
 
 
 def _name(value: str) -> str:
-    value = value.strip()
-    if not value:
+    value = single_line(value)
+    if not visible_length(value):
         raise ValueError("must not be blank")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
     return value
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
@@ -22,6 +22,7 @@ from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
 from edge.schemas import Email, ImageUrl, MoneyIn, Name, Omittable, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.text import free_text, single_line
 from queries.credentials import get_credentials
 from queries.users import get_user
 
@@ -46,10 +47,10 @@ class RefreshBody(Strict):
 
 class ProfileBody(Strict):
     name: Omittable[Name] = None
-    bio: str | None = Field(None, max_length=5000)
+    bio: Annotated[str, Field(max_length=5000), AfterValidator(free_text)] | None = None
     skills: Omittable[list[Skill]] = Field(None, max_length=50)
     hourly_rate: MoneyIn | None = None
-    location: str | None = Field(None, max_length=200)
+    location: Annotated[str, Field(max_length=200), AfterValidator(single_line)] | None = None
     profile_image_url: ImageUrl | None = None
     password: Omittable[Password] = None
     current_password: str | None = Field(None, max_length=128)

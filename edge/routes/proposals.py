@@ -15,6 +15,7 @@ from edge.routes.projects import Party, cents
 from edge.routes.uploads import require_own_uploads
 from edge.routing import Call, Operation
 from edge.schemas import Attachment, MoneyIn, Omittable, Page, Strict, json_integer
+from edge.text import at_least_visible, free_text
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -22,13 +23,9 @@ Availability = Literal["immediate", "1-2_weeks", "1_month", "flexible"]
 ProposalStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
 
 
-def _letter(value: str) -> str:
-    if len(value.strip()) < 50:
-        raise ValueError("must have at least 50 characters besides surrounding spaces")
-    return value
-
-
-CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
+CoverLetter = Annotated[
+    str, Field(min_length=50, max_length=5000), AfterValidator(free_text), AfterValidator(at_least_visible(50))
+]
 # The bounds before the JSON-integer check: nested inside JsonInt's Annotated they were documented as `gt`/`le`.
 Hours = Annotated[int, Field(gt=0, le=100000), BeforeValidator(json_integer)]
 
