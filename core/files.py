@@ -21,13 +21,15 @@ def private_dir(path: Path) -> None:
     _tighten(path, PRIVATE_DIR)
 
 
-def private_database(path: Path) -> None:
+def private_database(path: Path, *, create: bool = True) -> None:
     """Create an empty database file 0600 if there is none (a new DATA_DIR is made 0700), and tighten an older one
-    (and its companions) that an earlier version left 0644."""
+    (and its companions) that an earlier version left 0644. `create=False` only tightens (a file another library
+    creates in its own way)."""
     if not path.parent.exists():
         private_dir(path.parent)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
     for suffix in SQLITE_COMPANIONS:
         companion = path.with_name(path.name + suffix)
         if companion.exists():

@@ -270,7 +270,10 @@ def secure_database_files(settings: Settings) -> None:
         private_database(Path(settings.resolved_read_path()))
         return
     url = settings.resolved_database_url()
-    private_database(settings.data_dir / "primary-replica.db" if is_remote(url) else Path(local_path(url)))
+    if is_remote(url):  # libsql makes its embedded replica itself: only an existing one is tightened
+        private_database(settings.data_dir / "primary-replica.db", create=False)
+    else:
+        private_database(Path(local_path(url)))
 
 
 def run_command_sync(
