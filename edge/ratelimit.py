@@ -67,7 +67,7 @@ class SignInDelays:
 
 
 class RateLimits:
-    """Per-IP auth requests, failed logins per e-mail, writes per user; all switchable off."""
+    """Per-IP auth requests, failed sign-ins per (e-mail, address) with delays per e-mail, writes per user."""
 
     def __init__(
         self,
