@@ -259,6 +259,20 @@ class Settings(BaseSettings):
         description="Base of URLs handed out, and the site a wallet sign-in message must name (else the "
         "request's host).",
     )
+    upload_quota_mb: int = Field(
+        500,
+        alias="UPLOAD_QUOTA_MB",
+        ge=0,
+        description="Megabytes one account may keep in uploads (stored, plus presigned ones not yet expired); "
+        "beyond, 413 `upload_quota_exceeded` (0: no quota).",
+    )
+    upload_gc_grace_hours: float = Field(
+        24.0,
+        alias="UPLOAD_GC_GRACE_HOURS",
+        gt=0,
+        description="Uploads never completed, or never shown by a profile, portfolio item or proposal, are "
+        "deleted this long after.",
+    )
 
     chain_rpc_url: str = Field(
         "", alias="CHAIN_RPC_URL", description="EVM JSON-RPC endpoint used to verify USDC transfers."
@@ -351,6 +365,15 @@ class Settings(BaseSettings):
         if not self.is_primary and not self.replication_token:
             raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
+    def require_public_url(self) -> None:
+        """Production names its own address: a request's Host header must never choose the links it hands out
+        (presigned upload URLs, reset links) or the domain wallet sign-in messages are bound to."""
+        if self.environment == "production" and not self.public_base_url:
+            raise InsecureSettings(
+                "production needs PUBLIC_BASE_URL (the https address clients use): without it the Host header "
+                "of each request would choose upload URLs and the wallet sign-in domain"
+            )
+
     @property
     def region_name(self) -> str:
         return self.region or "local"
@@ -400,7 +423,7 @@ def ensure_secret_key(settings: Settings) -> str:
         stored = path.read_text().strip()
         if len(stored) >= MIN_SECRET_LENGTH:
             return stored
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     path.write_text(key)
     path.chmod(0o600)

@@ -128,6 +128,6 @@ async def cached_page(
 
     def build(conn: Connection) -> tuple[Any, dict[str, str]]:
         items, cursor = page(conn)
-        return {"items": items, "next_cursor": cursor}, {}
+        return {"items": items, "next_cursor": call.runtime.cursors.seal(cursor)}, {}
 
     return await cached_read(call, key, build)
