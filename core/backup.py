@@ -176,9 +176,10 @@ def restore(cfg: BackupConfig, output: Path, *, timestamp: str = "", if_replica_
 def restore_if_missing(settings: Settings) -> bool:
     """Before the first open: a primary whose file is missing restores the latest copy, if there is one."""
     cfg = backup_config(settings)
-    if cfg is None or cfg.db_path.exists():
+    # An empty file is a missing one: the 0600 placeholder made before SQLite's first open holds nothing yet.
+    if cfg is None or (cfg.db_path.exists() and cfg.db_path.stat().st_size > 0):
         return False
-    for leftover in (Path(f"{cfg.db_path}-wal"), Path(f"{cfg.db_path}-shm")):
+    for leftover in (cfg.db_path, Path(f"{cfg.db_path}-wal"), Path(f"{cfg.db_path}-shm")):
         leftover.unlink(missing_ok=True)  # SQLite would lay an old WAL over the restored file
     started = time.monotonic()
     restored = restore(cfg, cfg.db_path, if_replica_exists=True)

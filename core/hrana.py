@@ -167,10 +167,11 @@ class HranaClient:
             self._drop()
             raise HranaUnavailable(f"{self.endpoint.label}: {type(exc).__name__}: {exc}") from exc
         self._local.used = time.monotonic()
+        if response.status != 200:
+            self._drop()  # the server may close the connection after an error answer
         if response.status in (401, 403):
             raise HranaAuthError(f"{self.endpoint.label} refused the auth token (HTTP {response.status})")
         if response.status != 200:
-            self._drop()
             raise HranaUnavailable(f"{self.endpoint.label} answered HTTP {response.status}: {payload[:200]!r}")
         results: list[dict[str, Any]] = orjson.loads(payload)["results"]
         out = []

@@ -224,7 +224,15 @@ class Settings(BaseSettings):
         10.0,
         alias="HEADER_TIMEOUT_S",
         gt=0,
-        description="A request head must arrive, and a request body must not stay silent, longer than this.",
+        description="A new connection must send its whole first request head within this, counted from accept; "
+        "a request body must not stay silent longer than this.",
+    )
+    min_body_rate: int = Field(
+        500,
+        alias="MIN_BODY_RATE",
+        ge=0,
+        description="Bytes per second a request body must average after a grace of `HEADER_TIMEOUT_S`, or the "
+        "request gets 408 (0: no minimum).",
     )
     max_connections: int = Field(
         2048,
@@ -250,6 +258,20 @@ class Settings(BaseSettings):
         alias="PUBLIC_BASE_URL",
         description="Base of URLs handed out, and the site a wallet sign-in message must name (else the "
         "request's host).",
+    )
+    upload_quota_mb: int = Field(
+        500,
+        alias="UPLOAD_QUOTA_MB",
+        ge=0,
+        description="Megabytes one account may keep in uploads (stored, plus presigned ones not yet expired); "
+        "beyond, 413 `upload_quota_exceeded` (0: no quota).",
+    )
+    upload_gc_grace_hours: float = Field(
+        24.0,
+        alias="UPLOAD_GC_GRACE_HOURS",
+        gt=0,
+        description="Uploads never completed, or never shown by a profile, portfolio item or proposal, are "
+        "deleted this long after.",
     )
 
     # Continuous backup of an embedded primary with Litestream (docs/backup.md); S3 settings as for uploads.
@@ -372,6 +394,15 @@ class Settings(BaseSettings):
         if not self.is_primary and not self.replication_token:
             raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
+    def require_public_url(self) -> None:
+        """Production names its own address: a request's Host header must never choose the links it hands out
+        (presigned upload URLs, reset links) or the domain wallet sign-in messages are bound to."""
+        if self.environment == "production" and not self.public_base_url:
+            raise InsecureSettings(
+                "production needs PUBLIC_BASE_URL (the https address clients use): without it the Host header "
+                "of each request would choose upload URLs and the wallet sign-in domain"
+            )
+
     @property
     def region_name(self) -> str:
         return self.region or "local"
@@ -421,7 +452,7 @@ def ensure_secret_key(settings: Settings) -> str:
         stored = path.read_text().strip()
         if len(stored) >= MIN_SECRET_LENGTH:
             return stored
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     path.write_text(key)
     path.chmod(0o600)

@@ -24,6 +24,7 @@ import httpx
 import orjson
 import structlog
 
+from core import keyring
 from core.store import feed_event
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Replicator:
         self.ever_connected = False
         self.caught_up_at = time.monotonic()
         self.last_error: str | None = None
+        self.key_ring_error: str | None = None  # why the primary's tokens would be refused here, if they would
         self._task: asyncio.Task[None] | None = None
         self._epoch_file = Path(runtime.settings.resolved_read_path() + ".epoch")
         self.epoch = self._epoch_file.read_text().strip() if self._epoch_file.exists() else ""
@@ -100,6 +102,7 @@ class Replicator:
         if response.status_code != 200:
             raise RuntimeError(f"feed answered {response.status_code}: {response.text[:200]}")
         body: dict[str, Any] = orjson.loads(response.content)
+        self._compare_keys(response.headers.get(keyring.HEADER, ""))
         self.connected = self.ever_connected = True
         epoch, head = str(body.get("epoch", "")), int(body["head"])
         # A log shorter than this store lost events it applied (restored by hand, or without the epoch mark).
@@ -134,3 +137,18 @@ class Replicator:
         self.head = head
         self._epoch_file.write_text(epoch)
         self.epoch = epoch
+
+    def _compare_keys(self, primary: str) -> None:
+        """Readiness reports a key-ring mismatch; the log says it once when it starts (and once when it ends)."""
+        error = keyring.mismatch(primary, self.runtime.key_ring)
+        if error != self.key_ring_error:
+            if error is not None:
+                log.error(
+                    "key_ring_mismatch",
+                    error=error,
+                    fix="give every node the same JWT_KEYS (or, without it, the same SECRET_KEY)",
+                    effect="this edge refuses every token the primary issues, so it reports not ready",
+                )
+            else:
+                log.warning("key_ring_matches", detail="the primary's signing keys match this node's again")
+        self.key_ring_error = error

@@ -8,7 +8,7 @@ import orjson
 from pydantic import Field
 from starlette.responses import Response
 
-from core import store
+from core import keyring, store
 from core.errors import NotFound, Unauthenticated
 from edge.routing import Call, Operation
 from edge.schemas import Strict
@@ -58,7 +58,8 @@ async def events(call: Call) -> Response:
     epoch, restored_head = runtime.log_epoch
     if epoch:  # the log came back from a backup: edges past `restored_head` hold events it lost
         body |= {"epoch": epoch, "restored_head": restored_head}
-    return Response(orjson.dumps(body), media_type="application/json")
+    headers = {keyring.HEADER: runtime.key_ring}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
 OPERATIONS = [

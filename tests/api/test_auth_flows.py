@@ -1112,6 +1112,22 @@ def test_five_failed_logins_per_email_then_429_with_retry_after(tmp_path: Path, 
         login(client, "bob@example.com")
 
 
+def test_failures_from_one_address_never_keep_the_owner_out(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(
+        tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000, TRUSTED_PROXIES="127.0.0.1/32"
+    )
+    with running(settings, clock, peer=("127.0.0.1", 40000)) as client:
+        register(client, "ann@example.com")
+        stranger, owner = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.9"}
+        for attempt in range(5):
+            wrong = {"email": "ann@example.com", "password": f"wrong-{attempt}-xx"}
+            assert_error(client.post("/api/auth/login", json=wrong, headers=stranger), 401, "invalid_credentials")
+        right = {"email": "ann@example.com", "password": PASSWORD}
+        assert client.post("/api/auth/login", json=right, headers=owner).status_code == 200
+        # the stranger's address stays limited, even with the right password
+        assert_error(client.post("/api/auth/login", json=right, headers=stranger), 429, "rate_limited")
+
+
 async def wrong_logins_at_once(settings: Settings, clock: FakeClock, email: str, attempts: int) -> list[int]:
     """Register `email`, then send `attempts` logins with wrong passwords all at once; their statuses."""
     app = create_app(settings, clock)

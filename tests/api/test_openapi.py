@@ -79,6 +79,39 @@ def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: 
             assert "401" in op["responses"], f"{method.upper()} {path}"
 
 
+def test_the_presign_body_is_declared_so_swagger_can_send_it(spec: dict[str, Any]) -> None:
+    body = spec["paths"]["/api/uploads/presign"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert body["required"] is True
+    assert set(schema["required"]) == {"filename", "content_type", "size"}
+
+
+def json_schema_keywords(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "properties":  # property names are not keywords
+                found.add(key)
+            json_schema_keywords(value if key != "properties" else list(value.values()), found)
+    elif isinstance(node, list):
+        for item in node:
+            json_schema_keywords(item, found)
+    return found
+
+
+def test_bounds_use_json_schema_keywords_not_pydantic_ones(spec: dict[str, Any]) -> None:
+    keywords = json_schema_keywords(spec["components"]["schemas"], set())
+    assert not keywords & {"gt", "ge", "lt", "le"}, keywords & {"gt", "ge", "lt", "le"}
+    hours = spec["components"]["schemas"]["ProposalBody"]["properties"]["estimated_hours"]
+    assert (hours["exclusiveMinimum"], hours["maximum"]) == (0, 100000)
+
+
+def test_the_description_says_how_to_get_a_token_and_use_authorize(spec: dict[str, Any]) -> None:
+    description = spec["info"]["description"]
+    for step in ("/api/auth/register", "/api/auth/login", "access_token", "Authorize", "/api/auth/refresh"):
+        assert step in description, step
+
+
 def test_spec_lists_the_real_endpoints_and_no_internal_ones(spec: dict[str, Any]) -> None:
     pairs = {(method, path) for method, path, _ in operations(spec)}
     assert {

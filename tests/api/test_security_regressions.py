@@ -407,7 +407,7 @@ def test_only_the_docs_pages_get_the_looser_csp(client: TestClient) -> None:
 
 @pytest.mark.parametrize(("environment", "hsts"), [("test", False), ("development", False), ("production", True)])
 def test_hsts_only_in_production(tmp_path: Path, clock: FakeClock, environment: str, hsts: bool) -> None:
-    settings = make_settings(tmp_path, ENVIRONMENT=environment)
+    settings = make_settings(tmp_path, ENVIRONMENT=environment, PUBLIC_BASE_URL="https://api.megilance.example")
     with TestClient(create_app(settings, clock), raise_server_exceptions=False) as client:
         for path in ("/api", "/api/docs", "/api/nowhere"):
             value = client.get(path).headers.get("strict-transport-security")

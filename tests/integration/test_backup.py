@@ -271,3 +271,22 @@ def test_backup_status_without_litestream_reads_the_copy_in_s3(primary: tuple[Co
     assert "not answering" in status["error"]
     assert status["replica_txid"] >= txid.replicated_txid
     assert 0 <= status["replica_age_seconds"] < 60
+
+
+def test_an_empty_placeholder_file_is_restored_over(
+    primary: tuple[Connection, backup.Litestream], env: dict[str, str]
+) -> None:
+    conn, litestream = primary
+    register(conn, "placeholder@example.com")
+    in_s3(litestream)
+    litestream.stop()
+    conn.close()
+    db = Path(env["DATA_DIR"]) / "megilance.db"
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+    db.touch()  # what a start that stopped before SQLite's first open leaves behind
+
+    code, output = cli("migrate")
+
+    assert code == 0, output
+    assert "placeholder@example.com" in emails(db)

@@ -159,6 +159,27 @@ def test_create_admin_refuses_bad_input_in_one_line(
     assert "errors.pydantic.dev" not in result.output
 
 
+def test_create_admin_help_marks_nothing_required_and_asks_for_what_is_left_out(tmp_path: Path) -> None:
+    help_text = cli(tmp_path, "create-admin", "--help", COLUMNS="120").output
+    assert "--email" in help_text
+    assert "required" not in help_text.lower(), help_text
+
+    answers = "root@example.com\nRoot\nlong-enough-password\nlong-enough-password\n"
+    result = CliRunner().invoke(
+        cli_app,
+        ["create-admin"],
+        input=answers,
+        env={
+            **cli_env(tmp_path),
+            "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_KIB": "1024",
+            "MEGILANCE_ADMIN_PASSWORD": None,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert "admin created:" in result.output
+
+
 def test_create_admin_with_a_taken_email_exits_non_zero(tmp_path: Path) -> None:
     args = ("create-admin", "--email", "admin@example.com", "--name", "Admin")
     assert cli(tmp_path, *args, MEGILANCE_ADMIN_PASSWORD="long-enough-password").exit_code == 0
