@@ -290,6 +290,12 @@ class Snapshot:
         }
 
 
+def poll_interval(sync_interval_s: float) -> float:
+    """Every 5 sync intervals, between 0.25 and 5 s: each question makes Litestream cut what is new in the WAL
+    into a file of its own, which is one more upload (an S3 PUT) beside the one per sync interval."""
+    return min(5.0, max(0.25, 5 * sync_interval_s))
+
+
 def lag(behind_since: float | None, last_sync_at: float | None, now: float) -> float:
     """0 when S3 held everything at the last look; else the time since the later of: the first look that saw
     something missing, and S3's last complete sync (an outage with nothing to copy costs nothing)."""
@@ -328,16 +334,16 @@ def replica_head(cfg: BackupConfig) -> dict[str, Any] | None:
 
 
 class Litestream:
-    """`litestream replicate` beside the server: started, watched, restarted; its lag polled once a second.
+    """`litestream replicate` beside the server: started, watched, restarted; its lag polled every few seconds.
 
     Lag is the age of the oldest commit not yet in S3, as seen by this poller: zero while S3 holds
     Litestream's whole local log; otherwise the time since S3 last took everything, or since the
     poller first saw the unreplicated commit, whichever is later (so an idle outage costs nothing).
     """
 
-    def __init__(self, cfg: BackupConfig, poll_interval_s: float = 1.0) -> None:
+    def __init__(self, cfg: BackupConfig, poll_interval_s: float | None = None) -> None:
         self.cfg = cfg
-        self.poll_interval_s = poll_interval_s
+        self.poll_interval_s = poll_interval(cfg.sync_interval_s) if poll_interval_s is None else poll_interval_s
         self.last: Snapshot | None = None
         self.last_error: str | None = None
         self.restarts = 0

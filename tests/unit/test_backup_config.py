@@ -96,3 +96,10 @@ def test_aws_ca_bundle_becomes_ssl_cert_file_for_litestream(monkeypatch: pytest.
     env = backup.child_env()
     assert "AWS_CA_BUNDLE" not in env
     assert env["SSL_CERT_FILE"] == "/etc/ssl/bundle.pem"
+
+
+def test_the_server_asks_litestream_every_five_sync_intervals_within_bounds() -> None:
+    assert backup.poll_interval(1.0) == 5.0  # the default: one extra file (and S3 PUT) per 5 s at most
+    assert backup.poll_interval(0.05) == 0.25
+    assert backup.poll_interval(0.01) == 0.25
+    assert backup.poll_interval(60) == 5.0
