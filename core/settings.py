@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL")
     public_base_url: str = Field("", alias="PUBLIC_BASE_URL")
 
+    smtp_url: str = Field("", alias="SMTP_URL")
+    mail_from: str = Field("MegiLance <no-reply@megilance.local>", alias="MAIL_FROM", min_length=3, max_length=320)
+    smtp_timeout_s: float = Field(10.0, alias="SMTP_TIMEOUT_S", gt=0)
+    mail_retry_min_s: float = Field(1.0, alias="MAIL_RETRY_MIN_S", gt=0)
+    mail_retry_max_s: float = Field(300.0, alias="MAIL_RETRY_MAX_S", gt=0)
+    password_reset_ttl_minutes: int = Field(30, alias="PASSWORD_RESET_TTL_MINUTES", ge=1, le=1440)
+
     chain_rpc_url: str = Field("", alias="CHAIN_RPC_URL")
     chain_id: int = Field(1, alias="CHAIN_ID", ge=1)
     usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
@@ -149,6 +156,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path or trailing slash)")
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value.strip():
+            from core.mail import SmtpTarget  # the SMTP client is imported only where mail is configured
+
+            SmtpTarget.parse(value)
+        return value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        if "@" not in value or any(ch in value for ch in "\r\n"):
+            raise ValueError("must be an address, optionally with a name: Name <user@example.com>")
+        return value.strip()
+
     @field_validator("usdc_contract_address")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -177,6 +200,14 @@ class Settings(BaseSettings):
             raise InsecureSettings("an edge needs PRIMARY_URL (where the primary's event feed and writes are)")
         if not self.is_primary and not self.replication_token:
             raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
+
+    @property
+    def mail_base_url(self) -> str:
+        """Where links in mail point: PUBLIC_BASE_URL, else this server's own address (development)."""
+        if self.public_base_url.strip():
+            return self.public_base_url.strip().rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 (compared, not bound)
+        return f"http://{host}:{self.port}"
 
     @property
     def region_name(self) -> str:

@@ -18,6 +18,7 @@ from core.logging import configure, logging_enabled
 from core.settings import Settings, load_settings
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
+from edge.mailer import Mailer
 from edge.metrics import Metrics
 from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
@@ -133,6 +134,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             runtime.replicator = Replicator(runtime, metrics)
             runtime.replicator.start()
         background = []
+        mailer = Mailer(runtime, metrics) if settings.is_primary else None  # mail leaves from the primary only
+        if mailer is not None:
+            mailer.start()
+        app.state.mailer = mailer
         if settings.is_primary:
             loop = asyncio.get_running_loop()
             background = [
@@ -151,6 +156,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             for task in background:
                 task.cancel()
+            if mailer is not None:
+                await mailer.stop()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:
