@@ -151,6 +151,7 @@ class Mailer:
         self.renderer = Renderer()
         self.position = 0  # the mailer's checkpoint, as last read
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self.runtime.settings.environment == "production" and not self.runtime.settings.public_base_url:
@@ -158,13 +159,16 @@ class Mailer:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
+        # Python 3.11's asyncio.wait_for can swallow a cancellation that races its inner future (fixed in
+        # 3.12): the flag ends the loop within one pass even then.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.queue_new()
                 await self.send_due()

@@ -112,7 +112,13 @@ USER_PUBLIC: Shape = {
     "wallet_address": optional(address),
     "joined_at": timestamp,
 }
-USER_PRIVATE: Shape = {**USER_PUBLIC, "email": text, "is_active": boolean}
+NOTIFICATIONS: Shape = {
+    "proposal_received": boolean,
+    "proposal_decided": boolean,
+    "contract_created": boolean,
+    "payment_confirmed": boolean,
+}
+USER_PRIVATE: Shape = {**USER_PUBLIC, "email": text, "is_active": boolean, "notifications": NOTIFICATIONS}
 TOKEN_PAIR: Shape = {
     "user": USER_PRIVATE,
     "access_token": ident,
