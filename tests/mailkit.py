@@ -92,6 +92,7 @@ class Credentials:
 
     def __init__(self, username: str, password: str) -> None:
         self.username, self.password = username, password
+        self.accepted = 0
 
     def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
         ok = (
@@ -99,6 +100,7 @@ class Credentials:
             and data.login.decode() == self.username
             and data.password.decode() == self.password
         )
+        self.accepted += ok
         return AuthResult(success=ok, handled=False)
 
 
@@ -110,7 +112,10 @@ class SmtpServer:
         self.inbox = Inbox()
         extra: dict[str, Any] = {}
         if credentials is not None:
-            extra = {"authenticator": Credentials(*credentials), "auth_require_tls": False, "auth_required": True}
+            # AUTH over plain text on loopback; not `auth_required` (aiosmtpd warns of that without TLS): a client
+            # that logs in is checked, and `Credentials.accepted` tells the test it did.
+            self.credentials = Credentials(*credentials)
+            extra = {"authenticator": self.credentials, "auth_require_tls": False}
         self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **extra)
 
     @property

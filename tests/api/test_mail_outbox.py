@@ -1,0 +1,114 @@
+"""The outbox: SMTP down then up (queued, then all delivered), SMTP auth, `.eml` files without SMTP, lag metric."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from core.clock import Clock
+from core.db import connect
+from core.logging import configure
+from edge.app import create_app
+from tests.conftest import make_settings
+from tests.mailkit import LINK, SmtpServer, free_port, unique_email
+
+PASSWORD = "first-password-1"
+
+
+def register(client: TestClient, name: str) -> str:
+    address = unique_email(name)
+    body = {"email": address, "password": PASSWORD, "name": name, "role": "client"}
+    assert client.post("/api/auth/register", json=body).status_code == 201
+    return address
+
+
+def metric(client: TestClient, name: str) -> float:
+    text = client.get("/api/health/metrics").text
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+def until(probe: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        threading.Event().wait(0.02)
+
+
+def test_mail_waits_while_the_smtp_server_is_down_then_all_of_it_goes_out(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here yet
+    settings = make_settings(
+        tmp_path, SMTP_URL=f"smtp://127.0.0.1:{port}", MAIL_RETRY_MIN_S=0.05, MAIL_RETRY_MAX_S=0.2, SMTP_TIMEOUT_S=2
+    )
+    with TestClient(create_app(settings, Clock()), raise_server_exceptions=False) as client:
+        addresses = [register(client, f"User{i}") for i in range(4)]
+        positions = []
+        for address in addresses:
+            response = client.post("/api/auth/password-reset", json={"email": address})
+            assert response.status_code == 202
+            positions.append(int(response.headers["x-consistency-token"]))
+        until(lambda: metric(client, "mail_send_failures_total") >= 8, "two failed rounds")
+        assert metric(client, "mail_outbox_pending") == 4
+        assert metric(client, "mail_sent_total") == 0
+
+        with SmtpServer(port) as smtp:
+            received = [smtp.inbox.wait_for(address)[0] for address in addresses]
+            until(lambda: metric(client, "mail_outbox_pending") == 0, "the outbox emptied")
+            assert metric(client, "mail_sent_total") == 4
+            assert [m.message_id.split(".")[1] for m in received] == [str(p) for p in positions]
+            assert len(smtp.inbox.messages) == 4  # each once: a failed attempt never half-sent one
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:
+        rows = conn.execute(
+            "SELECT attempts, sent_at, mail_token FROM mail_outbox JOIN password_resets "
+            "ON json_extract(context, '$.reset_id') = reset_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 4 and all(attempts >= 3 and sent and token is None for attempts, sent, token in rows)
+
+
+def test_smtp_credentials_from_the_url_are_used(tmp_path: Path) -> None:
+    with SmtpServer(credentials=("mailer", "p@ss:word")) as smtp:
+        url = f"smtp://mailer:p%40ss%3Aword@127.0.0.1:{smtp.port}"
+        settings = make_settings(tmp_path, SMTP_URL=url, MAIL_FROM="Market <hello@market.example>")
+        with TestClient(create_app(settings, Clock()), raise_server_exceptions=False) as client:
+            address = register(client, "Ann")
+            assert client.post("/api/auth/password-reset", json={"email": address}).status_code == 202
+            (mail,) = smtp.inbox.wait_for(address)
+        assert smtp.credentials.accepted == 1
+    assert mail.message["From"] == "Market <hello@market.example>"
+    assert mail.message_id.endswith("@market.example>")
+
+
+def test_without_smtp_each_message_is_an_eml_file_and_the_log_names_it_not_the_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, LOG_LEVEL="info")
+    app = create_app(settings, Clock())
+    captured = io.StringIO()
+    configure("info", stream=captured)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            address = register(client, "Ann")
+            assert client.post("/api/auth/password-reset", json={"email": address}).status_code == 202
+            until(lambda: "mail_sent" in captured.getvalue(), "the mailer's log line")
+    finally:
+        configure("warning")  # back to stdout for whoever comes next
+    (path,) = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = LINK.search(body.get_content())  # type: ignore[attr-defined]
+    assert found is not None and found.group(1) == f"http://{settings.host}:{settings.port}"
+    logs = captured.getvalue()
+    line = next(line for line in logs.splitlines() if "mail_sent" in line)
+    assert str(path) in line
+    assert found.group(2) not in logs
