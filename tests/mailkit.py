@@ -51,7 +51,7 @@ class Received:
     def part(self, subtype: str) -> str:
         body = self.message.get_body(preferencelist=(subtype,))
         assert body is not None, f"no text/{subtype} part"
-        return str(body.get_content())  # type: ignore[attr-defined]
+        return str(body.get_content())
 
     def reset_token(self) -> str:
         found = LINK.search(self.part("plain"))
@@ -70,7 +70,7 @@ class Inbox:
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         parsed = email.message_from_bytes(content, policy=email.policy.default)
         with self._changed:
-            self.messages.append(Received(tuple(envelope.rcpt_tos), parsed, content))  # type: ignore[arg-type]
+            self.messages.append(Received(tuple(envelope.rcpt_tos), parsed, content))
             self._changed.notify_all()
         return "250 Message accepted for delivery"
 

@@ -106,7 +106,7 @@ def test_without_smtp_each_message_is_an_eml_file_and_the_log_names_it_not_the_t
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
-    found = LINK.search(body.get_content())  # type: ignore[attr-defined]
+    found = LINK.search(body.get_content())
     assert found is not None and found.group(1) == f"http://{settings.host}:{settings.port}"
     logs = captured.getvalue()
     line = next(line for line in logs.splitlines() if "mail_sent" in line)

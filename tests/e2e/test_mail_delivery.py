@@ -37,7 +37,12 @@ def metric(client: httpx.Client, base_url: str, name: str) -> float:
 
 def test_a_reset_mail_committed_before_a_kill_9_goes_out_once_after_the_restart() -> None:
     port = free_port()  # the SMTP server is down until the primary has been killed
-    env = {"SMTP_URL": f"smtp://127.0.0.1:{port}", "MAIL_RETRY_MIN_S": "0.05", "MAIL_RETRY_MAX_S": "0.2"}
+    env = {
+        "SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "MAIL_RETRY_MIN_S": "0.05",
+        "MAIL_RETRY_MAX_S": "0.2",
+        "LOG_LEVEL": "info",
+    }
     client = httpx.Client(timeout=10.0)
     first = LiveServer.start(env)
     second: LiveServer | None = None
@@ -64,6 +69,10 @@ def test_a_reset_mail_committed_before_a_kill_9_goes_out_once_after_the_restart(
                 json={"token": mail.reset_token(), "new_password": NEW_PASSWORD},
             )
             assert done.status_code == 200, done.text
+        second.stop()
+        logs = "".join(p.read_text() for server in (first, second) for p in (server.stdout_path, server.stderr_path))
+        assert "mail_send_failed" in logs and "mail_sent" in logs  # the logs were really captured
+        assert mail.reset_token() not in logs and NEW_PASSWORD not in logs
     finally:
         client.close()
         for server in (first, second):
