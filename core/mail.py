@@ -64,8 +64,8 @@ class SmtpTarget:
 def mail_domain(sender: str) -> str:
     """The domain Message-IDs are made in: the sender's, or a fixed local one."""
     _, address = parseaddr(sender)
-    domain = address.rpartition("@")[2]
-    return domain if domain and SAFE_FILE.sub("", domain) == domain else "megilance.local"
+    _, at, domain = address.rpartition("@")
+    return domain if at and domain and SAFE_FILE.sub("", domain) == domain else "megilance.local"
 
 
 class Renderer:

@@ -124,7 +124,7 @@ def reset_flow(client: TestClient, secrets: list[str]) -> None:
     (path,) = outbox.glob("*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     body = message.get_body(preferencelist=("plain",))
-    found = LINK.search(body.get_content() if body is not None else "")  # type: ignore[attr-defined]
+    found = LINK.search(body.get_content() if body is not None else "")
     assert found is not None
     token = found.group(1)
     secrets.extend([token, token_hash(token)])
