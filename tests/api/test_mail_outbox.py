@@ -58,6 +58,9 @@ def test_mail_waits_while_the_smtp_server_is_down_then_all_of_it_goes_out(tmp_pa
             positions.append(int(response.headers["x-consistency-token"]))
         until(lambda: metric(client, "mail_send_failures_total") >= 8, "two failed rounds")
         assert metric(client, "mail_outbox_pending") == 4
+        # Queued, so the follower is not behind the log: what waits is the sending, and the gauges say so.
+        until(lambda: metric(client, "mail_outbox_lag_events") == 0, "the follower caught up")
+        assert metric(client, "mail_outbox_oldest_pending_seconds") > 0
         assert metric(client, "mail_sent_total") == 0
 
         with SmtpServer(port) as smtp:
@@ -108,6 +111,7 @@ def test_without_smtp_each_message_is_an_eml_file_and_the_log_names_it_not_the_t
     assert body is not None
     found = LINK.search(body.get_content())
     assert found is not None and found.group(1) == f"http://{settings.host}:{settings.port}"
+    assert f"/reset-password?token={found.group(2)}".encode() in path.read_bytes()  # whole, on one line (7bit)
     logs = captured.getvalue()
     line = next(line for line in logs.splitlines() if "mail_sent" in line)
     assert str(path) in line
