@@ -18,7 +18,7 @@ from core.db import connect
 from core.logging import configure
 from edge.app import create_app
 from tests.conftest import make_settings
-from tests.mailkit import LINK, SmtpServer, free_port, unique_email
+from tests.mailkit import LINK, SmtpServer, free_port, smtp_server, unique_email  # noqa: F401
 
 PASSWORD = "first-password-1"
 
@@ -116,3 +116,26 @@ def test_without_smtp_each_message_is_an_eml_file_and_the_log_names_it_not_the_t
     line = next(line for line in logs.splitlines() if "mail_sent" in line)
     assert str(path) in line
     assert found.group(2) not in logs
+
+
+def test_a_message_that_cannot_be_rendered_is_retried_alone_and_holds_up_no_other(
+    tmp_path: Path,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    settings = make_settings(tmp_path, SMTP_URL=smtp_server.url, MAIL_RETRY_MIN_S=0.05, MAIL_RETRY_MAX_S=0.1)
+    with TestClient(create_app(settings, Clock()), raise_server_exceptions=False) as client:
+        conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+        try:  # a row whose context lacks what its template needs (as an older release might have queued it)
+            conn.execute(
+                "INSERT INTO mail_outbox (message_id, position, kind, recipient, context, queued_at, next_attempt_at) "
+                "VALUES ('<contract_created.0.0@megilance.local>', 0, 'contract_created', ?, '{}', "
+                "'2000-01-01T00:00:00.000Z', '2000-01-01T00:00:00.000Z')",
+                (unique_email("broken"),),
+            )
+        finally:
+            conn.close()
+        address = register(client, "Ann")
+        assert client.post("/api/auth/password-reset", json={"email": address}).status_code == 202
+        smtp_server.inbox.wait_for(address)
+        until(lambda: metric(client, "mail_send_failures_total") >= 2, "the broken row retried")
+        assert metric(client, "mail_outbox_pending") == 1
