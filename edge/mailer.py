@@ -158,8 +158,6 @@ class Mailer:
         self._stopping = False
 
     def start(self) -> None:
-        if self.runtime.settings.environment == "production" and not self.runtime.settings.public_base_url:
-            log.warning("mail_links_without_public_base_url", base_url=self.composer.base_url)
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
