@@ -116,9 +116,10 @@ class Transport(Protocol):
 class SmtpTransport:
     """aiosmtplib, one connection per message: mail is rare here, and a fresh connection never goes stale."""
 
-    def __init__(self, target: SmtpTarget, timeout_s: float) -> None:
+    def __init__(self, target: SmtpTarget, timeout_s: float, ca_file: str = "") -> None:
         self.target = target
         self.timeout_s = timeout_s
+        self.ca_file = ca_file or None  # None: the system's certificate authorities
 
     async def send(self, message: EmailMessage) -> str:
         t = self.target
@@ -130,6 +131,7 @@ class SmtpTransport:
             password=t.password,
             use_tls=t.implicit_tls,
             start_tls=t.starttls,
+            cert_bundle=self.ca_file,
             timeout=self.timeout_s,
         )
         return f"smtp://{t.host}:{t.port}"

@@ -273,6 +273,11 @@ class Settings(BaseSettings):
         description="The From of every message, and the domain of its Message-ID.",
     )
     smtp_timeout_s: float = Field(10.0, alias="SMTP_TIMEOUT_S", gt=0, description="Timeout of one SMTP exchange.")
+    smtp_ca_file: str = Field(
+        "",
+        alias="SMTP_CA_FILE",
+        description="PEM file of the certificate authorities trusted for SMTP over TLS; empty: the system's.",
+    )
     mail_retry_min_s: float = Field(
         1.0, alias="MAIL_RETRY_MIN_S", gt=0, description="First delay before a failed message is tried again."
     )

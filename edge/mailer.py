@@ -41,7 +41,7 @@ PASS_INTERVAL_S = 0.05
 def make_transport(runtime: Runtime) -> Transport:
     s = runtime.settings
     if s.smtp_url:
-        return SmtpTransport(SmtpTarget.parse(s.smtp_url), s.smtp_timeout_s)
+        return SmtpTransport(SmtpTarget.parse(s.smtp_url), s.smtp_timeout_s, s.smtp_ca_file)
     return FileTransport(s.data_dir / "outbox")
 
 

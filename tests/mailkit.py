@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import itertools
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Self
 
 import pytest
@@ -107,20 +111,32 @@ class Credentials:
 class SmtpServer:
     """aiosmtpd in a thread on 127.0.0.1:`port`; a context manager (stopped on exit)."""
 
-    def __init__(self, port: int | None = None, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        credentials: tuple[str, str] | None = None,
+        *,
+        implicit_tls: ssl.SSLContext | None = None,
+        starttls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.inbox = Inbox()
+        self.scheme = "smtps" if implicit_tls is not None else "smtp"
         extra: dict[str, Any] = {}
+        if implicit_tls is not None:
+            extra["ssl_context"] = implicit_tls
+        if starttls is not None:  # clients must upgrade before MAIL FROM
+            extra.update(tls_context=starttls, require_starttls=True)
         if credentials is not None:
             # AUTH over plain text on loopback; not `auth_required` (aiosmtpd warns of that without TLS): a client
             # that logs in is checked, and `Credentials.accepted` tells the test it did.
             self.credentials = Credentials(*credentials)
-            extra = {"authenticator": self.credentials, "auth_require_tls": False}
+            extra.update(authenticator=self.credentials, auth_require_tls=False)
         self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **extra)
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
         self._controller.start()
@@ -141,3 +157,35 @@ def smtp_server() -> Iterator[SmtpServer]:
     """One real SMTP server for the test session."""
     with SmtpServer() as server:
         yield server
+
+
+def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 signed by its own key: (its PEM file to trust, a server context using it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return cert_path, context

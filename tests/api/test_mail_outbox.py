@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from core.clock import Clock
@@ -18,7 +19,7 @@ from core.db import connect
 from core.logging import configure
 from edge.app import create_app
 from tests.conftest import make_settings
-from tests.mailkit import LINK, SmtpServer, free_port, smtp_server, unique_email  # noqa: F401
+from tests.mailkit import LINK, SmtpServer, free_port, self_signed, smtp_server, unique_email  # noqa: F401
 
 PASSWORD = "first-password-1"
 
@@ -139,3 +140,29 @@ def test_a_message_that_cannot_be_rendered_is_retried_alone_and_holds_up_no_othe
         smtp_server.inbox.wait_for(address)
         until(lambda: metric(client, "mail_send_failures_total") >= 2, "the broken row retried")
         assert metric(client, "mail_outbox_pending") == 1
+
+
+@pytest.mark.parametrize("mode", ["smtps", "starttls"])
+def test_mail_goes_over_tls_implicit_or_upgraded_trusting_smtp_ca_file(tmp_path: Path, mode: str) -> None:
+    ca_file, context = self_signed(tmp_path)
+    tls = {"implicit_tls": context} if mode == "smtps" else {"starttls": context}
+    with SmtpServer(**tls) as smtp:  # type: ignore[arg-type]
+        url = smtp.url + ("?starttls=true" if mode == "starttls" else "")
+        settings = make_settings(tmp_path, SMTP_URL=url, SMTP_CA_FILE=str(ca_file))
+        with TestClient(create_app(settings, Clock()), raise_server_exceptions=False) as client:
+            address = register(client, "Ann")
+            assert client.post("/api/auth/password-reset", json={"email": address}).status_code == 202
+            (mail,) = smtp.inbox.wait_for(address)
+    assert mail.reset_token()
+
+
+def test_an_smtp_certificate_no_trusted_authority_signed_is_refused(tmp_path: Path) -> None:
+    _, context = self_signed(tmp_path)
+    with SmtpServer(implicit_tls=context) as smtp:
+        settings = make_settings(tmp_path, SMTP_URL=smtp.url, MAIL_RETRY_MIN_S=0.05, MAIL_RETRY_MAX_S=0.1)
+        with TestClient(create_app(settings, Clock()), raise_server_exceptions=False) as client:
+            address = register(client, "Ann")
+            assert client.post("/api/auth/password-reset", json={"email": address}).status_code == 202
+            until(lambda: metric(client, "mail_send_failures_total") >= 2, "refused handshakes")
+            assert metric(client, "mail_outbox_pending") == 1
+        assert smtp.inbox.messages == []
