@@ -20,6 +20,7 @@ from core.settings import Settings, load_settings
 from edge.auth import authenticate
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
+from edge.mailer import Mailer
 from edge.metrics import Metrics
 from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
@@ -140,6 +141,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             runtime.replicator = Replicator(runtime, metrics, on_rebuild=app.state.cache.clear)
             runtime.replicator.start()
         background = []
+        mailer = Mailer(runtime, metrics) if settings.is_primary else None  # mail leaves from the primary only
+        if mailer is not None:
+            mailer.start()
         if settings.is_primary:
             loop = asyncio.get_running_loop()
             background = [
@@ -158,6 +162,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             for task in background:
                 task.cancel()
+            if mailer is not None:
+                await mailer.stop()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:
