@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -333,6 +334,17 @@ def replica_head(cfg: BackupConfig) -> dict[str, Any] | None:
 # -- the child process ---------------------------------------------------------------------------
 
 
+def replicate_command(config_path: Path) -> list[str]:
+    """`litestream replicate`, under `setpriv --pdeathsig TERM` where util-linux has it (Debian always does).
+
+    The child then gets SIGTERM when the server is gone, even after a kill -9: otherwise an orphaned
+    Litestream keeps copying, and the restarted server starts a second one on the same file.
+    """
+    command = [litestream_binary(), "replicate", "-config", str(config_path)]
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
 class Litestream:
     """`litestream replicate` beside the server: started, watched, restarted; its lag polled every few seconds.
 
@@ -356,7 +368,6 @@ class Litestream:
 
     def start(self) -> None:
         write_config(self.cfg)
-        self._spawn()
         for target, name in ((self._watch, "litestream-watch"), (self._poll, "litestream-poll")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -364,8 +375,8 @@ class Litestream:
 
     def stop(self, timeout: float = 35.0) -> None:
         """SIGTERM: Litestream copies what is left of the WAL to S3 before it exits (up to its 30 s)."""
-        self._stopping.set()
         with self._lock:
+            self._stopping.set()
             process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
@@ -383,16 +394,27 @@ class Litestream:
             return self._process is not None and self._process.poll() is None
 
     def _spawn(self) -> None:
-        args = [litestream_binary(), "replicate", "-config", str(self.cfg.config_path)]
-        process = subprocess.Popen(args, env=child_env(), stdin=subprocess.DEVNULL)  # noqa: S603 - our binary
+        """Start Litestream, unless stop() came first (it then finds no process, or this one, under the lock)."""
+        args = replicate_command(self.cfg.config_path)
+        with self._lock:
+            if self._stopping.is_set():
+                self._process = None
+                return
+            try:
+                process = subprocess.Popen(args, env=child_env(), stdin=subprocess.DEVNULL)  # noqa: S603
+            except OSError as exc:  # no binary: readiness shows it not running, and the lag grows
+                self.last_error, self._process = f"cannot start litestream: {exc}", None
+                log.error("litestream_not_started", error=str(exc))
+                return
+            self._process = process
         with contextlib.suppress(OSError):  # a sandbox may forbid it; the backup works all the same
             os.setpriority(os.PRIO_PROCESS, process.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS))
-        with self._lock:
-            self._process = process
         log.info("litestream_started", pid=process.pid, config=str(self.cfg.config_path))
 
     def _watch(self) -> None:
+        """Spawns every Litestream from this one thread: the parent-death signal follows the spawning thread."""
         backoff = RESTART_MIN_S
+        self._spawn()
         while not self._stopping.is_set():
             with self._lock:
                 process = self._process

@@ -85,6 +85,24 @@ def wait_replicated(data_dir: Path, env: Mapping[str, str], timeout: float = 30)
         raise AssertionError(f"{exc} (last status: {last})") from None
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (from every one of its threads), read from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (and been reaped), or is a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
 class S3Link:
     """A TCP forwarder from 127.0.0.1:<port> to the S3 server, which can be cut and restored."""
 

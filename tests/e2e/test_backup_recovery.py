@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.backupkit import S3Link, backup_env, megilance, poll, wait_replicated
+from tests.backupkit import S3Link, backup_env, children, gone, megilance, poll, wait_replicated
 from tests.e2e.regions import (
     Account,
     consistency_token,
@@ -71,7 +71,10 @@ def test_a_primary_that_lost_its_disk_comes_back_from_s3_with_every_acknowledged
         status = wait_replicated(primary.data_dir, env)
         poll(lambda: True if position(client, edge.url) >= head else None, 20, "edge caught up")
 
+        (litestream,) = children(primary.pid)
         primary.kill()  # kill -9: no final sync; only what Litestream already copied survives
+        # Litestream goes with it: an orphan would keep copying beside the next primary's own.
+        poll(lambda: True if gone(litestream) else None, 10, "litestream ended with the killed server")
         shutil.rmtree(primary.data_dir)
         assert not primary.data_dir.exists()
         fresh = LiveServer.start(env, port=primary.port)  # a new machine: same settings, an empty disk
