@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
     min_confirmations: int = Field(1, alias="MIN_CONFIRMATIONS", ge=0)
     platform_fee_bps: int = Field(500, alias="PLATFORM_FEE_BPS", ge=0, le=10000)
+    # AI matching (docs/matching.md): off, its endpoints answer 404 feature_disabled and nothing is encoded.
+    feature_flag_ai_matching: bool = Field(True, alias="FEATURE_FLAG_AI_MATCHING")
+    matching_encoder: Literal["use-multilingual-v3", "hashing"] = Field("use-multilingual-v3", alias="MATCHING_ENCODER")
 
     @field_validator("region", "primary_region", "fly_region")
     @classmethod

@@ -18,6 +18,7 @@ from core.logging import configure, logging_enabled
 from core.settings import Settings, load_settings
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
+from edge.matcher import Matcher
 from edge.metrics import Metrics
 from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
@@ -29,6 +30,7 @@ from edge.routes import (
     docs,
     health,
     internal,
+    matching,
     payments,
     portfolio,
     projects,
@@ -51,6 +53,7 @@ def operations() -> list[Operation]:
         *wallet.OPERATIONS,
         *users.OPERATIONS,
         *projects.OPERATIONS,
+        *matching.OPERATIONS,
         *proposals.OPERATIONS,
         *contracts.OPERATIONS,
         *portfolio.OPERATIONS,
@@ -132,6 +135,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if not settings.is_primary:
             runtime.replicator = Replicator(runtime, metrics)
             runtime.replicator.start()
+        if settings.feature_flag_ai_matching:  # off: nothing is encoded (the inline change log is a tiny upsert)
+            runtime.matcher = Matcher(runtime)
+            await runtime.matcher.start()
         background = []
         if settings.is_primary:
             loop = asyncio.get_running_loop()
@@ -151,6 +157,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             for task in background:
                 task.cancel()
+            if runtime.matcher is not None:
+                await runtime.matcher.stop()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:

@@ -30,6 +30,7 @@ from queries.sessions import Sessions
 if TYPE_CHECKING:
     from core.chain import UsdcVerifier
     from core.storage import Storage
+    from edge.matcher import Matcher
     from edge.replicator import Replicator
 
 T = TypeVar("T")
@@ -52,6 +53,7 @@ class Runtime:
         self.sessions = Sessions()
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
+        self.matcher: Matcher | None = None  # the asynchronous matching projector, when FEATURE_FLAG_AI_MATCHING
         self.reads: ReadPool | None = None
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)

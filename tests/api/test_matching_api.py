@@ -1,0 +1,179 @@
+"""Matching over HTTP: who may ask, what is listed, edits read with their token, and the flag."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from edge.app import create_app
+from tests.api.test_contracts_api import User, make_admin, register
+from tests.conftest import FakeClock, make_settings
+
+Json = dict[str, Any]
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path) -> Any:
+    return make_settings(tmp_path, FEATURE_FLAG_AI_MATCHING=True)
+
+
+@pytest.fixture
+def client(app_settings: Any, clock: FakeClock) -> Iterator[TestClient]:
+    with TestClient(create_app(app_settings, clock), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def profile(client: TestClient, user: User, **fields: Any) -> str:
+    response = client.put("/api/auth/me", json=fields, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return str(response.headers["x-consistency-token"])
+
+
+def post_project(client: TestClient, owner: User, **fields: Any) -> Json:
+    body = {
+        "title": "Online shop for handmade soap",
+        "description": "We need an e-commerce store for our soap brand with Stripe checkout and a product catalogue.",
+        "category": "Web development",
+        "budget_type": "hourly",
+        "budget_min": "20",
+        "budget_max": "60",
+        "experience_level": "intermediate",
+        "estimated_duration": "1 month",
+        "skills": ["Shopify", "Stripe"],
+    }
+    response = client.post("/api/projects", json=body | fields, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json()) | {"token": response.headers["x-consistency-token"]}
+
+
+def matches(client: TestClient, project_id: str, user: User, token: str | None = None, **params: Any) -> Any:
+    headers = user.headers | ({"X-Consistency-Token": token} if token else {})
+    return client.get(f"/api/projects/{project_id}/matches", params=params, headers=headers)
+
+
+def assert_error(response: Any, status: int, error_type: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error_type"] == error_type
+
+
+def test_the_owner_sees_freelancers_ranked_with_reasons(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    shop = register(client, "freelancer", "Sam")
+    profile(client, shop, bio="I build web shops on Shopify and wire up Stripe payments.", skills=["shopify", "STRIPE"])
+    other = register(client, "freelancer", "Ola")
+    token = profile(client, other, bio="Wedding photographer with a love for natural light.", skills=["Photography"])
+    project = post_project(client, owner)
+
+    response = matches(client, project["id"], owner, project["token"])
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert int(response.headers["x-consistency-token"]) >= int(token)
+    first = body["items"][0]
+    assert first["freelancer"]["id"] == shop.id and "email" not in first["freelancer"]
+    assert first["matched_skills"] == ["Shopify", "Stripe"]  # case folded, in the project's spelling
+    assert 0 < first["score"] <= 1
+    assert any("2 of 2 requested skills" in reason for reason in first["reasons"])
+    assert all(item["score"] <= first["score"] for item in body["items"])
+
+
+def test_an_edited_bio_is_reflected_in_matches_read_with_its_token(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    project = post_project(client, owner, skills=[], title="Translate our app into German")
+    writer = register(client, "freelancer", "Wen")
+    profile(client, writer, bio="I restore antique furniture.")
+    rival = register(client, "freelancer", "Rio")
+    profile(client, rival, bio="Translator between English and German for apps and websites.")
+
+    token = profile(client, writer, bio="I translate mobile apps from English into German, native speaker.")
+    response = matches(client, project["id"], owner, token)
+
+    assert response.status_code == 200, response.text
+    ranked = {item["freelancer"]["id"]: item for item in response.json()["items"]}
+    assert writer.id in ranked, "the edit was not reflected"
+    assert int(response.headers["x-consistency-token"]) >= int(token)
+
+
+def test_only_the_owner_and_admins_see_a_projects_matches(
+    client: TestClient, app_settings: Any, clock: FakeClock
+) -> None:
+    owner = register(client, "client", "Olga")
+    project = post_project(client, owner)
+    stranger = register(client, "client", "Stan")
+    freelancer = register(client, "freelancer", "Fay")
+    admin = make_admin(client, app_settings, clock)
+
+    assert_error(matches(client, project["id"], stranger), 403, "forbidden")
+    assert_error(matches(client, project["id"], freelancer), 403, "forbidden")
+    assert matches(client, project["id"], admin, project["token"]).status_code == 200
+    assert_error(matches(client, "no-such-project", owner), 404, "not_found")
+    assert client.get(f"/api/projects/{project['id']}/matches").status_code == 401
+
+
+def test_recommendations_are_for_freelancers_and_list_open_projects_only(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    fay = register(client, "freelancer", "Fay")
+    profile(client, fay, bio="Shopify developer: online stores and Stripe checkout.", skills=["Shopify"])
+    open_one = post_project(client, owner)
+    closed = post_project(client, owner, title="Another online shop, closed")
+    shut = client.put(f"/api/projects/{closed['id']}", json={"status": "closed"}, headers=owner.headers)
+    assert shut.status_code == 200, shut.text
+    token = shut.headers["x-consistency-token"]
+
+    response = client.get("/api/matches/projects", headers=fay.headers | {"X-Consistency-Token": token})
+
+    assert response.status_code == 200, response.text
+    listed = [item["project"]["id"] for item in response.json()["items"]]
+    assert listed == [open_one["id"]]
+    assert response.json()["items"][0]["project"]["status"] == "open"
+    assert_error(client.get("/api/matches/projects", headers=owner.headers), 403, "forbidden")
+
+
+def test_pages_follow_the_ranking(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    for n in range(3):
+        profile(client, register(client, "freelancer", f"F{n}"), bio=f"Shopify store builder number {n}", skills=["Shopify"])
+    project = post_project(client, owner)
+
+    first = matches(client, project["id"], owner, project["token"], limit=2).json()
+    second = matches(client, project["id"], owner, project["token"], limit=2, cursor=first["next_cursor"]).json()
+
+    ids = [i["freelancer"]["id"] for i in first["items"] + second["items"]]
+    everything = [i["freelancer"]["id"] for i in matches(client, project["id"], owner, limit=10).json()["items"]]
+    assert ids == everything and len(ids) == 3 and second["next_cursor"] is None
+
+
+def test_relevance_search_finds_projects_by_meaning(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    shop = post_project(client, owner, skills=[])
+    post_project(client, owner, title="Logo for a bakery", description="A friendly logo and business cards for our bakery.", skills=[])
+
+    response = client.get(
+        "/api/projects", params={"q": "webshop", "sort": "relevance"}, headers=owner.headers | {"X-Consistency-Token": shop["token"]}
+    )
+    plain = client.get("/api/projects", params={"q": "webshop"}, headers=owner.headers)
+
+    assert response.status_code == 200, response.text
+    assert [p["id"] for p in response.json()["items"]][:1] == [shop["id"]]
+    assert plain.json()["items"] == []  # without sort=relevance, search stays lexical
+
+
+def test_with_the_flag_off_the_endpoints_are_404_feature_disabled(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path)), raise_server_exceptions=False) as client:
+        owner = register(client, "client", "Olga")
+        freelancer = register(client, "freelancer", "Fay")
+        project = post_project(client, owner)
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+        assert_error(matches(client, project["id"], owner), 404, "feature_disabled")
+        assert_error(client.get("/api/matches/projects", headers=freelancer.headers), 404, "feature_disabled")
+        assert_error(
+            client.get("/api/projects", params={"q": "shop", "sort": "relevance"}, headers=owner.headers),
+            404,
+            "feature_disabled",
+        )
+        assert runtime.matcher is None  # nothing encodes
