@@ -136,7 +136,9 @@ def test_recommendations_are_for_freelancers_and_list_open_projects_only(client:
 def test_pages_follow_the_ranking(client: TestClient) -> None:
     owner = register(client, "client", "Olga")
     for n in range(3):
-        profile(client, register(client, "freelancer", f"F{n}"), bio=f"Shopify store builder number {n}", skills=["Shopify"])
+        profile(
+            client, register(client, "freelancer", f"F{n}"), bio=f"Shopify store builder number {n}", skills=["Shopify"]
+        )
     project = post_project(client, owner)
 
     first = matches(client, project["id"], owner, project["token"], limit=2).json()
@@ -150,10 +152,18 @@ def test_pages_follow_the_ranking(client: TestClient) -> None:
 def test_relevance_search_finds_projects_by_meaning(client: TestClient) -> None:
     owner = register(client, "client", "Olga")
     shop = post_project(client, owner, skills=[])
-    post_project(client, owner, title="Logo for a bakery", description="A friendly logo and business cards for our bakery.", skills=[])
+    post_project(
+        client,
+        owner,
+        title="Logo for a bakery",
+        description="A friendly logo and business cards for our bakery.",
+        skills=[],
+    )
 
     response = client.get(
-        "/api/projects", params={"q": "webshop", "sort": "relevance"}, headers=owner.headers | {"X-Consistency-Token": shop["token"]}
+        "/api/projects",
+        params={"q": "webshop", "sort": "relevance"},
+        headers=owner.headers | {"X-Consistency-Token": shop["token"]},
     )
     plain = client.get("/api/projects", params={"q": "webshop"}, headers=owner.headers)
 
