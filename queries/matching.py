@@ -200,6 +200,22 @@ def cents(rate: str | None) -> int | None:
         return None
 
 
+def freelancer_text(
+    bio: str | None, skills: Sequence[str], items: Iterable[tuple[str, str]], completed: Iterable[str]
+) -> str:
+    """What a freelancer's document says: bio, skills, portfolio items and completed work, one per line."""
+    lines = [bio or "", "Skills: " + ", ".join(skills) if skills else ""]
+    lines += [f"{title}: {description}" for title, description in items]
+    lines += [f"Completed: {title}" for title in completed]
+    return "\n".join(line for line in lines if line).strip()
+
+
+def project_text(title: str, description: str, skills: Sequence[str], category: str) -> str:
+    """What a project's document says (its budget stays out: numbers mislead the encoder)."""
+    lines = [title, description, "Skills: " + ", ".join(skills) if skills else "", f"Category: {category}"]
+    return "\n".join(line for line in lines if line)
+
+
 def freelancer_doc(conn: Connection, user_id: str) -> Doc | None:
     """Bio, skills, portfolio and completed work of a freelancer; None for anyone else."""
     row = conn.execute(SELECT_FREELANCER, (user_id,)).fetchone()
@@ -210,16 +226,11 @@ def freelancer_doc(conn: Connection, user_id: str) -> Doc | None:
     skills: list[str] = orjson.loads(skills_json)
     items = conn.execute(SELECT_PORTFOLIO, (user_id,)).fetchall()
     done = [title for (title,) in conn.execute(SELECT_COMPLETED, (user_id,)).fetchall()]
-    lines = [bio or ""]
-    if skills:
-        lines.append("Skills: " + ", ".join(skills))
-    lines += [f"{title}: {description}" for title, description in items]
-    lines += [f"Completed: {title}" for title in done]
     filled = (bool(bio), bool(skills), rate is not None, bool(location), bool(image), bool(items))
     return Doc(
         "freelancer",
         user_id,
-        "\n".join(line for line in lines if line).strip(),
+        freelancer_text(bio, skills, items, done),
         skills,
         bool(is_active),
         rate_minor=cents(rate),
@@ -235,7 +246,7 @@ def project_doc(conn: Connection, project_id: str) -> Doc | None:
         return None
     title, description, skills_json, category, status, budget_type, budget_max = row
     skills: list[str] = orjson.loads(skills_json)
-    text = f"{title}\n{description}\n" + (f"Skills: {', '.join(skills)}\n" if skills else "") + f"Category: {category}"
+    text = project_text(title, description, skills, category)
     return Doc(
         "project", project_id, text, skills, status == "open", budget_type=budget_type, budget_max_minor=budget_max
     )
