@@ -141,7 +141,7 @@ UPSERT_DOC = (
     "completed = excluded.completed, completeness = excluded.completeness"
 )
 DELETE_DOC = "DELETE FROM rm_matching_docs WHERE kind = ? AND id = ?"
-SELECT_ALL_KEYS = "SELECT kind, id FROM rm_matching_docs"
+COUNT_PENDING = "SELECT COUNT(*) FROM rm_matching_changes WHERE position > ?"
 SELECT_DOC_HASHES = "SELECT kind, id, text_hash FROM rm_matching_docs"
 SELECT_ALL_USERS = "SELECT id FROM rm_users WHERE role = 'freelancer'"
 SELECT_ALL_PROJECTS = "SELECT id FROM rm_projects"
@@ -393,8 +393,9 @@ def differences(live: Connection, scratch: Connection) -> list[str]:
     row = live.execute(SELECT_STATE).fetchone()
     if row is None:
         return []  # never embedded (the flag is off, or nothing ran yet): nothing derived to compare
-    if int(row[0]) < checkpoint(live):
-        return [f"matching: documents at position {row[0]}, read store at {checkpoint(live)} (embedding behind)"]
+    behind = live.execute(COUNT_PENDING, (int(row[0]),)).fetchone()[0]
+    if behind:
+        return [f"rm_matching_docs: {behind} document(s) changed since position {row[0]} are not embedded yet"]
     encoder = str(row[3])
     want = expected_hashes(scratch, encoder)
     have = {(k, i): h for k, i, h in live.execute(SELECT_DOC_HASHES).fetchall()}
@@ -409,6 +410,3 @@ def skills_of(raw: str) -> list[str]:
     value: Any = orjson.loads(raw)
     return [str(s) for s in value] if isinstance(value, list) else []
 
-
-def keys_of(docs: Sequence[tuple[str, str, Doc | None]]) -> list[tuple[str, str]]:
-    return [(kind, entity_id) for kind, entity_id, _ in docs]

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from core import store
+from core.db import connect
 from edge.app import create_app
 from tests.api.test_contracts_api import User, make_admin, register
+from tests.api.test_edge_forwarding import closed_port
 from tests.conftest import FakeClock, make_settings
 
 Json = dict[str, Any]
@@ -187,3 +190,48 @@ def test_with_the_flag_off_the_endpoints_are_404_feature_disabled(tmp_path: Path
             "feature_disabled",
         )
         assert runtime.matcher is None  # nothing encodes
+
+
+def primary_events(settings: Any) -> list[Any]:
+    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    try:
+        return list(store.read_after(conn, 0, 10_000))
+    finally:
+        conn.close()
+
+
+def test_an_edit_is_reflected_in_matches_read_through_an_edge_with_its_token(tmp_path: Path) -> None:
+    """The edge's own matcher follows its read store: a read with the edit's token waits for the edit's vector."""
+    primary_settings = make_settings(tmp_path / "primary", FEATURE_FLAG_AI_MATCHING=True)
+    with TestClient(create_app(primary_settings), raise_server_exceptions=False) as primary:
+        owner = register(primary, "client", "Olga")
+        project = post_project(primary, owner, skills=[], title="Translate our app into German")
+        writer = register(primary, "freelancer", "Wen")
+        profile(primary, writer, bio="I restore antique furniture.")
+        before = primary_events(primary_settings)
+        token = profile(primary, writer, bio="I translate mobile apps from English into German, native speaker.")
+        after = [e for e in primary_events(primary_settings) if e.position > before[-1].position]
+
+    edge_settings = make_settings(
+        tmp_path / "edge",
+        FEATURE_FLAG_AI_MATCHING=True,
+        REGION="ams",
+        PRIMARY_REGION="iad",
+        PRIMARY_URL=f"http://127.0.0.1:{closed_port()}",  # cut off: only this test feeds it
+        REPLICATION_TOKEN="r" * 40,
+    )
+    with TestClient(create_app(edge_settings), raise_server_exceptions=False) as edge:
+        runtime = edge.app.state.runtime  # type: ignore[attr-defined]
+        edge.portal.call(runtime.apply_feed, before)  # type: ignore[union-attr]
+        old_token = str(before[-1].position)
+        old = matches(edge, project["id"], owner, old_token)
+        edge.portal.call(runtime.apply_feed, after)  # type: ignore[union-attr]
+        new = matches(edge, project["id"], owner, token)
+
+    assert old.status_code == 200 and new.status_code == 200, (old.text, new.text)
+    assert writer.id not in [i["freelancer"]["id"] for i in old.json()["items"]]  # furniture: no reason to list
+    listed = {i["freelancer"]["id"]: i for i in new.json()["items"]}
+    assert writer.id in listed, "the edge answered before its matcher had the edit"
+    assert listed[writer.id]["freelancer"]["bio"].startswith("I translate")
+    assert int(new.headers["x-consistency-token"]) >= int(token)
+    assert new.headers["x-region"] == "ams"
