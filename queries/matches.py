@@ -140,6 +140,7 @@ def list_project_matches(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Which active freelancers fit this project best?"""
     project, _ = get_project(conn, project_id)
+    offset_of(cursor, "matches")  # a bad cursor is refused even before the project is embedded
     subject_ = subject(conn, "project", project_id)
     if subject_ is None:
         return [], None
@@ -189,6 +190,7 @@ def list_project_recommendations(
     conn: Connection, cache: IndexCache, freelancer_id: str, *, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Which open projects fit this freelancer's profile best?"""
+    offset_of(cursor, "recs")
     subject_ = subject(conn, "freelancer", freelancer_id)
     if subject_ is None:
         return [], None

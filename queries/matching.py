@@ -409,4 +409,3 @@ def differences(live: Connection, scratch: Connection) -> list[str]:
 def skills_of(raw: str) -> list[str]:
     value: Any = orjson.loads(raw)
     return [str(s) for s in value] if isinstance(value, list) else []
-

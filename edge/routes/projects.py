@@ -216,11 +216,11 @@ OPERATIONS = [
         "GET",
         "/api/projects",
         list_all,
-        "Browse and search projects (q: full text)",
+        "Browse and search projects (q: full text; sort=relevance: hybrid ranking, 404 feature_disabled when off)",
         "projects",
         query=ProjectFilters,
         response=ProjectList,
-        errors=(401, 422),
+        errors=(401, 404, 422, 503),
     ),
     Operation(
         "GET",

@@ -235,3 +235,24 @@ def test_an_edit_is_reflected_in_matches_read_through_an_edge_with_its_token(tmp
     assert listed[writer.id]["freelancer"]["bio"].startswith("I translate")
     assert int(new.headers["x-consistency-token"]) >= int(token)
     assert new.headers["x-region"] == "ams"
+
+
+def test_the_openapi_document_lists_the_matching_endpoints(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+
+    assert "get" in spec["paths"]["/api/projects/{project_id}/matches"]
+    assert "get" in spec["paths"]["/api/matches/projects"]
+    board = spec["paths"]["/api/projects"]["get"]
+    sort = next(p for p in board["parameters"] if p["name"] == "sort")
+    assert "relevance" in str(sort["schema"])
+
+
+def test_a_cursor_from_another_list_is_422(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    project = post_project(client, owner)
+    listed = client.get("/api/projects", params={"limit": 1}, headers=owner.headers)
+    post_project(client, owner)
+    other = client.get("/api/projects", params={"limit": 1}, headers=owner.headers).json()["next_cursor"]
+    assert listed.status_code == 200 and other
+
+    assert_error(matches(client, project["id"], owner, cursor=other), 422, "validation_failed")
