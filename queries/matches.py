@@ -122,7 +122,7 @@ def rank(
     s = signals(conn, kind, index, subject_.vector, subject_.text, subject_.skills)
     scores = fuse(s) * (rerank(index) if boost else 1.0)
     mask = relevant(s) if keep is None else relevant(s) & keep
-    positions, next_cursor = page_of(order(scores, mask, index.ids), limit, cursor, name)
+    positions, next_cursor = page_of(order(scores, mask, index.id_rank), limit, cursor, name)
     return Ranked(index, positions, scores, s, next_cursor)
 
 

@@ -96,6 +96,7 @@ class Index:
     completeness: npt.NDArray[np.float64]
     skills: list[list[str]]
     by_skill: dict[str, list[int]] = field(default_factory=dict)
+    id_rank: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 SELECT_INDEX = (
@@ -126,6 +127,7 @@ def build_index(conn: Connection, kind: str, generation: int) -> Index:
         completeness=np.array([r[9] for r in rows], dtype=np.float64),
         skills=skills,
         by_skill=by_skill,
+        id_rank=np.argsort(np.argsort(np.array([r[1] for r in rows], dtype=str))) if n else np.zeros(0, np.int64),
     )
 
 
@@ -224,7 +226,7 @@ def rerank(index: Index) -> npt.NDArray[np.float64]:
     return 0.9 + 0.05 * np.minimum(index.completed, 5) / 5 + 0.05 * index.completeness
 
 
-def order(scores: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], ids: list[str]) -> list[int]:
+def order(scores: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], id_rank: npt.NDArray[np.int64]) -> list[int]:
     """Positions of kept candidates, best score first, ties by id (a stable page order)."""
     positions = np.flatnonzero(keep)
-    return sorted(positions.tolist(), key=lambda p: (-scores[p], ids[p]))
+    return positions[np.lexsort((id_rank[positions], -scores[positions]))].tolist()  # type: ignore[no-any-return]
