@@ -108,7 +108,7 @@ class Ranked:
 
 def rank(
     conn: Connection,
-    cache: IndexCache,
+    index: Index,
     kind: str,
     subject_: Subject,
     *,
@@ -118,7 +118,6 @@ def rank(
     cursor: str | None,
     name: str,
 ) -> Ranked:
-    index = cache.get(conn, kind)
     s = signals(conn, kind, index, subject_.vector, subject_.text, subject_.skills)
     scores = fuse(s) * (rerank(index) if boost else 1.0)
     mask = relevant(s) if keep is None else relevant(s) & keep
@@ -148,7 +147,7 @@ def list_project_matches(
     budget = to_minor(project["budget_max"]) if project["budget_type"] == "hourly" else None
     keep = index.active & rate_fits(index, None, budget)
     ranked = rank(
-        conn, cache, "freelancer", subject_, keep=keep, boost=True, limit=limit, cursor=cursor, name="matches"
+        conn, index, "freelancer", subject_, keep=keep, boost=True, limit=limit, cursor=cursor, name="matches"
     )
     items = []
     terms = query_terms(subject_.text)
@@ -196,7 +195,7 @@ def list_project_recommendations(
         return [], None
     index = cache.get(conn, "project")
     keep = index.active & rate_fits(index, subject_.rate_minor, None)
-    ranked = rank(conn, cache, "project", subject_, keep=keep, boost=False, limit=limit, cursor=cursor, name="recs")
+    ranked = rank(conn, index, "project", subject_, keep=keep, boost=False, limit=limit, cursor=cursor, name="recs")
     items = []
     terms = query_terms(subject_.text)
     for pos in ranked.positions:
@@ -250,7 +249,7 @@ def search_projects(
     words = [w for w in q.split() if w.strip()]
     ranked = rank(
         conn,
-        cache,
+        index,
         "project",
         Subject(q, words, vector, None),
         keep=keep,

@@ -131,7 +131,10 @@ SELECT_PROJECT = (
     "SELECT title, description, skills, category, status, budget_type, budget_max_minor FROM rm_projects WHERE id = ?"
 )
 SELECT_VECTOR_BY_HASH = "SELECT vector FROM rm_matching_docs WHERE text_hash = ? LIMIT 1"
-SELECT_DOC_ROW = "SELECT rowid, text_hash FROM rm_matching_docs WHERE kind = ? AND id = ?"
+SELECT_DOC_ROW = (
+    "SELECT rowid, text_hash, skills, active, rate_minor, budget_type, budget_max_minor, completed, completeness "
+    "FROM rm_matching_docs WHERE kind = ? AND id = ?"
+)
 UPSERT_DOC = (
     "INSERT INTO rm_matching_docs (kind, id, text, text_hash, vector, skills, active, rate_minor, budget_type, "
     "budget_max_minor, completed, completeness) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -323,34 +326,36 @@ def write_work(conn: Connection, work: Work, vectors: dict[str, bytes], encoder:
     return State(work.upto, generation, DOC_VERSION, encoder)
 
 
+def doc_facts(doc: Doc) -> tuple[object, ...]:
+    """The stored columns beside text and vector, in UPSERT_DOC's order."""
+    skills = orjson.dumps(doc.skills).decode()
+    return (
+        skills,
+        int(doc.active),
+        doc.rate_minor,
+        doc.budget_type,
+        doc.budget_max_minor,
+        doc.completed,
+        doc.completeness,
+    )
+
+
 def write_doc(
     conn: Connection, kind: str, entity_id: str, doc: Doc | None, vectors: dict[str, bytes], encoder: str
 ) -> bool:
+    """Write one document (None: remove it); False when it was already exactly so (a replay, a no-op edit)."""
     fts = FTS[kind]
     old = conn.execute(SELECT_DOC_ROW, (kind, entity_id)).fetchone()
+    digest = doc.text_hash(encoder) if doc is not None else ""
+    facts = doc_facts(doc) if doc is not None else ()
+    if old is not None and doc is not None and old[1] == digest and tuple(old[2:]) == facts:
+        return False
     if old is not None:
         conn.execute(f"DELETE FROM {fts} WHERE rowid = ?", (old[0],))
     if doc is None:
         conn.execute(DELETE_DOC, (kind, entity_id))
         return old is not None
-    digest = doc.text_hash(encoder)
-    conn.execute(
-        UPSERT_DOC,
-        (
-            kind,
-            entity_id,
-            doc.text,
-            digest,
-            vectors[digest],
-            orjson.dumps(doc.skills).decode(),
-            int(doc.active),
-            doc.rate_minor,
-            doc.budget_type,
-            doc.budget_max_minor,
-            doc.completed,
-            doc.completeness,
-        ),
-    )
+    conn.execute(UPSERT_DOC, (kind, entity_id, doc.text, digest, vectors[digest], *facts))
     rowid = conn.execute(SELECT_DOC_ROW, (kind, entity_id)).fetchone()[0]
     conn.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, doc.text))
     return True

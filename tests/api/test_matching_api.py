@@ -256,3 +256,28 @@ def test_a_cursor_from_another_list_is_422(client: TestClient) -> None:
     assert listed.status_code == 200 and other
 
     assert_error(matches(client, project["id"], owner, cursor=other), 422, "validation_failed")
+
+
+def test_hard_filters_drop_inactive_accounts_and_rates_above_an_hourly_budget(
+    client: TestClient, app_settings: Any, clock: FakeClock
+) -> None:
+    owner = register(client, "client", "Olga")
+    admin = make_admin(client, app_settings, clock)
+    bio = "I build Shopify web shops with Stripe checkout."
+    cheap, dear, unknown, gone = (register(client, "freelancer", name) for name in ("Cy", "De", "Un", "Go"))
+    profile(client, cheap, bio=bio, skills=["Shopify"], hourly_rate="40")
+    profile(client, dear, bio=bio, skills=["Shopify"], hourly_rate="100")
+    profile(client, unknown, bio=bio, skills=["Shopify"])
+    profile(client, gone, bio=bio, skills=["Shopify"], hourly_rate="30")
+    off = client.patch(f"/api/users/{gone.id}", json={"is_active": False}, headers=admin.headers)
+    assert off.status_code == 200, off.text
+    hourly = post_project(client, owner, budget_type="hourly", budget_max="60")
+    fixed = post_project(client, owner, budget_type="fixed", budget_max="60")
+
+    listed_hourly = [
+        i["freelancer"]["id"] for i in matches(client, hourly["id"], owner, fixed["token"]).json()["items"]
+    ]
+    listed_fixed = [i["freelancer"]["id"] for i in matches(client, fixed["id"], owner, fixed["token"]).json()["items"]]
+
+    assert sorted(listed_hourly) == sorted([cheap.id, unknown.id])
+    assert sorted(listed_fixed) == sorted([cheap.id, dear.id, unknown.id])  # a fixed budget is no hourly cap

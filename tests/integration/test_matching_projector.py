@@ -72,17 +72,18 @@ def test_catch_up_embeds_every_freelancer_and_project_once(tmp_path: Path) -> No
 
 def test_a_rebuild_replays_without_encoding_unchanged_text_and_verify_agrees(tmp_path: Path) -> None:
     conn = seeded(tmp_path)
-    matching.catch_up(conn, CountingEncoder())
+    first = matching.catch_up(conn, CountingEncoder())
     before = conn.execute("SELECT kind, id, text_hash, vector FROM rm_matching_docs ORDER BY kind, id").fetchall()
 
     rebuild(conn, make_projection(), store.iter_all(conn, meta=False))
     conn.execute("DELETE FROM rm_matching_state")  # as after a change of how documents are written: start over
     again = CountingEncoder()
-    matching.catch_up(conn, again)
+    replayed = matching.catch_up(conn, again)
 
     after = conn.execute("SELECT kind, id, text_hash, vector FROM rm_matching_docs ORDER BY kind, id").fetchall()
     assert again.texts == 0
     assert after == before
+    assert replayed.generation == first.generation  # nothing changed: the in-memory matrices stay valid
     assert replay_differences(conn, tmp_path) == []
     conn.close()
 
