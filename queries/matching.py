@@ -15,6 +15,7 @@ its vector by hash instead of encoding it again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -321,7 +322,8 @@ def write_work(conn: Connection, work: Work, vectors: dict[str, bytes], encoder:
     changed = False
     for kind, entity_id, doc in work.docs:
         changed |= write_doc(conn, kind, entity_id, doc, vectors, encoder)
-    generation = previous.generation + 1 if changed else previous.generation
+    # A clock reading, not a counter: a state row lost or reset can never bring back a generation a cache holds.
+    generation = max(previous.generation + 1, time.time_ns()) if changed else previous.generation
     conn.execute(UPSERT_STATE, (work.upto, generation, DOC_VERSION, encoder))
     return State(work.upto, generation, DOC_VERSION, encoder)
 

@@ -76,7 +76,7 @@ def test_a_rebuild_replays_without_encoding_unchanged_text_and_verify_agrees(tmp
     before = conn.execute("SELECT kind, id, text_hash, vector FROM rm_matching_docs ORDER BY kind, id").fetchall()
 
     rebuild(conn, make_projection(), store.iter_all(conn, meta=False))
-    conn.execute("DELETE FROM rm_matching_state")  # as after a change of how documents are written: start over
+    conn.execute("UPDATE rm_matching_state SET doc_version = 0")  # documents written by older code: start over
     again = CountingEncoder()
     replayed = matching.catch_up(conn, again)
 
@@ -118,5 +118,5 @@ def test_an_edit_reaches_only_its_own_document(tmp_path: Path) -> None:
     text = conn.execute("SELECT text FROM rm_matching_docs WHERE kind = 'freelancer' AND id = ?", (user_id,))
     assert text.fetchone()[0].startswith("Rust firmware for sensors")
     assert encoder.texts == 1
-    assert state.generation == first.generation + 1 and state.position == position
+    assert state.generation > first.generation and state.position == position
     conn.close()
