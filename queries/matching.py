@@ -53,8 +53,12 @@ SCHEMA = (
     "tokenize = 'unicode61 remove_diacritics 2')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS rm_matching_fts_project USING fts5(text, "
     "tokenize = 'unicode61 remove_diacritics 2')",
+    # How many documents hold each word: BM25 queries keep the selective words (queries/ranking.py).
+    "CREATE VIRTUAL TABLE IF NOT EXISTS rm_matching_vocab_freelancer USING fts5vocab(rm_matching_fts_freelancer, row)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS rm_matching_vocab_project USING fts5vocab(rm_matching_fts_project, row)",
 )
 FTS = {"freelancer": "rm_matching_fts_freelancer", "project": "rm_matching_fts_project"}
+VOCAB = {"freelancer": "rm_matching_vocab_freelancer", "project": "rm_matching_vocab_project"}
 
 # -- inline: which documents an event touched ----------------------------------------------------------
 

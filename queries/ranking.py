@@ -18,13 +18,17 @@ import numpy as np
 import numpy.typing as npt
 
 from core.db import Connection
-from queries.matching import FTS, SELECT_STATE, skills_of
+from queries.matching import FTS, SELECT_STATE, VOCAB, skills_of
 
 K = 60
 W_DENSE, W_BM25, W_SKILLS = 1.0, 0.5, 0.5
 MAX_SCORE = (W_DENSE + W_BM25 + W_SKILLS) / (K + 1)
 BM25_DEPTH = 200  # BM25 ranks the best this many; beyond that its reciprocal rank adds next to nothing
 MAX_QUERY_TERMS = 32
+BM25_TERMS = 12  # the rarest words of a subject that BM25 is asked about
+MAX_DOC_SHARE = 0.05  # a word in more documents than this share is left to the dense signal ...
+BM25_SMALL_CORPUS = 200  # ... unless the corpus is this small (then every word is cheap)
+MAX_DOC_FREQ_WORDS = 100_000  # word counts kept across generations; beyond, counted afresh
 # A candidate with no shared word and no shared skill is kept only this close in meaning (cosine): below it,
 # "similar" would not be an honest reason. Measured on tests/data/matching_eval.json (docs/matching.md).
 MIN_SIMILARITY = 0.25
@@ -97,6 +101,7 @@ class Index:
     skills: list[list[str]]
     by_skill: dict[str, list[int]] = field(default_factory=dict)
     id_rank: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    doc_freq: dict[str, int] = field(default_factory=dict)  # documents holding a word (selective)
 
 
 SELECT_INDEX = (
@@ -144,7 +149,10 @@ class IndexCache:
         with self._lock:
             index = self._indexes.get(kind)
             if index is None or index.generation != generation:
+                previous = index
                 index = build_index(conn, kind, generation)
+                if previous is not None and len(previous.doc_freq) < MAX_DOC_FREQ_WORDS:
+                    index.doc_freq = previous.doc_freq  # word counts move slowly: kept, not read again
                 self._indexes[kind] = index
             return index
 
@@ -158,8 +166,30 @@ def query_terms(text: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
+def selective(conn: Connection, kind: str, terms: Sequence[str], index: Index) -> list[str]:
+    """The BM25_TERMS rarest of `terms` held by at most MAX_DOC_SHARE of the documents (or BM25_SMALL_CORPUS).
+
+    A word most documents hold adds little to BM25 (its IDF nears zero) but makes FTS5 score every one of
+    them: with such words, a query over 10,000 profiles took ~250 ms instead of a few.
+    """
+    if not terms:
+        return []
+    # fts5vocab counts a word's documents by reading its whole posting list (~1 ms for a common word at 10k):
+    # counts are kept per index, approximate across generations, which is all choosing rare words needs.
+    sql = f"SELECT doc FROM {VOCAB[kind]} WHERE term = ?"  # `term = ?` is indexed, `term IN (...)` scans
+    counts = index.doc_freq
+    for term in terms:
+        if term not in counts:
+            row = conn.execute(sql, (term,)).fetchone()
+            counts[term] = int(row[0]) if row else 0
+    limit = max(BM25_SMALL_CORPUS, MAX_DOC_SHARE * len(index.ids))
+    found = sorted((counts[t], t) for t in terms if 0 < counts[t] <= limit)
+    return [term for _, term in found[:BM25_TERMS]]
+
+
 def bm25_ranking(conn: Connection, kind: str, terms: Sequence[str], index: Index) -> list[int]:
     """Index positions of the best BM25 matches for any of `terms`, best first."""
+    terms = selective(conn, kind, terms, index)
     if not terms:
         return []
     expression = " OR ".join(f'"{t}"' for t in terms)
