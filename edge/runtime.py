@@ -139,6 +139,10 @@ class Runtime:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
+        if self.matcher is not None:
+            # Informative only: matching behind never takes a node out of rotation (its reads wait, or 503).
+            m = self.matcher
+            checks["matching"] = {"ok": True, "position": m.tracker.position, "last_error": m.last_error}
         if self.replicator is not None:
             r, limit = self.replicator, self.settings.max_replication_lag_s
             # Read once and judge the figure reported, so a refusal never shows a lag within the limit.

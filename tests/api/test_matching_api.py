@@ -281,3 +281,14 @@ def test_hard_filters_drop_inactive_accounts_and_rates_above_an_hourly_budget(
 
     assert sorted(listed_hourly) == sorted([cheap.id, unknown.id])
     assert sorted(listed_fixed) == sorted([cheap.id, dear.id, unknown.id])  # a fixed budget is no hourly cap
+
+
+def test_readiness_reports_how_far_matching_has_come(client: TestClient) -> None:
+    owner = register(client, "client", "Olga")
+    project = post_project(client, owner)
+    matches(client, project["id"], owner, project["token"])  # returns once matching reached the token
+
+    checks = client.get("/api/health/ready").json()["checks"]
+
+    assert checks["matching"]["ok"] is True
+    assert checks["matching"]["position"] >= int(project["token"])
