@@ -16,6 +16,7 @@ from queries.matching import skills_of
 from queries.pagination import decode_cursor, encode_cursor
 from queries.projects import board_query, get_project
 from queries.ranking import (
+    MIN_SIMILARITY,
     Floats,
     Index,
     IndexCache,
@@ -81,7 +82,7 @@ def reasons(s: Signals, pos: int, shared_words: list[str], skills: list[str], wa
     found = []
     similarity = float(s.similarity[pos])
     dense_rank = int((s.similarity > s.similarity[pos]).sum()) + 1
-    if similarity >= 0.25:
+    if similarity >= MIN_SIMILARITY:
         found.append(f"Close in meaning (similarity {similarity:.2f}, #{dense_rank} of {n})")
     if skills:
         found.append(f"Has {len(skills)} of {wanted} requested skills: {', '.join(skills)}")
