@@ -82,6 +82,18 @@ def _use_model() -> Any:
         return _USE[0]
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread for this process's numpy (encoding and the brute-force search).
+
+    A server shares its cores with request handling and, here, with other processes: a 10,000 x 512
+    matrix-vector product took 13.8 ms (p50) with OpenBLAS's default two threads on this loaded 2-core
+    machine, and 3.3 ms with one (docs/matching.md).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def make_encoder(name: str) -> Encoder:
     """The encoder a MATCHING_ENCODER value names."""
     try:

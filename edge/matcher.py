@@ -21,7 +21,7 @@ import structlog
 from starlette.responses import Response
 
 from core.db import Connection
-from core.encoder import Encoder, Vectors, make_encoder
+from core.encoder import Encoder, Vectors, make_encoder, single_threaded_blas
 from core.errors import NotFound, ServiceUnavailable
 from core.positions import PositionTracker
 from edge.cache import cached_page
@@ -57,6 +57,7 @@ class Matcher:
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
 
     async def start(self) -> None:
+        single_threaded_blas()
         loop = asyncio.get_running_loop()
         self.tracker.bind(loop)
         name = self.encoder.name

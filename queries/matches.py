@@ -17,6 +17,7 @@ from queries.pagination import decode_cursor, encode_cursor
 from queries.projects import board_query, get_project
 from queries.ranking import (
     MIN_SIMILARITY,
+    WORD,
     Floats,
     Index,
     IndexCache,
@@ -26,7 +27,6 @@ from queries.ranking import (
     order,
     query_terms,
     relevant,
-    rerank,
     signals,
 )
 from queries.users import get_user
@@ -92,7 +92,7 @@ def reasons(s: Signals, pos: int, shared_words: list[str], skills: list[str], wa
 
 
 def shared_words(terms: list[str], text: str) -> list[str]:
-    words = set(query_terms(text))
+    words = set(WORD.findall(fold(text)))
     return [t for t in terms if t in words]
 
 
@@ -120,9 +120,9 @@ def rank(
     name: str,
 ) -> Ranked:
     s = signals(conn, kind, index, subject_.vector, subject_.text, subject_.skills)
-    scores = fuse(s) * (rerank(index) if boost else 1.0)
+    scores = fuse(s) * (index.boost if boost else 1.0)
     mask = relevant(s) if keep is None else relevant(s) & keep
-    positions, next_cursor = page_of(order(scores, mask, index.id_rank), limit, cursor, name)
+    positions, next_cursor = page_of(order(scores, mask, index.by_id), limit, cursor, name)
     return Ranked(index, positions, scores, s, next_cursor)
 
 
@@ -158,7 +158,7 @@ def list_project_matches(
         why = reasons(
             ranked.signals,
             pos,
-            shared_words(terms, doc_text(conn, "freelancer", user["id"])),
+            words_in(conn, ranked, pos, terms, "freelancer"),
             skills,
             len(project["skills"]),
             len(ranked.index.ids),
@@ -205,7 +205,7 @@ def list_project_recommendations(
         why = reasons(
             ranked.signals,
             pos,
-            shared_words(terms, doc_text(conn, "project", project["id"])),
+            words_in(conn, ranked, pos, terms, "project"),
             skills,
             len(project["skills"]),
             len(ranked.index.ids),
@@ -219,6 +219,13 @@ def list_project_recommendations(
             }
         )
     return items, ranked.next_cursor
+
+
+def words_in(conn: Connection, ranked: Ranked, pos: int, terms: list[str], kind: str) -> list[str]:
+    """The subject's words this candidate's text holds, read only when BM25 ranked it (the only use)."""
+    if not np.isfinite(ranked.signals.bm25_rank[pos]):
+        return []
+    return shared_words(terms, doc_text(conn, kind, ranked.index.ids[pos]))
 
 
 def doc_text(conn: Connection, kind: str, entity_id: str) -> str:

@@ -100,7 +100,8 @@ class Index:
     completeness: npt.NDArray[np.float64]
     skills: list[list[str]]
     by_skill: dict[str, list[int]] = field(default_factory=dict)
-    id_rank: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    by_id: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # positions, id order
+    boost: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # `rerank`, computed once
     doc_freq: dict[str, int] = field(default_factory=dict)  # documents holding a word (selective)
 
 
@@ -111,6 +112,12 @@ SELECT_INDEX = (
 
 
 def build_index(conn: Connection, kind: str, generation: int) -> Index:
+    index = read_index(conn, kind, generation)
+    index.boost = rerank(index)
+    return index
+
+
+def read_index(conn: Connection, kind: str, generation: int) -> Index:
     rows = conn.execute(SELECT_INDEX, (kind,)).fetchall()
     n = len(rows)
     matrix = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32).reshape(n, -1) if n else None
@@ -132,7 +139,7 @@ def build_index(conn: Connection, kind: str, generation: int) -> Index:
         completeness=np.array([r[9] for r in rows], dtype=np.float64),
         skills=skills,
         by_skill=by_skill,
-        id_rank=np.argsort(np.argsort(np.array([r[1] for r in rows], dtype=str))) if n else np.zeros(0, np.int64),
+        by_id=np.argsort(np.array([r[1] for r in rows], dtype=str)) if n else np.zeros(0, np.int64),
     )
 
 
@@ -233,12 +240,19 @@ def competition_ranks(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool
     return ranks
 
 
+def dense_ranks(similarity: Floats) -> npt.NDArray[np.float64]:
+    """1 for the most similar; one argsort (a tie between two float32 cosines is broken by position)."""
+    ranks = np.empty(len(similarity))
+    ranks[np.argsort(-similarity)] = np.arange(1, len(similarity) + 1)
+    return ranks
+
+
 def fuse(s: Signals, *, dense: bool = True, bm25: bool = True, skills: bool = True) -> npt.NDArray[np.float64]:
     """Weighted reciprocal rank fusion of the signals, scaled to 0-1 (1: first by every signal)."""
     n = len(s.similarity)
     total = np.zeros(n)
     if dense:
-        total += reciprocal(competition_ranks(s.similarity.astype(np.float64), np.ones(n, dtype=bool)), W_DENSE)
+        total += W_DENSE / (K + dense_ranks(s.similarity))
     if bm25:
         total += reciprocal(s.bm25_rank, W_BM25)
     if skills:
@@ -256,7 +270,7 @@ def rerank(index: Index) -> npt.NDArray[np.float64]:
     return 0.9 + 0.05 * np.minimum(index.completed, 5) / 5 + 0.05 * index.completeness
 
 
-def order(scores: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], id_rank: npt.NDArray[np.int64]) -> list[int]:
-    """Positions of kept candidates, best score first, ties by id (a stable page order)."""
-    positions = np.flatnonzero(keep)
-    return positions[np.lexsort((id_rank[positions], -scores[positions]))].tolist()  # type: ignore[no-any-return]
+def order(scores: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], by_id: npt.NDArray[np.int64]) -> list[int]:
+    """Positions of kept candidates, best score first, ties by id (a stable sort of candidates in id order)."""
+    candidates = by_id[keep[by_id]]
+    return candidates[np.argsort(-scores[candidates], kind="stable")].tolist()  # type: ignore[no-any-return]

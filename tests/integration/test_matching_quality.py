@@ -57,7 +57,7 @@ def rankings(conn: Connection, cache: IndexCache, item: dict[str, Any]) -> tuple
         "SELECT vector FROM rm_matching_docs WHERE kind = 'project' AND id = ?", (item["id"],)
     ).fetchone()
     s = signals(conn, "freelancer", index, np.frombuffer(row[0], dtype=np.float32), doc.text, doc.skills)
-    hybrid = order(fuse(s) * rerank(index), relevant(s), index.id_rank)
+    hybrid = order(fuse(s) * rerank(index), relevant(s), index.by_id)
     bm25 = sorted(np.flatnonzero(np.isfinite(s.bm25_rank)).tolist(), key=lambda p: s.bm25_rank[p])
     return [index.ids[p] for p in hybrid], [index.ids[p] for p in bm25]
 
