@@ -12,7 +12,10 @@ COPY queries queries
 COPY edge edge
 COPY migrations migrations
 RUN pip install --no-cache-dir --no-deps . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
-USER app
-ENV DATA_DIR=/data HOST=0.0.0.0 PORT=8080 ENVIRONMENT=production
+# Starts as root only to hand DATA_DIR (a volume mounted over /data is root's) to uid 10001, then runs as it.
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+# `::` takes IPv6 (Fly's private network, *.internal) and IPv4 alike.
+ENV DATA_DIR=/data HOST=:: PORT=8080 ENVIRONMENT=production
 EXPOSE 8080
+ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["megilance", "serve"]

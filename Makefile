@@ -2,19 +2,29 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Two install sets: `make run` needs the service's own dependencies only (requirements-runtime.lock);
+# `make test` (and lint, typecheck, bench) adds the test and lint tools (requirements.lock).
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP     := $(VENV)/.installed-stamp
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install run test lint typecheck layers unit bench soak clean
+.PHONY: install install-runtime run test lint typecheck layers unit bench soak clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(RUNTIME_STAMP): requirements-runtime.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	@touch $(STAMP)
+	$(PIP) -r requirements-runtime.lock
+	$(PIP) --no-deps -e .
+	@touch $(RUNTIME_STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements.lock
+	$(PIP) -r requirements.lock
+	@touch $(DEV_STAMP)
 
-run: install
+install-runtime: $(RUNTIME_STAMP)
+
+install: $(DEV_STAMP)
+
+run: install-runtime
 	$(BIN)/megilance serve
 
 lint: install

@@ -20,8 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.run import host_info, save_results
 from core.db import Connection, connect
 
 ROWS = 1000
@@ -118,6 +120,7 @@ def measure(driver: str, workdir: Path) -> dict[str, float]:
 
 
 def main() -> int:
+    started = datetime.now(UTC)
     print(
         f"python {sys.version.split()[0]}; synchronous=FULL, WAL; {ROWS} rows; medians where repeated", file=sys.stderr
     )
@@ -126,13 +129,15 @@ def main() -> int:
         "| event-loop share while a thread writes | writer commits/s meanwhile |"
     )
     print("|---|---:|---:|---:|---:|---:|")
+    measured = {}
     with tempfile.TemporaryDirectory(prefix="megilance-drivers-") as tmp:
         for driver in DRIVERS:
-            r = measure(driver, Path(tmp))
+            r = measured[driver] = measure(driver, Path(tmp))
             print(
                 f"| `{driver}` | {r['select_us']:.1f} µs | {r['insert_us']:.1f} µs | {r['commit_ms']:.2f} ms | "
                 f"{r['share']:.2f} | {r['cps']:,.0f} |"
             )
+    save_results("drivers", started, {"machine": host_info(), "drivers": measured})
     return 0
 
 

@@ -444,7 +444,7 @@ def main() -> int:
     print()
     print(markdown(result))
     save_results(
-        "lag-",
+        "regions",
         started,
         {
             "finished_at": finished.isoformat(),

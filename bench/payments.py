@@ -12,11 +12,13 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from bench.run import host_info, save_results
 from core.chain import UsdcVerifier
 from core.clock import FakeClock
 from edge.app import create_app
@@ -33,6 +35,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
+    run_started = datetime.now(UTC)
     w3 = ck.make_chain()
     token = ck.deploy_token(w3, w3.eth.accounts[0])
     lookalike = ck.deploy_token(w3, w3.eth.accounts[0])
@@ -65,6 +68,16 @@ def main() -> int:
     print(
         f"| UsdcVerifier.verify_transfer alone | {statistics.median(verify_ms):.2f} | "
         f"{percentile(verify_ms, 0.99):.2f} |"
+    )
+    save_results(
+        "payments",
+        run_started,
+        {
+            "machine": host_info(),
+            "rounds": ROUNDS,
+            "confirm_ms": {"p50": statistics.median(confirm_ms), "p99": percentile(confirm_ms, 0.99)},
+            "verify_transfer_ms": {"p50": statistics.median(verify_ms), "p99": percentile(verify_ms, 0.99)},
+        },
     )
     return 0
 

@@ -1,7 +1,7 @@
 """`python -m bench.run [scenario ...]`: the API against a bare Starlette baseline, and the writer in-process.
 
 Prints machine info and a Markdown table on stdout (progress on stderr) and writes the full results to
-bench/results/<timestamp>.json. See bench/README.md for what each scenario measures and its target.
+bench/results/<date>-foundation.json. See bench/README.md for what each scenario measures and its target.
 """
 
 from __future__ import annotations
@@ -435,12 +435,25 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
 # -- report ------------------------------------------------------------------------------------
 
 
-def save_results(prefix: str, started: datetime, record: dict[str, Any], label: str = "results") -> Path:
-    """Everything a run measured, as JSON in bench/results/<prefix><UTC start>.json; prints where."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"{prefix}{started:%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({"started_at": started.isoformat(), **record}, indent=2, default=str))
+def save_results(name: str, started: datetime, record: dict[str, Any], label: str = "results") -> Path:
+    """Everything a run measured, as JSON in bench/results/<UTC date>-<name>[-N].json; prints where.
+
+    The date names the day of the run; a second run on the same day gets -2, a third -3, and so on.
+    """
+    out = dated_path(RESULTS_DIR, name, started)
+    out.write_text(json.dumps({"started_at": started.isoformat(), **record}, indent=2, default=str) + "\n")
     print(f"\n{label}: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    return out
+
+
+def dated_path(directory: Path, name: str, started: datetime) -> Path:
+    """The first free `<YYYY-MM-DD>-<name>.json`, `…-<name>-2.json`, … in `directory` (created if need be)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{started:%Y-%m-%d}-{name}"
+    out, n = directory / f"{stem}.json", 1
+    while out.exists():
+        n += 1
+        out = directory / f"{stem}-{n}.json"
     return out
 
 
@@ -472,6 +485,12 @@ def speed_check() -> str:
 
 
 def machine_info() -> dict[str, Any]:
+    """host_info() with the wrk version and a speed check (for the HTTP benchmarks)."""
+    return {**host_info(), "wrk": wrk_version(), "speed at start": speed_check()}
+
+
+def host_info() -> dict[str, Any]:
+    """The machine and the engines a figure was measured with (every benchmark's JSON carries it)."""
     model = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -507,9 +526,7 @@ def machine_info() -> dict[str, Any]:
         "libsql": f"{pkg('libsql')} (libSQL {libsql_engine})",
         "uvicorn": pkg("uvicorn"),
         "starlette": pkg("starlette"),
-        "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "speed at start": speed_check(),
     }
 
 
@@ -597,7 +614,7 @@ def main(argv: list[str]) -> int:
     print(table(rows))
 
     save_results(
-        "",
+        "foundation",
         started,
         {
             "finished_at": finished.isoformat(),

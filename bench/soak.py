@@ -5,9 +5,14 @@ served there, writes are forwarded to the primary, and every read after a write 
 The mix: browse and search the board, view a project, post projects, propose, accept, contract the hired
 freelancer and, when the payments API is there, announce a payment on the contract.
 
-Prints Markdown: per request type the count, 4xx, 5xx and p50/p95/p99/max latency; the RSS (VmRSS from /proc) of
-both processes at the start and at the end; the edge's replication position against the primary's head.
-Exits 1 on any 5xx or transport error, or when a process died.
+The time is cut into SOAK_ROUNDS (default 4) rounds; the first is the warm-up. Each process's RSS (VmRSS from
+/proc) is read after every round and must stay within a ceiling: at most SOAK_RSS_CEILING_MIB (default 160) at
+the end, and at most SOAK_RSS_GROWTH_MIB (default 16) above what it was after the warm-up.
+
+Prints Markdown: per request type the count, 4xx, 5xx and p50/p95/p99/max latency; the RSS of both processes
+at the start, after the warm-up and at the end; the edge's replication position against the primary's head.
+Writes the same to bench/results/soak-<UTC start>.json. Exits 1 on any 5xx or transport error, when a process
+died, or when the RSS passed its ceiling.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.run import host_info, save_results
 from bench.servers import HOST, Server, app_env, bench_workdir, free_port, megilance_command
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CONCURRENCY = int(os.environ.get("SOAK_CONCURRENCY", "16"))
+ROUNDS = max(2, int(os.environ.get("SOAK_ROUNDS", "4")))  # the first is the warm-up
+RSS_CEILING_MIB = float(os.environ.get("SOAK_RSS_CEILING_MIB", "160"))
+RSS_GROWTH_MIB = float(os.environ.get("SOAK_RSS_GROWTH_MIB", "16"))
 CLIENT_SHARE = 0.4  # of the workers (and accounts), the rest are freelancers
 REPLICATION_TOKEN = "soak-" + secrets.token_urlsafe(32)
 PASSWORD = "soak-password-123"
@@ -61,7 +71,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def error_type(response: httpx.Response) -> str:
-    """The `error_type` of an API.md error body, or `?` when the body is not one."""
+    """The `error_type` of an API error body (docs/api.md), or `?` when the body is not one."""
     try:
         body = response.json()
     except ValueError:
@@ -245,13 +255,21 @@ async def soak(primary: Server, edge: Server, accounts: list[Account], payments:
     async with httpx.AsyncClient(base_url=edge.base_url, timeout=30.0, limits=limits) as http:
         rss_start = {"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))}
         clients = sum(1 for a in accounts if a.role == "client")
-        log(f"soak: {SOAK_SECONDS:.0f}s, {len(accounts)} workers ({clients} clients), payments={payments}")
+        log(
+            f"soak: {SOAK_SECONDS:.0f}s in {ROUNDS} rounds, {len(accounts)} workers ({clients} clients), "
+            f"payments={payments}"
+        )
         stats = Stats()
         began = time.monotonic()
-        runner = Soak(http, stats, payments, began + SOAK_SECONDS)
-        await asyncio.gather(*(runner.worker(account, seed) for seed, account in enumerate(accounts)))
+        rounds: list[dict[str, int]] = []
+        for n in range(ROUNDS):
+            runner = Soak(http, stats, payments, began + SOAK_SECONDS * (n + 1) / ROUNDS)
+            await asyncio.gather(*(runner.worker(account, seed + n * 1000) for seed, account in enumerate(accounts)))
+            rounds.append({"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))})
+            now = rounds[-1]
+            log(f"round {n + 1}: RSS primary {now['primary'] / 1024:.1f} MiB, edge {now['edge'] / 1024:.1f} MiB")
         elapsed = time.monotonic() - began
-        rss_end = {"primary": rss_kib(pid_of(primary)), "edge": rss_kib(pid_of(edge))}
+        rss_end = rounds[-1]
         head = await position(http, primary.base_url)
         caught_up_by = time.monotonic() + 30
         edge_at = await position(http, edge.base_url)
@@ -261,6 +279,8 @@ async def soak(primary: Server, edge: Server, accounts: list[Account], payments:
     info: dict[str, Any] = {
         "elapsed": elapsed,
         "rss_start": rss_start,
+        "rss_rounds": rounds,
+        "rss_warm": rounds[0],
         "rss_end": rss_end,
         "head": head,
         "edge_at": edge_at,
@@ -305,10 +325,18 @@ def report(stats: Stats, info: dict[str, Any]) -> str:
             + " |"
         )
     lines.append(f"| **all** | {total} | {total / info['elapsed']:.1f} | | {len(stats.server_errors)} | | | | | |")
-    lines += ["", "| process | RSS start MiB | RSS end MiB | change |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| process | RSS start MiB | after warm-up | end | since warm-up | end / warm-up |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name in ("primary", "edge"):
-        start, end = info["rss_start"][name] / 1024, info["rss_end"][name] / 1024
-        lines.append(f"| {name} | {start:.1f} | {end:.1f} | {end - start:+.1f} |")
+        start, warm, end = (info[k][name] / 1024 for k in ("rss_start", "rss_warm", "rss_end"))
+        lines.append(f"| {name} | {start:.1f} | {warm:.1f} | {end:.1f} | {end - warm:+.1f} | {end / warm:.3f} |")
+    lines.append(
+        f"RSS ceiling: {RSS_CEILING_MIB:.0f} MiB at the end, {RSS_GROWTH_MIB:.0f} MiB above the warm-up: "
+        + ("; ".join(rss_breaches(info)) or "kept")
+    )
     lines += [
         "",
         f"Replication: primary head {info['head']}, edge at {info['edge_at']} after the run.",
@@ -317,7 +345,42 @@ def report(stats: Stats, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary(stats: Stats, info: dict[str, Any]) -> dict[str, Any]:
+    """What the report prints, as data: per request type its count, 4xx, 5xx and latency percentiles in ms."""
+    kinds = {}
+    for kind in sorted(stats.latencies):
+        values = sorted(stats.latencies[kind])
+        statuses = stats.statuses[kind]
+        kinds[kind] = {
+            "count": len(values),
+            "4xx": sum(n for code, n in statuses.items() if 400 <= code < 500),
+            "5xx": sum(n for code, n in statuses.items() if code >= 500),
+            "p50_ms": percentile(values, 0.5) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000,
+            "refusals": dict(stats.refusals[kind]),
+        }
+    return {
+        "info": info,
+        "requests": kinds,
+        "server_errors": len(stats.server_errors),
+        "transport_errors": len(stats.transport_errors),
+    }
+
+
+def rss_breaches(info: dict[str, Any]) -> list[str]:
+    """Each process whose RSS passed the ceiling, and how."""
+    found = []
+    for name in ("primary", "edge"):
+        warm, end = info["rss_warm"][name] / 1024, info["rss_end"][name] / 1024
+        if end > RSS_CEILING_MIB:
+            found.append(f"{name} ended at {end:.1f} MiB (> {RSS_CEILING_MIB:.0f})")
+        if end - warm > RSS_GROWTH_MIB:
+            found.append(f"{name} grew {end - warm:.1f} MiB after the warm-up (> {RSS_GROWTH_MIB:.0f})")
+    return found
+
+
 def main() -> int:
+    started = datetime.now(UTC)
     workdir = bench_workdir()
     log(f"workdir {workdir}")
     primary_port, edge_port = free_port(), free_port()
@@ -363,12 +426,17 @@ def main() -> int:
     log("stopped")
     shutil.rmtree(workdir, ignore_errors=True)
     print(report(stats, info))
+    breaches = rss_breaches(info)
+    save_results("soak", started, {"machine": host_info(), "summary": summary(stats, info), "rss_breaches": breaches})
     for line in stats.server_errors[:20] + stats.transport_errors[:20]:
         log(line)
     if stats.server_errors or stats.transport_errors or failed:
         log("FAIL: 5xx responses, transport errors or a dead process")
         return 1
-    log("OK: zero 5xx")
+    if breaches:
+        log("FAIL: RSS past its ceiling: " + "; ".join(breaches))
+        return 1
+    log("OK: zero 5xx, RSS within its ceiling")
     return 0
 
 

@@ -33,6 +33,7 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     uploads.StoreUpload: uploads.store_upload,
     uploads.PresignUpload: uploads.presign_upload,
     uploads.CompleteUpload: uploads.complete_upload,
+    uploads.DiscardUpload: uploads.discard_upload,
     payments.CreatePayment: payments.create_payment,
     payments.ConfirmPayment: payments.confirm_payment,
     payments.RefundPayment: payments.refund_payment,

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field
 from commands.common import Command, fold
 from core.errors import InvalidState, NotFound, UnsupportedMediaType, ValidationFailed
 from core.events.base import StoredEvent
-from core.events.uploads import UploadPresigned, UploadStored
+from core.events.uploads import UploadDiscarded, UploadPresigned, UploadStored
 from core.sniff import ALLOWED_CONTENT_TYPES
 from core.store import UnitOfWork
 
@@ -84,13 +84,20 @@ class CompleteUpload(Command):
     sha256: Sha256
 
 
+class DiscardUpload(Command):
+    """Delete an upload that was never completed or never referenced (housekeeping only)."""
+
+    upload_id: str
+    reason: Literal["never_completed", "never_referenced"]
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
     """What the write side needs to know about an upload."""
 
     id: str
     owner_id: str
-    status: Literal["pending", "stored"]
+    status: Literal["pending", "stored", "discarded"]
     content_type: str
     size: int
     backend: str
@@ -115,6 +122,17 @@ def evolve(state: Upload | None, event: StoredEvent) -> Upload | None:
             d["original_name"],
             event.version,
         )
+    if event.type == "UploadDiscarded" and state is not None:
+        return Upload(
+            state.id,
+            state.owner_id,
+            "discarded",
+            state.content_type,
+            state.size,
+            state.backend,
+            state.original_name,
+            event.version,
+        )
     return state
 
 
@@ -130,7 +148,7 @@ def presign_upload(uow: UnitOfWork, cmd: PresignUpload) -> str:
 
 def complete_upload(uow: UnitOfWork, cmd: CompleteUpload) -> str:
     upload: Upload = fold(uow, cmd.upload_id, evolve, "upload")
-    if upload.owner_id != cmd.actor_id:
+    if upload.owner_id != cmd.actor_id or upload.status == "discarded":
         raise NotFound("No upload with that id")
     if upload.status != "pending":
         raise InvalidState("This upload is already complete")
@@ -155,3 +173,14 @@ def complete_upload(uow: UnitOfWork, cmd: CompleteUpload) -> str:
     )
     uow.append(upload.id, STREAM, upload.version, [stored])
     return upload.id
+
+
+def discard_upload(uow: UnitOfWork, cmd: DiscardUpload) -> Upload:
+    upload: Upload = fold(uow, cmd.upload_id, evolve, "upload")
+    if upload.status == "discarded":
+        raise InvalidState("This upload was already discarded")
+    if (upload.status == "pending") != (cmd.reason == "never_completed"):
+        raise InvalidState(f"An upload that is {upload.status} is not discarded as {cmd.reason}")
+    discarded = UploadDiscarded(upload_id=upload.id, owner_id=upload.owner_id, reason=cmd.reason)
+    uow.append(upload.id, STREAM, upload.version, [discarded])
+    return upload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -103,8 +104,11 @@ class User:
 
 
 def normalize_email(email: str) -> str:
-    """The key e-mail uniqueness is judged on: trimmed, case-folded."""
-    return email.strip().casefold()
+    """The key e-mail uniqueness (and sign-in) is judged on: NFKC, trimmed, case-folded.
+
+    NFKC first, so an address written in fullwidth letters is the same key as in plain ones (the API refuses
+    addresses that are not ASCII after NFKC; this key also serves sign-in attempts, which are not validated)."""
+    return unicodedata.normalize("NFKC", email).strip().casefold()
 
 
 def evolve(state: User | None, event: StoredEvent) -> User | None:

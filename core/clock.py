@@ -27,7 +27,7 @@ class FakeClock(Clock):
 
 
 def rfc3339(moment: datetime) -> str:
-    """`2026-11-23T10:00:00Z` (seconds precision, UTC) as API.md wants."""
+    """`2026-11-23T10:00:00Z` (seconds precision, UTC) as docs/api.md wants."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 

@@ -1,9 +1,10 @@
-"""Database access: opening connections, translating driver errors, and the read pool.
+"""Database access: opening embedded files, translating driver errors, and the read pool.
 
-A remote primary (Turso / sqld, `libsql://…`) is opened with the official `libsql` package as an
-embedded replica. An embedded file is opened with stdlib `sqlite3` by default, or with `libsql`
-(`LOCAL_DRIVER`): the same file format and the same DB-API, but libsql 0.1.11 holds the GIL while
-SQLite works, which stalls the event loop during every commit (README: "Choosing the driver").
+An embedded file is opened with stdlib `sqlite3` by default, or with `libsql` (`LOCAL_DRIVER`): the
+same file format and the same DB-API, but libsql 0.1.11 holds the GIL while SQLite works, which stalls
+the event loop during every commit (docs/performance.md). A log on a libSQL server (`libsql://`,
+`https://`, `http://`, `wss://`, `ws://`) is not opened here: the primary runs on a local copy that
+ships its writes to the server (core.mirror).
 """
 
 from __future__ import annotations
@@ -67,19 +68,10 @@ def local_path(url: str) -> str:
     return url
 
 
-def connect(
-    url: str, *, auth_token: str = "", synchronous: str = "FULL", replica_path: str = "", driver: str = "sqlite3"
-) -> Connection:
-    """Open a connection in autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`)."""
+def connect(url: str, *, synchronous: str = "FULL", driver: str = "sqlite3") -> Connection:
+    """Open an embedded file in autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`)."""
     if is_remote(url):
-        # An embedded replica: reads are local, writes are delegated to the remote primary.
-        path = replica_path or "remote-replica.db"
-        try:
-            conn = libsql.connect(path, sync_url=url, auth_token=auth_token, isolation_level=None)
-            conn.sync()
-        except ValueError as exc:  # libsql's error for an unreachable primary or a refused token
-            raise DatabaseUnavailable(f"{url}: {exc}") from exc
-        return conn  # type: ignore[no-any-return]
+        raise ValueError(f"{url} is a libSQL server: the primary opens it through a local copy (core.mirror)")
     path = local_path(url)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +92,7 @@ def connect(
 
 
 def open_local(path: str, driver: str = "sqlite3") -> Connection:
-    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; README: measurements)."""
+    """An embedded file through stdlib `sqlite3` (default) or `libsql` (`LOCAL_DRIVER`; docs/performance.md)."""
     if driver == "sqlite3":
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # type: ignore[return-value]
     return libsql.connect(path, isolation_level=None)  # type: ignore[no-any-return]

@@ -14,11 +14,16 @@ WINDOW = timedelta(hours=24)
 # answer (the process stopped, or storing it failed) and never will have one.
 ANSWER_DEADLINE = timedelta(minutes=5)
 SELECT = (
-    "SELECT fingerprint, status, body, position, created_at, etag FROM idempotency_keys WHERE user_id = ? AND key = ?"
+    "SELECT fingerprint, status, body, position, created_at, etag, boot, resource_type, resource_id "
+    "FROM idempotency_keys WHERE user_id = ? AND key = ?"
 )
 SELECT_FINGERPRINT = "SELECT fingerprint FROM idempotency_keys WHERE user_id = ? AND key = ?"
 INSERT = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (?, ?, ?, ?)"
 DELETE_EXPIRED = "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?"
+RECORD_OUTCOME = (
+    "UPDATE idempotency_keys SET boot = ?, position = ?, resource_type = ?, resource_id = ? "
+    "WHERE user_id = ? AND key = ?"
+)
 COMPLETE = "UPDATE idempotency_keys SET status = ?, body = ?, position = ?, etag = ? WHERE user_id = ? AND key = ?"
 
 
@@ -39,6 +44,8 @@ class Stored:
     position: int | None
     etag: str | None
     lost: bool = False  # applied, but its answer was never stored (see ANSWER_DEADLINE)
+    boot: str | None = None  # the process that applied it (recorded with the claim; None before that was kept)
+    resource: tuple[str, str] | None = None  # (stream type, id) of the command's first event, if it had one
 
 
 def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | None:
@@ -46,7 +53,9 @@ def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | 
     if row is None or row[4] < rfc3339_ms(now - WINDOW):
         return None
     lost = row[1] is None and row[4] < rfc3339_ms(now - ANSWER_DEADLINE)
-    return Stored(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3], row[5], lost)
+    body = bytes(row[2]) if row[2] is not None else None
+    resource = (row[7], row[8]) if row[7] is not None and row[8] is not None else None
+    return Stored(row[0], row[1], body, row[3], row[5], lost, row[6], resource)
 
 
 def claim(conn: Connection, c: Claim, now: datetime) -> None:
@@ -66,6 +75,13 @@ def claim(conn: Connection, c: Claim, now: datetime) -> None:
                 "A request with this Idempotency-Key is already being processed", "idempotency_in_progress"
             ) from exc
         raise
+
+
+def record_outcome(conn: Connection, c: Claim, boot: str, position: int, resource: tuple[str, str] | None) -> None:
+    """Inside the command's transaction, after its events: who applied it, at which position, to what resource.
+    Committed with the events or not at all, so a retry after a crash learns at once that the command happened."""
+    kind, ident = resource if resource is not None else (None, None)
+    conn.execute(RECORD_OUTCOME, (boot, position, kind, ident, c.user_id, c.key))
 
 
 def complete(conn: Connection, c: Claim, status: int, body: bytes, position: int, etag: str | None) -> None:

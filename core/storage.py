@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from botocore import exceptions as bce
 
 from core.errors import ServiceUnavailable
+from core.files import PRIVATE_DIR, private_dir
 
 _T = TypeVar("_T")
 
@@ -127,7 +128,7 @@ class LocalStorage:
     def __init__(self, root: Path, signing_key: bytes, public_base_url: str = "") -> None:
         if not signing_key:
             raise ValueError("signing_key must not be empty")
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # uploads are private until their owner shares them: 0700, files 0600 (mkstemp)
         self._root = root.resolve(strict=True)
         self._signing_key = signing_key
         self._public_base_url = public_base_url.rstrip("/")
@@ -146,7 +147,7 @@ class LocalStorage:
 
     def save(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         # The temp name starts with '.', which no valid key can, so it can never be mistaken for an object.
         fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=path.parent)
         written = 0

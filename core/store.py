@@ -58,7 +58,7 @@ def read_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]
 
 def decode_bare(rows: Sequence[Sequence[Any]]) -> Iterator[StoredEvent]:
     """Rows of SELECT_AFTER_BARE as events, when nothing needs upcasting: `row_to_event` inlined, about
-    a quarter cheaper per event (a replay decodes the whole log; README, "Where the time goes"). Lazily:
+    a quarter cheaper per event (a replay decodes the whole log; docs/performance.md). Lazily:
     each event is applied while its dict is still in the CPU cache."""
     loads, new = orjson.loads, tuple.__new__
     for r in rows:

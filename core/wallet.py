@@ -6,6 +6,12 @@ are accepted (no EIP-1271 contract wallets: that would need a chain call).
 
 The message is parsed by a small strict parser (the exact EIP-4361 layout, ASCII only) and
 the signature is checked over the exact text received, not over a re-serialisation of it.
+
+Why not the `siwe` library: the version that was locked (4.4.0) did not even import with the `abnf` it pulls in
+(2.9.1 refuses its grammar, which redefines the core rule ALPHA), it imports web3 as a whole (which this service loads
+only when a payment is first confirmed), and its `verify` checks the signature over its own re-serialisation
+of the parsed message rather than over the text that was signed. The layout is small and fixed; the tests in
+tests/unit/test_wallet.py pin it (wrong layouts, non-ASCII, checksums, dates, replay).
 """
 
 from __future__ import annotations

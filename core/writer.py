@@ -27,6 +27,7 @@ import structlog
 
 from core.db import Connection
 from core.errors import ServiceUnavailable
+from core.mirror import CopyStale, MirroredConnection
 
 T = TypeVar("T")
 log = structlog.get_logger("writer")
@@ -66,7 +67,10 @@ class Writer:
     """Serializes every write through one connection.
 
     `before_commit` runs in each batch's transaction after its jobs, when at least one of them
-    succeeded (its failure fails the batch); `on_commit` hears each committed batch.
+    succeeded (its failure fails the batch); `on_commit` hears each committed batch. With a log on a
+    libSQL server, `before_batch` runs before each batch outside any transaction (it brings the local
+    copy level with the server when that is in doubt; its failure fails the batch's jobs), and a batch
+    the server refuses because the copy was behind (`CopyStale`) runs once more after `before_batch`.
     """
 
     def __init__(
@@ -75,10 +79,12 @@ class Writer:
         on_commit: Callable[[Connection], None] | None = None,
         max_batch: int = 256,
         before_commit: Callable[[Connection], None] | None = None,
+        before_batch: Callable[[Connection], None] | None = None,
     ) -> None:
         self._opener = opener
         self._on_commit = on_commit
         self._before_commit = before_commit
+        self._before_batch = before_batch
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -158,31 +164,58 @@ class Writer:
         return batch
 
     def _commit(self, conn: Connection, batch: list[Job[Any]]) -> None:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            guarded = not isinstance(conn, sqlite3.Connection)
-            if not guarded and not self._run_unguarded(conn, batch):
-                self.reruns += 1  # a job failed after writing: start over, each job in a savepoint
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                guarded = True
-            if guarded:
-                for job in batch:
-                    self._run_job(conn, job)
-            if self._before_commit is not None and any(job.error is None for job in batch):
-                self._before_commit(conn)
-            conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - the transaction failed as a whole: nobody's work is kept
-            log.error("write_batch_failed", error=str(exc), jobs=len(batch))
-            self._rollback(conn)
-            failure = ServiceUnavailable("The database could not commit the change; nothing was saved")
-            for job in batch:
-                job.error, job.result = failure, None
+        for attempt in (1, 2):
+            if self._before_batch is not None and not self._prepared(conn, batch):
+                break
+            try:
+                self._transaction(conn, batch)
+            except CopyStale:
+                self._rollback(conn)
+                if attempt == 1:
+                    continue
+                self._fail(batch, ServiceUnavailable("Another writer keeps changing the log; retry"))
+            except Exception as exc:  # noqa: BLE001 - the transaction failed as a whole: nobody's work is kept
+                log.error("write_batch_failed", error=str(exc), jobs=len(batch))
+                self._rollback(conn)
+                self._fail(batch, exc if isinstance(exc, ServiceUnavailable) else None)
+            break
         self.batches += 1
         self.jobs += len(batch)
         if self._on_commit is not None and any(job.error is None for job in batch):
             self._on_commit(conn)
         self._answer(batch)
+
+    def _prepared(self, conn: Connection, batch: list[Job[Any]]) -> bool:
+        """Run `before_batch`; on failure every job of the batch gets a 503 and nothing runs."""
+        try:
+            if self._before_batch is not None:
+                self._before_batch(conn)
+        except Exception as exc:  # noqa: BLE001 - reported to every caller as the service being unavailable
+            log.warning("write_batch_not_prepared", error=str(exc), jobs=len(batch))
+            self._fail(batch, exc if isinstance(exc, ServiceUnavailable) else None)
+            return False
+        return True
+
+    @staticmethod
+    def _fail(batch: list[Job[Any]], error: ServiceUnavailable | None) -> None:
+        failure = error or ServiceUnavailable("The database could not commit the change; nothing was saved")
+        for job in batch:
+            job.error, job.result = failure, None
+
+    def _transaction(self, conn: Connection, batch: list[Job[Any]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        guarded = not isinstance(conn, sqlite3.Connection | MirroredConnection)
+        if not guarded and not self._run_unguarded(conn, batch):
+            self.reruns += 1  # a job failed after writing: start over, each job in a savepoint
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            guarded = True
+        if guarded:
+            for job in batch:
+                self._run_job(conn, job)
+        if self._before_commit is not None and any(job.error is None for job in batch):
+            self._before_commit(conn)
+        conn.execute("COMMIT")
 
     @staticmethod
     def _answer(batch: list[Job[Any]]) -> None:

@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from core.clock import Clock
 from core.housekeeping import BATCH, purge_expired
 from core.logging import configure, logging_enabled
 from core.settings import Settings, load_settings
+from edge.auth import authenticate
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
 from edge.matcher import Matcher
@@ -41,6 +43,7 @@ from edge.routes import (
 )
 from edge.routing import IndexedRouter, Operation, routes
 from edge.runtime import Runtime
+from edge.upload_housekeeping import GC_BATCH, collect_uploads
 
 UPLOAD_PATHS = ("/api/uploads",)
 
@@ -89,7 +92,8 @@ async def purge_expired_rows(runtime: Runtime) -> None:
 
 
 async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
-    """Primary: `purge_expired_rows` at start and every HOUSEKEEPING_INTERVAL_S after; `passed` is set by each pass.
+    """Primary: `purge_expired_rows` and `collect_uploads` at start and every HOUSEKEEPING_INTERVAL_S after;
+    `passed` is set by each pass.
 
     The start does not wait for the first pass: after a long stop it may have many batches to delete, and
     requests are served (their writes interleaved with its batches) meanwhile.
@@ -97,6 +101,8 @@ async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
     while True:
         try:
             await purge_expired_rows(runtime)
+            while await collect_uploads(runtime, runtime.clock.now()) >= GC_BATCH:
+                pass
             passed.set()
         except Exception as exc:  # noqa: BLE001 - retried on the next tick
             structlog.get_logger("app").warning("housekeeping_failed", error=type(exc).__name__)
@@ -107,7 +113,7 @@ class Api(Starlette):
     """Starlette with only our middleware around the router.
 
     Starlette's default stack adds ServerErrorMiddleware and ExceptionMiddleware; here EdgeMiddleware
-    answers unhandled errors with the 500 of API.md and the router answers domain and HTTP errors,
+    answers unhandled errors with the 500 of docs/api.md and the router answers domain and HTTP errors,
     so both would be layers every request pays for and nothing uses.
     """
 
@@ -126,6 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ops = operations()
 
     settings.require_edge_settings()
+    settings.require_public_url()
     forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
 
     @asynccontextmanager
@@ -149,8 +156,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.collect()
         gc.freeze()
         # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
-        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (README, "Where
-        # the time goes"). Collections still happen, 30x less often.
+        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
+        # "Where the time goes"). Collections still happen, 30x less often.
         gc.set_threshold(GC_THRESHOLD, 10, 10)
         try:
             yield
@@ -172,6 +179,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         forwarder=forwarder,
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
         sync_position=runtime.sync_position,
+        authenticate=lambda scope: authenticate(Request(scope), runtime),
     )
     # CORS is outermost, so every answer a browser gets carries it: errors from the middleware and the
     # region gate too (a 4xx without CORS headers reaches a browser app as an opaque network error).

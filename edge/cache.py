@@ -5,8 +5,9 @@ in between, so the answer is the same. Any applied event moves the position and 
 entry at once; no invalidation logic can go stale. Auth and visibility are checked before the
 lookup, and the key names everything the answer depends on (path, query, viewer).
 
-Entries at older positions stay until the cache is full, so it is bounded twice: by entries and by the
-bytes of the bodies it holds (each distinct query string is a new key, and a page can be a megabyte).
+Only entries at the newest position are kept (an older one can never be served again): the first entry
+stored at a newer position drops the rest. The entries of one position are bounded twice, by their number
+and by the bytes of their bodies (each distinct query string is a new key, and a page can be a megabyte).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def raw_headers(body: bytes, headers: dict[str, str]) -> RawHeaders:
 class ResponseCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self._entries: dict[tuple[Any, ...], tuple[int, bytes, RawHeaders]] = {}
+        self._position = 0  # of every entry held
         self._max = max_entries
         self._max_bytes = max_bytes
         self.size_bytes = 0  # the bodies held
@@ -64,10 +66,16 @@ class ResponseCache:
         self.hits += 1
         return entry[1], entry[2]
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: RawHeaders) -> None:
         size = len(body)
-        if size > self._max_bytes:
+        if size > self._max_bytes or position < self._position:  # too large, or computed at a position passed
             return
+        if position > self._position:  # every entry held is at an older position: none can be served again
+            self._entries.clear()
+            self.size_bytes, self._position = 0, position
         replaced = self._entries.pop(key, None)
         if replaced is not None:
             self.size_bytes -= len(replaced[1])
@@ -120,6 +128,6 @@ async def cached_page(
 
     def build(conn: Connection) -> tuple[Any, dict[str, str]]:
         items, cursor = page(conn)
-        return {"items": items, "next_cursor": cursor}, {}
+        return {"items": items, "next_cursor": call.runtime.cursors.seal(cursor)}, {}
 
     return await cached_read(call, key, build)

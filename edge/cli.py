@@ -21,7 +21,7 @@ from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_p
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
 from edge import server
-from edge.runtime import prepare_edge, prepare_primary, run_command_sync
+from edge.runtime import open_primary, prepare_edge, prepare_primary, run_command_sync, secure_database_files
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
@@ -77,13 +77,8 @@ def primary_connection(*, existing: bool = False) -> Connection:
     url = settings.resolved_database_url()
     if existing and not is_remote(url) and not Path(local_path(url)).exists():
         raise Refused(f"no database at {local_path(url)}: check DATA_DIR / DATABASE_URL, or run `megilance migrate`")
-    return connect(
-        url,
-        auth_token=settings.database_auth_token,
-        synchronous=settings.synchronous,
-        replica_path=str(settings.data_dir / "primary-replica.db"),
-        driver=settings.local_driver,
-    )
+    secure_database_files(settings)
+    return open_primary(settings, projection())
 
 
 @app.command()
@@ -108,21 +103,29 @@ def serve(
         os.environ.pop("REGION", None)
     settings = load_settings()
     settings.require_edge_settings()
-    server.HEAD_TIMEOUT_S = settings.header_timeout_s
+    settings.require_public_url()
+    server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = settings.header_timeout_s, settings.min_body_rate
     # Migrate here, so that a database the server cannot use stops it with one line (not a traceback in the lifespan).
-    if settings.is_primary:
-        conn = primary_connection()
-    else:
-        conn = connect(settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver)
-    try:
-        (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
-    finally:
-        conn.close()
-    uvicorn.run(
+    # A libSQL server that cannot be reached is not such a database: the node starts, says so, and is not ready.
+    if not (settings.is_primary and is_remote(settings.resolved_database_url())):
+        if settings.is_primary:
+            conn = primary_connection()
+        else:
+            secure_database_files(settings)
+            conn = connect(
+                settings.resolved_read_path(), synchronous=settings.synchronous, driver=settings.local_driver
+            )
+        try:
+            (prepare_primary if settings.is_primary else prepare_edge)(conn, projection())
+        finally:
+            conn.close()
+    host = host or settings.host
+    sock = server.listening_socket(host, settings.port if port is None else port)
+    server.raise_open_file_limit()  # each connection holds a file: the default soft limit (often 1024) is too few
+    server.return_large_blocks_to_the_system()  # before any thread hashes a password
+    config = uvicorn.Config(
         "edge.app:create_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
         workers=workers,
         loop="uvloop",
         http=BoundedHttpToolsProtocol,
@@ -134,6 +137,11 @@ def serve(
         proxy_headers=False,
         server_header=False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response
     )
+    with sock:
+        serving = server.Server(config, host)
+        serving.run(sockets=[sock])
+    if not serving.started:  # the app's startup failed (uvicorn has logged why)
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -226,10 +234,19 @@ def verify() -> None:
 @app.command("create-admin")
 @reported
 def create_admin(
-    email: Annotated[str, typer.Option(prompt=True)],
-    name: Annotated[str, typer.Option(prompt=True)] = "Administrator",
+    # Each option is asked for when left out, so none is marked required in --help.
+    email: Annotated[str, typer.Option(prompt=True, help="asked for when left out", show_default=False)] = "",
+    name: Annotated[str, typer.Option(prompt=True, help="asked for when left out")] = "Administrator",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="MEGILANCE_ADMIN_PASSWORD")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="MEGILANCE_ADMIN_PASSWORD",
+            help="asked for (twice, hidden) when left out",
+            show_default=False,
+        ),
     ] = "",
 ) -> None:
     """Create an admin account (the only way besides another admin)."""

@@ -57,6 +57,10 @@ def status_for(exc: e.DomainError) -> int:
     return 400
 
 
+# A 503 is a passing state (a restart, a database server that is coming back): a client may retry soon.
+SERVICE_RETRY_AFTER_S = "1"
+
+
 def field_errors(exc: e.DomainError, status: int) -> list[dict[str, Any]] | None:
     """`errors` of the body: the error's own, or for a 422 without any, one naming where the request failed."""
     if exc.errors is not None or status != 422:
@@ -72,7 +76,11 @@ def error_for(exc: Exception) -> Response | None:
     """The answer for a domain or HTTP error; None for anything else (a bug: the caller answers 500)."""
     if isinstance(exc, e.DomainError):
         status = status_for(exc)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+        headers = None
+        if isinstance(exc, e.RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, e.ServiceUnavailable):
+            headers = {"Retry-After": SERVICE_RETRY_AFTER_S}
         return error_response(status, exc.detail, exc.code, field_errors(exc, status), headers)
     if isinstance(exc, HTTPException):
         detail = {404: "No such resource", 405: "Method not allowed on this resource"}.get(exc.status_code, exc.detail)

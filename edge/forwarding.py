@@ -20,6 +20,7 @@ from edge.responses import error_response
 
 log = structlog.get_logger("forwarding")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -131,8 +132,10 @@ class RegionGate:
         forwarder: Forwarder | None,
         fly_primary_region: str | None,
         sync_position: Callable[[], Awaitable[int]] | None = None,
+        authenticate: Callable[[Scope], Awaitable[object]] | None = None,
     ) -> None:
         self.sync_position = sync_position
+        self.authenticate = authenticate
         self.tracker = tracker
         self.metrics = metrics
         self.wait_s = wait_s
@@ -159,6 +162,10 @@ class RegionGate:
                 scope, receive, send
             )
             return False
+        if target > self.tracker.position and self.authenticate is not None and scope["method"] in READ_METHODS:
+            # Every regional read needs a signed-in caller: refuse a stranger before waiting (or forwarding)
+            # for a position they chose. The route authenticates again once the position is reached.
+            await self.authenticate(scope)
         if target > self.tracker.position and not self.edge and self.sync_position is not None:
             await self.sync_position()  # the token may come from another process's write (the CLI)
         # Once synced, the primary has every position there is: one it lacks will not come by waiting.

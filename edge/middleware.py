@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +31,8 @@ POSITION_KEY = "megilance.position"
 RESPONDED_KEY = "megilance.responded"  # set once the response has started: an error can no longer replace it
 REQUEST_ID_KEY = "megilance.request_id"  # the id the response carries in X-Request-ID (events record it too)
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A request whose client went away before its answer (nginx's code): counted apart from the server's own errors.
+CLIENT_CLOSED = 499
 # Generated request ids: a random per-process prefix and a counter (unique, cheap, not guessable across runs).
 REQUEST_ID_PREFIX = os.urandom(8).hex().encode()
 REQUEST_COUNTER = itertools.count(1)
@@ -108,6 +111,17 @@ class EdgeMiddleware:
                 await response(scope, receive, send_wrapper)
             elif not self.gate.concerns(scope, token) or await self.gate.admit(scope, receive, send_wrapper, token):
                 await self.app(scope, self._limited(receive, limit) if limit else receive, send_wrapper)
+        except ClientDisconnect:
+            # The client left mid-request (e.g. during its body): nothing to answer, and not the server's error.
+            if not responded:
+                status = CLIENT_CLOSED
+            log.info(
+                "client_aborted",
+                request_id=request_id.decode(),
+                method=scope["method"],
+                path=path,
+                route=getattr(scope.get("route"), "path", "<unmatched>"),
+            )
         except Exception as exc:  # noqa: BLE001 - the one place an unhandled error becomes a 500
             answer = error_for(exc)  # domain and HTTP errors are answered by the router; these came from outside it
             if answer is None:
@@ -184,7 +198,7 @@ def _scan(headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int, bytes | 
 
 
 class Cors(CORSMiddleware):
-    """Starlette's CORS, but a refused preflight is answered in API.md's error shape (Starlette's is plain text)."""
+    """Starlette's CORS, but a refused preflight is answered in the API's error shape (Starlette's is plain text)."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

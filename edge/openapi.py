@@ -32,6 +32,16 @@ REASONS = {
     504: "The primary region did not answer the edge; the request may have been applied",
 }
 TOKEN = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+DESCRIPTION = """MegiLance freelancing marketplace API (edge-replicated CQRS on libSQL).
+
+**Signing in.** Create an account with `POST /api/auth/register` (or sign in with `POST /api/auth/login`): the
+answer holds an `access_token` (valid 30 minutes) and a `refresh_token`. Press **Authorize** above, paste the
+`access_token` alone (without `Bearer `) and confirm: every call made from this page then sends
+`Authorization: Bearer <access_token>`. When it expires, trade the refresh token at `POST /api/auth/refresh`
+for a new pair.
+
+**Reading your writes.** Every answer carries `X-Consistency-Token`; send it back on a later read to see at least
+everything up to that write, in any region."""
 # Request headers (components/parameters) and response headers (components/headers), by name.
 PARAMETERS: dict[str, dict[str, Any]] = {
     "Idempotency-Key": {
@@ -133,8 +143,9 @@ def _operation(spec: APISpec, op: Operation) -> dict[str, Any]:
         doc["parameters"] = params
     if op.multipart:
         doc["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}
-    if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": _register(spec, op.body)}}}
+    body = op.body or op.reads_body
+    if body is not None:
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": _register(spec, body)}}}
     carried = ["X-Consistency-Token", "ETag"] if op.etag else ["X-Consistency-Token"]
     ok: dict[str, Any] = {"description": "Success", "headers": _headers(*carried)}
     if op.response is not None:
@@ -171,7 +182,7 @@ def build_spec(operations: list[Operation], title: str) -> dict[str, Any]:
         title=title,
         version=app_version(),
         openapi_version="3.1.0",
-        info={"description": "MegiLance freelancing marketplace API (edge-replicated CQRS on libSQL)."},
+        info={"description": DESCRIPTION},
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for name, parameter in PARAMETERS.items():

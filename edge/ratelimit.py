@@ -1,11 +1,17 @@
-"""Rate limits (the `limits` library, moving windows in memory) and the client address they key on."""
+"""Rate limits (the `limits` library, moving windows in memory) and the client address they key on.
+
+Failed sign-ins are counted per (account, client address), never per account alone: a stranger's wrong passwords
+for an account only ever slow down the addresses that sent them, so the owner signing in from elsewhere is let in
+at once. Per account, each failure makes the addresses that have been failing on it wait longer before their next
+try (`SignInDelays`): a guesser with a few addresses gets fewer tries than their windows alone would allow.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from limits import RateLimitItem, parse
@@ -15,14 +21,65 @@ from starlette.requests import Request
 
 from core.errors import RateLimited
 
-FAILED_LOGINS = parse("5/15minute")
+FAILED_LOGINS = parse("5/15minute")  # per (account, client address)
+ACCOUNT_WINDOW_S = 15 * 60
+FREE_ACCOUNT_FAILURES = 5  # failures on one account (from any address) before its failing addresses are delayed
+MAX_DELAY_S = 60
+MAX_TRACKED_ACCOUNTS = 100_000
+
+
+def account_delay(failures: int) -> float:
+    """Seconds a failing address waits after the account's last failure: 1, 2, 4 … up to a minute."""
+    if failures < FREE_ACCOUNT_FAILURES:
+        return 0.0
+    return float(min(2 ** (failures - FREE_ACCOUNT_FAILURES), MAX_DELAY_S))
+
+
+class SignInDelays:
+    """Progressive delays per account: the failures of the last window and when the latest one was."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._failures: dict[str, list[float]] = {}
+
+    def failed(self, account: str) -> None:
+        now = self._now()
+        if len(self._failures) >= MAX_TRACKED_ACCOUNTS:  # a flood of made-up accounts: forget the quiet ones
+            self._forget_old(now)
+        recent = [t for t in self._failures.get(account, ()) if now - t < ACCOUNT_WINDOW_S]
+        recent.append(now)
+        self._failures[account] = recent[-64:]
+
+    def wait_left(self, account: str) -> float:
+        """Seconds before a failing address may try this account again (0: now)."""
+        now = self._now()
+        recent = [t for t in self._failures.get(account, ()) if now - t < ACCOUNT_WINDOW_S]
+        if not recent:
+            self._failures.pop(account, None)
+            return 0.0
+        return max(0.0, recent[-1] + account_delay(len(recent)) - now)
+
+    def _forget_old(self, now: float) -> None:
+        for account in [a for a, times in self._failures.items() if now - times[-1] >= ACCOUNT_WINDOW_S]:
+            del self._failures[account]
+        if len(self._failures) >= MAX_TRACKED_ACCOUNTS:
+            self._failures.clear()
 
 
 class RateLimits:
-    """Per-IP auth requests, failed logins per e-mail, writes per user; all switchable off."""
+    """Per-IP auth requests, failed sign-ins per (e-mail, address) with delays per e-mail, writes per user."""
 
-    def __init__(self, *, enabled: bool, auth_per_minute: int, writes_per_minute: int, trusted_proxies: str) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        auth_per_minute: int,
+        writes_per_minute: int,
+        trusted_proxies: str,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = enabled
+        self.delays = SignInDelays(now)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self.auth = parse(f"{auth_per_minute}/minute")
         self.writes = parse(f"{writes_per_minute}/minute")
@@ -63,6 +120,31 @@ class RateLimits:
                 del self._pending[slot]
             else:
                 self._pending[slot] -= 1
+
+    @contextmanager
+    def sign_in(self, account: str, address: str) -> Iterator[None]:
+        """One password check for `account` from `address`: refused while this address is over its window, or
+        while it has been failing on an account under attack and the account's delay has not run out."""
+        if not self.enabled:
+            yield
+            return
+        pair = ("failed-login", account, address)
+        if self._has_failed(pair):
+            wait = self.delays.wait_left(account)
+            if wait > 0:
+                raise RateLimited("Too many failed sign-ins for this account; try again later", math.ceil(wait))
+        with self.attempt(self.failed_logins, *pair):
+            yield
+
+    def sign_in_failed(self, account: str, address: str) -> None:
+        """Count a wrong password (or unknown account) against the pair and the account's delay."""
+        if self.enabled:
+            self.count(self.failed_logins, "failed-login", account, address)
+            self.delays.failed(account)
+
+    def _has_failed(self, pair: tuple[str, ...]) -> bool:
+        stats = self._limiter.get_window_stats(self.failed_logins, *pair)
+        return stats.remaining < self.failed_logins.amount
 
     def count(self, item: RateLimitItem, *key: str) -> None:
         if self.enabled:

@@ -17,6 +17,7 @@ import httpx
 import orjson
 import structlog
 
+from core import keyring
 from core.store import feed_event
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Replicator:
         self.ever_connected = False
         self.caught_up_at = time.monotonic()
         self.last_error: str | None = None
+        self.key_ring_error: str | None = None  # why the primary's tokens would be refused here, if they would
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -87,6 +89,7 @@ class Replicator:
         if response.status_code != 200:
             raise RuntimeError(f"feed answered {response.status_code}: {response.text[:200]}")
         body: dict[str, Any] = orjson.loads(response.content)
+        self._compare_keys(response.headers.get(keyring.HEADER, ""))
         self.connected = self.ever_connected = True
         self.head = max(self.head, int(body["head"]))
         events = [feed_event(item) for item in body["events"]]
@@ -96,3 +99,18 @@ class Replicator:
                 self.metrics.feed_batch.observe(len(events))
         if self.runtime.tracker.position >= self.head:
             self.caught_up_at = time.monotonic()
+
+    def _compare_keys(self, primary: str) -> None:
+        """Readiness reports a key-ring mismatch; the log says it once when it starts (and once when it ends)."""
+        error = keyring.mismatch(primary, self.runtime.key_ring)
+        if error != self.key_ring_error:
+            if error is not None:
+                log.error(
+                    "key_ring_mismatch",
+                    error=error,
+                    fix="give every node the same JWT_KEYS (or, without it, the same SECRET_KEY)",
+                    effect="this edge refuses every token the primary issues, so it reports not ready",
+                )
+            else:
+                log.warning("key_ring_matches", detail="the primary's signing keys match this node's again")
+        self.key_ring_error = error

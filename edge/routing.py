@@ -25,6 +25,7 @@ from core.tokens import Claims
 from edge.auth import authenticate
 from edge.errors import error_for
 from edge.middleware import RESPONDED_KEY
+from edge.responses import error_response
 from edge.runtime import Runtime
 
 log = structlog.get_logger("idempotency")
@@ -80,6 +81,7 @@ class Operation:
     # their own. `multipart` documents a `file` form field in the OpenAPI document.
     idempotent: bool = True
     multipart: bool = False
+    reads_body: type[BaseModel] | None = None  # a JSON body such a handler reads itself: documented, not parsed here
     if_match: bool = False  # the handler passes If-Match to its command: 412 when stale
     etag: bool = False  # the success response carries the resource's ETag
     # Answers that are neither the success nor an error: (status, description, body model or None).
@@ -216,14 +218,21 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
     no_body = op.takes_no_body
     keyed = op.takes_idempotency_key
 
-    def parsed_query(request: Request) -> BaseModel:
+    def parse(request: Request) -> BaseModel:
         assert op.query is not None
+        query = parse_query(op.query, request)
+        cursor = getattr(query, "cursor", None)
+        if isinstance(cursor, str):  # lists take only the cursors they sealed (edge.cursors)
+            query = query.model_copy(update={"cursor": runtime.cursors.open(cursor)})
+        return query
+
+    def parsed_query(request: Request) -> BaseModel:
         if not shareable:
-            return parse_query(op.query, request)
+            return parse(request)
         raw: bytes = request.scope["query_string"]
         query = remembered.get(raw)
         if query is None:
-            query = parse_query(op.query, request)
+            query = parse(request)
             if len(remembered) >= MAX_REMEMBERED_QUERIES:
                 remembered.clear()
             remembered[raw] = query
@@ -272,6 +281,8 @@ async def idempotent(call: Call, op: Operation) -> Response:
     if stored is not None:
         if stored.fingerprint != digest:
             raise ValidationFailed("This Idempotency-Key was used for a different request", "idempotency_key_reused")
+        if stored.status is None and stored.boot is not None and stored.boot != runtime.boot:
+            return answer_lost(stored)
         if stored.lost:
             raise Conflict(
                 "The request with this Idempotency-Key was applied, but its answer was not kept: "
@@ -296,6 +307,34 @@ async def idempotent(call: Call, op: Operation) -> Response:
             # A retry with this key is refused (409), never applied twice: `idempotency.lookup` tells how.
             log.error("idempotency_completion_failed", key=key, user_id=user, error=str(exc))
     return response
+
+
+# Where each stream's resource is read back (the commands that take an Idempotency-Key and start a stream).
+RESOURCE_PATHS = {
+    "project": "/api/projects/",
+    "proposal": "/api/proposals/",
+    "contract": "/api/contracts/",
+    "payment": "/api/payments/",
+    "portfolio_item": "/api/portfolio/",
+    "user": "/api/users/",
+}
+
+
+def answer_lost(stored: idempotency.Stored) -> Response:
+    """A request applied by a process that stopped before storing its answer: say so at once, and where to look.
+
+    The command's outcome was committed with its claim: the position (sent as X-Consistency-Token, so a read
+    with it sees the write) and the resource its first event belongs to (as Location, when it has a URL)."""
+    headers = {"X-Consistency-Token": str(stored.position or 0)}
+    where = "the resource"
+    if stored.resource is not None and stored.resource[0] in RESOURCE_PATHS:
+        headers["Location"] = RESOURCE_PATHS[stored.resource[0]] + stored.resource[1]
+        where = headers["Location"]
+    detail = (
+        "The request with this Idempotency-Key was applied, but the server restarted before its answer was kept: "
+        f"read {where} back (with this X-Consistency-Token) instead of retrying"
+    )
+    return error_response(409, detail, "idempotency_answer_lost", headers=headers)
 
 
 def group_key(path: str) -> str:

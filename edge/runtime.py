@@ -8,19 +8,24 @@ import hmac
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.handlers import COMMAND_HANDLERS
-from core import idempotency, store
+from core import idempotency, keyring, store
 from core.clock import Clock
-from core.db import Connection, ReadPool, connect
+from core.db import Connection, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
+from core.files import private_database
+from core.ids import new_id
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
 from core.tokens import TokenService, parse_key_ring
 from core.writer import Writer
+from edge.cursors import CursorSigner
+from edge.remote_primary import COPY_NAME, RemotePrimary, describe
 from migrations.runner import migrate
 from queries.projection import Projection, checkpoint, checkpoint_to_head, reset
 from queries.rebuild import rebuild
@@ -45,12 +50,18 @@ class Runtime:
         self.projection: Projection = make_projection()
         self.tracker = PositionTracker()
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+        ring = parse_key_ring(settings.jwt_keys, settings.secret_key)
+        # Fingerprints, never keys: the primary's feed sends them, an edge compares them with its own.
+        self.key_ring = keyring.fingerprints(ring, settings.replication_token)
         self.tokens = TokenService(
-            parse_key_ring(settings.jwt_keys, settings.secret_key),
+            ring,
             timedelta(minutes=settings.access_token_expire_minutes),
             timedelta(minutes=settings.refresh_token_expire_minutes),
         )
         self.sessions = Sessions()
+        self.cursors = CursorSigner(settings.secret_key)
+        # This process's id: an Idempotency-Key claim recorded by another boot will never get its answer stored.
+        self.boot = new_id()
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
         self.matcher: Matcher | None = None  # the asynchronous matching projector, when FEATURE_FLAG_AI_MATCHING
@@ -58,18 +69,16 @@ class Runtime:
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
+        self.remote: RemotePrimary | None = None
+        if settings.is_primary and is_remote(settings.resolved_database_url()):
+            self.remote = RemotePrimary(settings, self.projection, prepare_primary)
+            self.remote.on_pulled = self._pulled
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def connect_primary(self) -> Connection:
         s = self.settings
-        return connect(
-            s.resolved_database_url(),
-            auth_token=s.database_auth_token,
-            synchronous=s.synchronous,
-            replica_path=str(s.data_dir / "primary-replica.db"),
-            driver=s.local_driver,
-        )
+        return connect(s.resolved_database_url(), synchronous=s.synchronous, driver=s.local_driver)
 
     def connect_read_store(self) -> Connection:
         """An edge's own read store: a local libSQL file kept current from the primary's feed."""
@@ -78,13 +87,16 @@ class Runtime:
 
     def open(self) -> None:
         """Migrate, rebuild stale read models, start the writer and the readers (blocking)."""
-        opener = self.connect_primary if self.settings.is_primary else self.connect_read_store
-        conn = opener()
+        secure_database_files(self.settings)
+        opener: Callable[[], Connection] = self.connect_primary if self.settings.is_primary else self.connect_read_store
+        read_opener = opener
+        if self.remote is not None:
+            self.remote.open(required=False)
+            opener, read_opener = self.remote.connect_mirrored, self.remote.connect_local
+        conn = read_opener()
         try:
-            if self.settings.is_primary:
-                prepare_primary(conn, self.projection)
-            else:
-                prepare_edge(conn, self.projection)
+            if self.remote is None:  # a remote primary's copy was prepared by remote.open
+                (prepare_primary if self.settings.is_primary else prepare_edge)(conn, self.projection)
             self.tracker.advance(checkpoint(conn))
             self.sessions.load(conn, self.clock.now())
         finally:
@@ -95,9 +107,14 @@ class Runtime:
             max_batch=self.settings.group_commit_max,
             # Commands leave the checkpoint to the batch: one UPDATE per group commit, not per command.
             before_commit=checkpoint_to_head if self.settings.is_primary else None,
+            before_batch=self.remote.before_batch if self.remote is not None else None,
         )
         self.writer.start()
-        self.reads = ReadPool(opener, self.settings.read_threads)
+        self.reads = ReadPool(read_opener, self.settings.read_threads)
+
+    def _pulled(self, events: list[StoredEvent]) -> None:
+        """Writer thread: events another writer put on the log server, now in the copy's read models."""
+        self.sessions.observe(events)
 
     async def apply_feed(self, events: list[StoredEvent]) -> None:
         """Edge: apply one feed batch and its checkpoint in one transaction, skipping what is already applied."""
@@ -143,6 +160,8 @@ class Runtime:
             # Informative only: matching behind never takes a node out of rotation (its reads wait, or 503).
             m = self.matcher
             checks["matching"] = {"ok": True, "position": m.tracker.position, "last_error": m.last_error}
+        if self.remote is not None:
+            checks["log_server"] = await self._log_server_check(self.remote)
         if self.replicator is not None:
             r, limit = self.replicator, self.settings.max_replication_lag_s
             # Read once and judge the figure reported, so a refusal never shows a lag within the limit.
@@ -157,7 +176,19 @@ class Runtime:
                 "max_lag_seconds": limit,
                 "last_error": r.last_error,
             }
+            # An edge whose signing keys differ from the primary's refuses every token the primary issues.
+            checks["key_ring"] = {"ok": r.key_ring_error is None, "error": r.key_ring_error}
         return checks
+
+    @staticmethod
+    async def _log_server_check(remote: RemotePrimary) -> dict[str, object]:
+        """One round trip to the libSQL server that holds the log: it answers, and takes the token."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(remote.check), 2.0)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+            error = "timed out" if isinstance(exc, TimeoutError) else describe(exc, remote.label)
+            return {"ok": False, "server": remote.label, "error": error}
+        return {"ok": True, "server": remote.label, "batches": remote.log.batches}
 
     def refresh_gauges(self, metrics: Any) -> None:
         metrics.position.set(self.tracker.position)
@@ -174,18 +205,22 @@ class Runtime:
         meta: dict[str, Any],
         claim: idempotency.Claim | None = None,
         read_back: Callable[[Connection], Any] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> tuple[Any, int]:
         """Run a command in the writer; returns its result and the position of its last event.
 
         With `read_back`, the result is instead what `read_back` reads from the projections the
         command just wrote, in the same transaction: the answer to a write is exactly what it wrote,
-        without a second trip through the read pool.
+        without a second trip through the read pool. A `guard` runs first in the same transaction: it may
+        refuse the command on what the projections hold (a domain error), with nothing written.
         """
         handler = COMMAND_HANDLERS[type(command)]
-        projection, clock = self.projection, self.clock
+        projection, clock, boot = self.projection, self.clock, self.boot
 
         def job(conn: Connection) -> tuple[Any, list[StoredEvent], int]:
             uow = store.UnitOfWork(conn, meta, clock)
+            if guard is not None:
+                guard(conn)
             if claim is not None:
                 idempotency.claim(conn, claim, uow.now)
             result = handler(uow, command)
@@ -194,6 +229,9 @@ class Runtime:
             # A command without events answers the head its transaction saw: later commands of the same batch
             # (a role change after a refresh) are not behind it, whatever the tracker reaches by then.
             position = events[-1].position if events else store.head(conn)
+            if claim is not None:
+                first = (events[0].stream_type, events[0].stream_id) if events else None
+                idempotency.record_outcome(conn, claim, boot, position, first)
             return (read_back(conn) if read_back is not None else result), events, position
 
         if self.writer is None or not self.settings.is_primary:
@@ -250,6 +288,18 @@ class Runtime:
         return await asyncio.to_thread(fn, *args)
 
 
+def secure_database_files(settings: Settings) -> None:
+    """The local database files this node opens, created 0600 before SQLite first opens them (core.files)."""
+    if not settings.is_primary:
+        private_database(Path(settings.resolved_read_path()))
+        return
+    url = settings.resolved_database_url()
+    if is_remote(url):  # the log is on a libSQL server: the local copy of it (edge.remote_primary)
+        private_database(settings.data_dir / COPY_NAME)
+    else:
+        private_database(Path(local_path(url)))
+
+
 def run_command_sync(
     conn: Connection, projection: Projection, command: Any, meta: dict[str, Any], clock: Clock | None = None
 ) -> Any:
@@ -265,6 +315,17 @@ def run_command_sync(
         conn.execute("ROLLBACK")
         raise
     return result
+
+
+def open_primary(settings: Settings, projection: Projection | None = None) -> Connection:
+    """The primary's database for a process beside the server (the CLI, tests): the embedded file, or the
+    local copy of a log on a libSQL server, brought level with it first (its writes then reach the server)."""
+    url = settings.resolved_database_url()
+    if not is_remote(url):
+        return connect(url, synchronous=settings.synchronous, driver=settings.local_driver)
+    remote = RemotePrimary(settings, projection or make_projection(), prepare_primary)
+    remote.open(required=True)
+    return remote.connect_mirrored()
 
 
 def prepare_edge(conn: Connection, projection: Projection) -> None:

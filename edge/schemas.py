@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.config import JsonDict
 
 from core.money import BadAmount, format_amount, parse_amount
+from edge.text import email_text, single_line, visible_length
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # an upload's id (see /api/uploads), matched whole
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
@@ -29,28 +30,30 @@ def _not_null(value: T) -> T:
 
 
 def _email(value: str) -> str:
-    value = value.strip()
+    value = email_text(value)
     if len(value) > 254 or not EMAIL.match(value):
         raise ValueError("not a valid e-mail address")
     return value
 
 
 def _name(value: str) -> str:
-    value = value.strip()
-    if not value:
+    value = single_line(value)
+    if not visible_length(value):
         raise ValueError("must not be blank")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
     return value
 
 
 def _https_url(value: str) -> str:
-    if any(c.isspace() or ord(c) < 32 for c in value):
-        raise ValueError("must be an https URL without spaces")
+    # Characters RFC 3986 never allows unescaped in a URL: markup and quotes must come percent-encoded.
+    if any(c.isspace() or ord(c) < 32 or c in URL_FORBIDDEN for c in value):
+        raise ValueError("must be an https URL without spaces, quotes or angle brackets (percent-encode them)")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError("must be an https URL")
     return value
+
+
+URL_FORBIDDEN = frozenset("<>\"'`\\{}|^")
 
 
 def _image(value: str) -> str:
@@ -64,7 +67,7 @@ def _money(value: Any) -> str:
         raise ValueError(str(exc)) from exc
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     # Lax int would take JSON true as 1 and "20" as 20; an integral number (20.0) is an integer, as in JSON Schema.
     if isinstance(value, (bool, str)):
         raise ValueError("must be a JSON integer")
@@ -97,8 +100,14 @@ HttpsUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_
 ImageUrl = Annotated[
     str, Field(min_length=1, max_length=2048, description="an https URL or an upload id"), AfterValidator(_image)
 ]
+# Proposal attachments: the same rule; an upload id must be a stored upload of the sender's (checked by the route).
+Attachment = Annotated[
+    str,
+    Field(min_length=1, max_length=2048, description="an https URL or the id of one of your uploads"),
+    AfterValidator(_image),
+]
 # For JSON bodies only: query values are always strings, so query models keep plain `int`.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 # A field of a partial update that may be left out (None: not sent) but not sent as null. Defaults are not
 # validated, so only an explicit null reaches the check; fields whose null means "clear it" stay `X | None`.
 Omittable = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_no_null_in_schema)]

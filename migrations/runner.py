@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Kind = Literal["log", "read"]
 HERE = Path(__file__).parent
@@ -103,3 +103,39 @@ def split_statements(script: str) -> list[str]:
     if pending.strip() and not all(p.strip().startswith("--") for p in pending.splitlines() if p.strip()):
         raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:80]}")
     return statements
+
+
+CREATE_TABLE_NAME = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)", re.I)
+
+
+def log_tables() -> frozenset[str]:
+    """The tables the log migrations create: what a libSQL server holds, and what a primary's copy ships to it."""
+    return frozenset(
+        name.lower() for migration in available("log") for name in CREATE_TABLE_NAME.findall(migration.sql)
+    )
+
+
+class Server(Protocol):
+    """What migrating a libSQL server needs: a read, and a transaction sent whole (core.hrana.HranaClient)."""
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
+    def transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Any: ...
+
+
+def migrate_server(server: Server) -> list[str]:
+    """Apply the log migrations a libSQL server lacks, each file as one transaction sent in one request."""
+    server.transaction([(CREATE_TABLE, ())])
+    have = {int(row[0]) for row in server.query(SELECT_APPLIED, ("log",))}
+    known = available("log")
+    newest_known = max((m.version for m in known), default=0)
+    if have and max(have) > newest_known:
+        raise SchemaTooNew(f"the log schema is at version {max(have)} but this code knows only up to {newest_known}")
+    done: list[str] = []
+    for migration in known:
+        if migration.version in have:
+            continue
+        now = datetime.now(UTC).isoformat()
+        statements: list[tuple[str, tuple[Any, ...]]] = [(sql, ()) for sql in split_statements(migration.sql)]
+        server.transaction([*statements, (INSERT_APPLIED, ("log", migration.version, migration.name, now))])
+        done.append(f"log/{migration.name}")
+    return done

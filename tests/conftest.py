@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from core.settings import Settings, load_settings
 from edge.app import create_app
+from tests.sqld import Sqld
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -37,9 +38,26 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return load_settings(**base)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets `DATABASES = ("local", "remote")` runs each of its tests that opens the primary on both."""
+    databases = getattr(metafunc.module, "DATABASES", None)
+    if databases and "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", databases, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, object]]:
+    """Where the primary's log lives: an embedded file, or ("remote") a real sqld on loopback."""
+    if getattr(request, "param", "local") == "local":
+        yield {}
+        return
+    with Sqld(tmp_path / "sqld") as server:
+        yield {"DATABASE_URL": server.url}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: dict[str, object]) -> Settings:
+    return make_settings(tmp_path, **database)
 
 
 @pytest.fixture

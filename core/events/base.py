@@ -21,7 +21,7 @@ class StoredEvent(NamedTuple):
     """An event as the log holds it, upcast to the newest version of its type.
 
     Immutable like a frozen dataclass, but built four times faster (a frozen dataclass sets each field
-    through object.__setattr__): a replay builds one per event (README, "Where the time goes").
+    through object.__setattr__): a replay builds one per event (docs/performance.md, "Where the time goes").
     """
 
     position: int

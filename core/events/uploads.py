@@ -25,6 +25,19 @@ class UploadPresigned(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UploadDiscarded(Event):
+    """An upload was deleted by housekeeping: never completed, or never shown anywhere, within the grace period.
+
+    Its bytes (if any) are removed from storage after this is recorded; the id is never used again.
+    """
+
+    TYPE = "UploadDiscarded"
+    upload_id: str
+    owner_id: str
+    reason: str  # "never_completed" or "never_referenced"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UploadStored(Event):
     """A file is in storage under `storage_key`, its type judged from its bytes, its size and sha256 measured.
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
@@ -22,6 +22,7 @@ from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
 from edge.schemas import Email, ImageUrl, MoneyIn, Name, Omittable, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.text import free_text, single_line
 from queries.credentials import get_credentials
 from queries.users import get_user
 
@@ -46,10 +47,10 @@ class RefreshBody(Strict):
 
 class ProfileBody(Strict):
     name: Omittable[Name] = None
-    bio: str | None = Field(None, max_length=5000)
+    bio: Annotated[str, Field(max_length=5000), AfterValidator(free_text)] | None = None
     skills: Omittable[list[Skill]] = Field(None, max_length=50)
     hourly_rate: MoneyIn | None = None
-    location: str | None = Field(None, max_length=200)
+    location: Annotated[str, Field(max_length=200), AfterValidator(single_line)] | None = None
     profile_image_url: ImageUrl | None = None
     password: Omittable[Password] = None
     current_password: str | None = Field(None, max_length=128)
@@ -120,12 +121,12 @@ async def register(call: Call) -> Response:
 async def login(call: Call) -> Response:
     body: LoginBody = call.body
     runtime, limits = call.runtime, call.request.app.state.limits
-    email_key = normalize_email(body.email)
-    with limits.attempt(limits.failed_logins, "failed-login", email_key):
+    email_key, address = normalize_email(body.email), limits.client_ip(call.request)
+    with limits.sign_in(email_key, address):
         found = await runtime.read(lambda conn: get_credentials(conn, email_key))
         ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
         if not ok or found is None or not found.is_active:
-            limits.count(limits.failed_logins, "failed-login", email_key)
+            limits.sign_in_failed(email_key, address)
             if found is not None and not ok:
                 await execute(call, RecordLoginFailure(user_id=found.user_id))
             raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
@@ -190,13 +191,14 @@ async def update_me(call: Call) -> Response:
     password_hash = checked_hash = None
     if body.password is not None:
         email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
-        with limits.attempt(limits.failed_logins, "failed-login", email_key):
+        address = limits.client_ip(call.request)
+        with limits.sign_in(email_key, address):
             found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
             ok = await runtime.in_thread(
                 runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
             )
             if not ok or found is None:
-                limits.count(limits.failed_logins, "failed-login", email_key)
+                limits.sign_in_failed(email_key, address)
                 raise Unauthenticated("current_password is wrong", "invalid_credentials")
         checked_hash = found.password_hash
         password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)

@@ -17,6 +17,7 @@ from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party
 from edge.routing import Call, Operation
 from edge.schemas import Omittable, Page, Strict
+from edge.text import single_line, visible_length
 from queries.contracts import get_contract, list_contracts
 
 Currency = Literal["USDC", "USD"]
@@ -48,8 +49,8 @@ def _iso_date(value: str) -> str:
 
 
 def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
+    value = single_line(value)
+    if not visible_length(value):
         raise ValueError("must not be blank")
     return value
 

@@ -8,7 +8,7 @@ import orjson
 from pydantic import Field
 from starlette.responses import Response
 
-from core import store
+from core import keyring, store
 from core.errors import NotFound, Unauthenticated
 from edge.routing import Call, Operation
 from edge.schemas import Strict
@@ -55,7 +55,8 @@ async def events(call: Call) -> Response:
         ],
         "head": max(head, rows[-1][0] if rows else 0),
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+    headers = {keyring.HEADER: runtime.key_ring}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
 OPERATIONS = [

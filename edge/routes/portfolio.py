@@ -14,22 +14,21 @@ from edge.commanding import execute, if_match, written
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
 from edge.schemas import HttpsUrl, ImageUrl, Omittable, Page, Strict
+from edge.text import free_text, single_line, visible_length
 from queries.portfolio import get_portfolio_item, list_portfolio_items
 
 FREELANCER = frozenset({"freelancer"})
 
 
 def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
+    value = single_line(value)
+    if not visible_length(value):
         raise ValueError("must not be blank")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
     return value
 
 
 Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_text)]
-Description = Annotated[str, Field(max_length=5000)]
+Description = Annotated[str, Field(max_length=5000), AfterValidator(free_text)]
 Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_text)]
 Tags = Annotated[list[Tag], Field(max_length=20)]
 

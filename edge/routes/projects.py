@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from starlette.responses import Response
 
 from commands.projects import DeleteProject, PostProject, ReviseProject
@@ -15,6 +15,7 @@ from edge.commanding import execute, if_match, written
 from edge.matcher import matched_page, matcher_of
 from edge.routing import Call, Operation
 from edge.schemas import MoneyIn, Omittable, Page, Skill, Strict
+from edge.text import at_least_visible, free_text, single_line
 from queries.matches import search_projects
 from queries.projects import get_project, list_projects
 
@@ -24,10 +25,26 @@ BudgetType = Literal["fixed", "hourly"]
 Experience = Literal["entry", "intermediate", "expert"]
 
 
-# Trimmed before the lengths are checked: the stored text is the trimmed one, and API.md's lengths hold for it.
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=20, max_length=10000)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Trimmed before the lengths are checked: the stored text is the trimmed one, and docs/api.md's lengths hold for it.
+# Minimums count visible characters (edge.text): ten zero-width characters are not a five-character title.
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=5, max_length=200),
+    AfterValidator(single_line),
+    AfterValidator(at_least_visible(5)),
+]
+Description = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=20, max_length=10000),
+    AfterValidator(free_text),
+    AfterValidator(at_least_visible(20)),
+]
+Short = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(single_line),
+    AfterValidator(at_least_visible(1)),
+]
 
 
 def cents(value: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from starlette.responses import Response
 
 from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
@@ -12,8 +12,10 @@ from core.ids import new_id
 from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
 from edge.routes.projects import Party, cents
+from edge.routes.uploads import require_own_uploads
 from edge.routing import Call, Operation
-from edge.schemas import JsonInt, MoneyIn, Omittable, Page, Strict
+from edge.schemas import Attachment, MoneyIn, Omittable, Page, Strict, json_integer
+from edge.text import at_least_visible, free_text
 from queries.proposals import get_proposal, list_proposals
 
 FREELANCER = frozenset({"freelancer"})
@@ -21,15 +23,11 @@ Availability = Literal["immediate", "1-2_weeks", "1_month", "flexible"]
 ProposalStatus = Literal["submitted", "accepted", "rejected", "withdrawn"]
 
 
-def _letter(value: str) -> str:
-    if len(value.strip()) < 50:
-        raise ValueError("must have at least 50 characters besides surrounding spaces")
-    return value
-
-
-CoverLetter = Annotated[str, Field(min_length=50, max_length=5000), AfterValidator(_letter)]
-Hours = Annotated[JsonInt, Field(gt=0, le=100000)]
-Attachment = Annotated[str, Field(min_length=1, max_length=2048)]
+CoverLetter = Annotated[
+    str, Field(min_length=50, max_length=5000), AfterValidator(free_text), AfterValidator(at_least_visible(50))
+]
+# The bounds before the JSON-integer check: nested inside JsonInt's Annotated they were documented as `gt`/`le`.
+Hours = Annotated[int, Field(gt=0, le=100000), BeforeValidator(json_integer)]
 
 
 class ProposalBody(Strict):
@@ -110,6 +108,7 @@ async def get_one(call: Call) -> Response:
 
 async def create(call: Call) -> Response:
     body: ProposalBody = call.body
+    await require_own_uploads(call, body.attachments, "attachments")
     proposal_id = new_id()
     command = SubmitProposal(
         proposal_id=proposal_id,
@@ -126,6 +125,7 @@ async def create(call: Call) -> Response:
 
 async def update(call: Call) -> Response:
     body: ProposalPatch = call.body
+    await require_own_uploads(call, body.attachments or [], "attachments")
     changes = body.model_dump(exclude_unset=True)
     if "hourly_rate" in changes:
         changes["hourly_rate_minor"] = cents(changes.pop("hourly_rate"))

@@ -67,7 +67,8 @@ from edge.responses import JSON
 from edge.routing import Call, Operation, require_json, validate_json
 from edge.runtime import Runtime
 from edge.schemas import JsonInt, Strict
-from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image
+from edge.upload_housekeeping import require_room, upload_limit
+from queries.uploads import UploadRow, find_upload, get_own_upload, get_upload, is_own_image, is_own_stored
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -203,11 +204,20 @@ class Intake:
     (LocalStorage removes its temp file, S3Storage aborts the multipart upload or never PUTs).
     """
 
-    def __init__(self, runtime: Runtime, key: str, limit: int, too_big: str, expected_type: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        key: str,
+        limit: int,
+        too_big: str,
+        expected_type: str | None = None,
+        too_big_code: str | None = None,
+    ) -> None:
         self._runtime = runtime
         self.key = key
         self.limit = limit
         self.too_big = too_big
+        self.too_big_code = too_big_code
         self.expected_type = expected_type
         self.size = 0
         self.content_type = ""
@@ -222,7 +232,7 @@ class Intake:
             return
         self.size += len(data)
         if self.size > self.limit:
-            raise PayloadTooLarge(self.too_big)
+            raise PayloadTooLarge(self.too_big, self.too_big_code)
         if self._pipe is None:
             self._held.append(data)
             self._held_size += len(data)
@@ -533,13 +543,29 @@ async def require_own_image(call: Call, value: str | None, field: str) -> None:
         )
 
 
+async def require_own_uploads(call: Call, values: list[str], field: str) -> None:
+    """Proposal attachments may name upload ids: each must be a stored upload (any accepted type) of the caller's."""
+    user_id = call.user.sub
+    ids = [(index, value) for index, value in enumerate(values) if is_id(value)]
+    if not ids:
+        return
+    owned = await call.runtime.read(lambda conn: [is_own_stored(conn, value, user_id) for _, value in ids])
+    for (index, _), ok in zip(ids, owned, strict=True):
+        if not ok:
+            raise ValidationFailed(
+                f"{field} names no stored upload of yours",
+                errors=[{"loc": ["body", field, index], "msg": "unknown upload id, not yours, or not complete"}],
+            )
+
+
 # ------------------------------------------------------------------------------- handlers
 
 
 async def upload(call: Call) -> Response:
     runtime = call.runtime
     upload_id = new_id()  # also the storage key: the client's file name never comes near a path
-    intake = Intake(runtime, upload_id, limit_bytes(runtime), str(too_large(runtime)))
+    limit, too_big, code = await upload_limit(call, limit_bytes(runtime), str(too_large(runtime)))
+    intake = Intake(runtime, upload_id, limit, too_big, too_big_code=code)
     try:
         stored, filename = await receive_multipart(call, intake)
     except BaseException:
@@ -567,6 +593,7 @@ async def presign(call: Call) -> Response:
         raise not_accepted(f"Only {ACCEPTED} files are accepted; {content_type!r} is not one of them")
     if body.size > limit_bytes(runtime):
         raise too_large(runtime)
+    await require_room(call, body.size)
     upload_id = new_id()
     presigned = await blocking(lambda: _storage(runtime).presign_put(upload_id, content_type, body.size, PRESIGN_TTL_S))
     command = PresignUpload(
@@ -780,6 +807,7 @@ OPERATIONS = [
         "Get a URL to upload one file straight to storage (signed in)",
         "uploads",
         response=PresignOut,
+        reads_body=PresignBody,
         idempotent=False,
         errors=(400, 401, 413, 415, 422, 503),
     ),
@@ -811,7 +839,8 @@ OPERATIONS = [
         "GET",
         "/api/uploads/{upload_id}",
         get_one,
-        "An upload's metadata and download URL (owner, or anyone once a profile or portfolio shows it)",
+        "An upload's metadata and download URL (owner; anyone once a profile or portfolio shows it; the owner "
+        "of a project a proposal attaches it to)",
         "uploads",
         response=UploadMeta,
         etag=True,

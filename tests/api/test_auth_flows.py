@@ -17,14 +17,16 @@ from typer.testing import CliRunner
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
 from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
 from edge.cli import app as cli
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
+
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
 
 PASSWORD = "correct-horse-battery"
 ADMIN_PASSWORD = "admin-horse-battery"
@@ -83,7 +85,7 @@ def make_admin(client: TestClient, settings: Settings, clock: FakeClock, email: 
         password_hash=runtime.passwords.hash(ADMIN_PASSWORD),
         created_by="test",
     )
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
     finally:
@@ -102,7 +104,7 @@ def assert_error(response: Any, status: int, error_type: str) -> Json:
 def cli_env(settings: Settings) -> dict[str, str]:
     return {
         "DATA_DIR": str(settings.data_dir),
-        "DATABASE_URL": "",
+        "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "ENVIRONMENT": "test",
         "DB_SYNCHRONOUS": "NORMAL",
@@ -1108,6 +1110,22 @@ def test_five_failed_logins_per_email_then_429_with_retry_after(tmp_path: Path, 
         assert 1 <= retry_after <= 15 * 60
         # another account from the same address is not affected
         login(client, "bob@example.com")
+
+
+def test_failures_from_one_address_never_keep_the_owner_out(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(
+        tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000, TRUSTED_PROXIES="127.0.0.1/32"
+    )
+    with running(settings, clock, peer=("127.0.0.1", 40000)) as client:
+        register(client, "ann@example.com")
+        stranger, owner = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.9"}
+        for attempt in range(5):
+            wrong = {"email": "ann@example.com", "password": f"wrong-{attempt}-xx"}
+            assert_error(client.post("/api/auth/login", json=wrong, headers=stranger), 401, "invalid_credentials")
+        right = {"email": "ann@example.com", "password": PASSWORD}
+        assert client.post("/api/auth/login", json=right, headers=owner).status_code == 200
+        # the stranger's address stays limited, even with the right password
+        assert_error(client.post("/api/auth/login", json=right, headers=stranger), 429, "rate_limited")
 
 
 async def wrong_logins_at_once(settings: Settings, clock: FakeClock, email: str, attempts: int) -> list[int]:

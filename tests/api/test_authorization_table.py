@@ -10,10 +10,9 @@ from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
 from core.ids import new_id
 from core.settings import Settings
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 
 PASSWORD = "correct-horse-battery"
@@ -46,7 +45,7 @@ def build_world(client: TestClient, settings: Settings, clock: FakeClock) -> Wor
         password_hash=runtime.passwords.hash(PASSWORD),
         created_by="test",
     )
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
     finally:

@@ -11,15 +11,17 @@ from starlette.testclient import TestClient
 from commands.users import RegisterUser
 from core import store
 from core.clock import FakeClock
-from core.db import connect
 from core.events.base import Event
 from core.events.contracts import ContractPaymentCompleted, ContractPaymentRefunded
 from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
+
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
 
 PASSWORD = "correct-horse-battery"
 CONTRACT_KEYS = {
@@ -83,7 +85,7 @@ def make_admin(client: TestClient, settings: Settings, clock: FakeClock) -> User
         password_hash=runtime.passwords.hash(PASSWORD),
         created_by="test",
     )
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
     finally:
@@ -94,7 +96,7 @@ def make_admin(client: TestClient, settings: Settings, clock: FakeClock) -> User
 def record_on_contract(client: TestClient, contract_id: str, event: Event) -> None:
     """What the payments slice will do: append a payment fact to the contract's own stream, projected inline."""
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    conn = connect(runtime.settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(runtime.settings)
     try:
         conn.execute("BEGIN IMMEDIATE")
         uow = store.UnitOfWork(conn, {"actor": "test"}, runtime.clock)

@@ -20,7 +20,7 @@ AUTH = {"Authorization": "Bearer not-checked-on-the-edge"}
 
 
 def assert_edge_error(response: httpx.Response, status: int, error_type: str) -> str:
-    """API.md's error shape, answered by the edge itself (its region, not the primary's); returns the detail."""
+    """docs/api.md's error shape, answered by the edge itself (its region, not the primary's); returns the detail."""
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"detail", "error_type"} and body["error_type"] == error_type

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -10,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from core import store
-from core.db import connect
 from edge.app import create_app
+from edge.runtime import open_primary
 from tests.api.test_contracts_api import register
 from tests.api.test_edge_forwarding import closed_port, edge
 from tests.conftest import make_settings
@@ -26,7 +27,7 @@ def test_an_edge_behind_a_fresh_token_waits_for_the_callers_own_account(
     primary_settings = make_settings(tmp_path / "primary")
     with TestClient(create_app(primary_settings)) as primary:
         ann = register(primary, "client", "Ann")
-    conn = connect(primary_settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(primary_settings)
     try:
         events = store.read_after(conn, 0, 100)
     finally:
@@ -53,3 +54,21 @@ def test_an_edge_behind_a_fresh_token_waits_for_the_callers_own_account(
     assert answers[0].status_code == 200, answers[0].text
     assert answers[0].json()["id"] == ann.id
     assert int(answers[0].headers["x-consistency-token"]) >= events[-1].position
+
+
+@pytest.mark.parametrize(
+    ("headers", "error_type"),
+    [({}, "unauthenticated"), ({"Authorization": "Bearer made.up.token"}, "token_invalid")],
+)
+def test_a_stranger_with_a_far_ahead_token_is_refused_at_once(
+    tmp_path: Path, headers: dict[str, str], error_type: str
+) -> None:
+    """The edge checks who is asking before it waits for (or forwards to the primary) the position they name."""
+    with edge(tmp_path / "edge", closed_port()) as client:
+        began = time.monotonic()
+        response = client.get("/api/projects", headers={**headers, "X-Consistency-Token": "999999"})
+        elapsed = time.monotonic() - began
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error_type"] == error_type
+    assert elapsed < 1.0, elapsed  # READ_YOUR_WRITES_TIMEOUT_MS is 2 s: it did not wait

@@ -334,9 +334,11 @@ def test_a_consistency_token_ahead_of_the_primarys_log_is_400_at_once(tmp_path: 
     """The primary's log is complete: waiting READ_YOUR_WRITES_TIMEOUT_MS for a missing position only delays the 400."""
     settings = make_settings(tmp_path, READ_YOUR_WRITES_TIMEOUT_MS=60_000)
     with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
-        head = int(client.post(REGISTER, json=VALID_REGISTRATION).headers["x-consistency-token"])
+        registered = client.post(REGISTER, json=VALID_REGISTRATION)
+        head = int(registered.headers["x-consistency-token"])
+        signed_in = {"Authorization": f"Bearer {registered.json()['access_token']}"}  # a stranger gets 401 first
         began = time.monotonic()
-        response = client.get("/api/projects", headers={"X-Consistency-Token": str(head + 1)})
+        response = client.get("/api/projects", headers={**signed_in, "X-Consistency-Token": str(head + 1)})
         elapsed = time.monotonic() - began
 
     assert_error(response, 400, "bad_request")

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from core.db import connect
 from core.settings import Settings
+from edge.runtime import open_primary
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -28,7 +28,7 @@ def register(client: TestClient, email: str, request_id: str | None) -> str:
 
 
 def recorded(settings: Settings, event_type: str, field: str = "request_id") -> list[Any]:
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         rows = conn.execute("SELECT meta FROM events WHERE type = ? ORDER BY position", (event_type,)).fetchall()
     finally:

@@ -7,8 +7,9 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from core.clock import FakeClock
-from core.db import connect
 from core.settings import Settings
+from edge.app import create_app
+from edge.runtime import open_primary
 from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
 
 
@@ -106,10 +107,10 @@ def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
     happened: the client gets its 201, not an error saying nothing was saved. A retry is refused, never
     applied twice: as in progress at first, and once the answer is overdue, as applied with its answer lost."""
     ann = register(client, "client", "Ann")
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:  # a real failure of that one write: SQLite refuses it
         conn.execute(
-            "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys "
+            "CREATE TRIGGER refuse_completion BEFORE UPDATE OF status ON idempotency_keys "
             "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
         )
     finally:
@@ -137,3 +138,37 @@ def test_a_command_whose_response_could_not_be_stored_still_answers_what_it_did(
         "error_type": "conflict",
     }
     assert len(board(client, ann)) == 1
+
+
+def test_a_retry_after_a_restart_learns_at_once_what_the_first_request_did(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """The command's outcome is committed with its claim. When the process stops between that commit and storing
+    the answer (here: storing it fails, then the server restarts), a retry is not told "still being processed"
+    for minutes: it learns at once that the request was applied, where the resource is, and the position."""
+    with TestClient(create_app(settings, clock)) as first_run:
+        ann = register(first_run, "client", "Ann")
+        conn = open_primary(settings)
+        try:
+            conn.execute(
+                "CREATE TRIGGER refuse_completion BEFORE UPDATE OF status ON idempotency_keys "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+        finally:
+            conn.close()
+        created = post(first_run, ann, "order-1", orjson.dumps(PROJECT))
+        assert created[0] == 201
+        project_id = orjson.loads(created[1])["id"]
+
+    with TestClient(create_app(settings, clock)) as second_run:
+        headers = {**ann.headers, "Idempotency-Key": "order-1"}
+        retry = second_run.post("/api/projects", json=PROJECT, headers=headers)
+
+        assert retry.status_code == 409, retry.text
+        assert retry.json()["error_type"] == "idempotency_answer_lost"
+        assert retry.headers["location"] == f"/api/projects/{project_id}"
+        assert project_id in retry.json()["detail"]
+        token = retry.headers["x-consistency-token"]
+        read = second_run.get(retry.headers["location"], headers={**ann.headers, "X-Consistency-Token": token})
+        assert read.status_code == 200 and read.json()["title"] == PROJECT["title"]
+        assert len(board(second_run, ann)) == 1

@@ -414,6 +414,24 @@ def test_a_cursor_whose_key_is_not_an_id_is_refused(
     assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], error
 
 
+@pytest.mark.parametrize("path", LISTS)
+def test_a_cursor_changed_by_the_client_is_refused(
+    client: TestClient, two_of_each: tuple[User, dict[str, Json]], path: str
+) -> None:
+    """Cursors are signed: one rewritten to start anywhere else, with or without the issued seal, is made up."""
+    ann, queries = two_of_each
+    issued = client.get(path, params=queries[path], headers=ann.headers).json()["next_cursor"]
+    assert issued is not None
+    name = path.removeprefix("/api/")
+    forged = base64.urlsafe_b64encode(json.dumps([name, "~"]).encode()).decode().rstrip("=")
+    resealed = forged + "." + issued.rpartition(".")[2]
+
+    for cursor in (forged, resealed, issued[:-2] + ("AA" if not issued.endswith("AA") else "BB")):
+        response = client.get(path, params={**queries[path], "cursor": cursor}, headers=ann.headers)
+        error = assert_error(response, 422, "validation_failed")
+        assert [e["loc"] for e in error["errors"]] == [["query", "cursor"]], error
+
+
 # -- text lengths ----------------------------------------------------------------------------
 
 
@@ -427,7 +445,7 @@ def test_a_cursor_whose_key_is_not_an_id_is_refused(
     ],
 )
 def test_a_projects_text_is_measured_without_its_surrounding_spaces(client: TestClient, field: str, text: str) -> None:
-    """API.md's lengths (title 5 to 200, description 20 to 10000) hold for what is stored, which is trimmed."""
+    """docs/api.md's lengths (title 5 to 200, description 20 to 10000) hold for what is stored, which is trimmed."""
     ann = register(client, "client", "Ann")
     project_id = post_project(client, ann)
     before = client.get(f"/api/projects/{project_id}", headers=ann.headers).json()

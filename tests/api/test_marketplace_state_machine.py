@@ -33,10 +33,10 @@ from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import Connection, connect
+from core.db import Connection
 from core.ids import new_id
 from edge.app import create_app
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
 
@@ -116,7 +116,7 @@ class Marketplace(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.http = TestClient(create_app(self.settings, self.clock), raise_server_exceptions=False)
         self.http.__enter__()
-        self.db: Connection = connect(self.settings.resolved_database_url(), synchronous="NORMAL")
+        self.db: Connection = open_primary(self.settings)
         self.users: list[User] = []
         self.admin: User | None = None
         self.projects: dict[str, Project] = {}

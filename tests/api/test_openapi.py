@@ -61,7 +61,7 @@ def test_every_operation_is_documented(spec: dict[str, Any]) -> None:
 
 
 def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: dict[str, Any]) -> None:
-    """API.md: everything needs a bearer token except these (a presigned upload's URL is its own credential)."""
+    """docs/api.md: everything needs a bearer token except these (a presigned upload's URL is its own credential)."""
     anonymous = {(method, path) for method, path, op in operations(spec) if "security" not in op}
     assert anonymous == {
         ("get", "/"),
@@ -77,6 +77,39 @@ def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: 
     for method, path, op in operations(spec):
         if "security" in op:
             assert "401" in op["responses"], f"{method.upper()} {path}"
+
+
+def test_the_presign_body_is_declared_so_swagger_can_send_it(spec: dict[str, Any]) -> None:
+    body = spec["paths"]["/api/uploads/presign"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert body["required"] is True
+    assert set(schema["required"]) == {"filename", "content_type", "size"}
+
+
+def json_schema_keywords(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "properties":  # property names are not keywords
+                found.add(key)
+            json_schema_keywords(value if key != "properties" else list(value.values()), found)
+    elif isinstance(node, list):
+        for item in node:
+            json_schema_keywords(item, found)
+    return found
+
+
+def test_bounds_use_json_schema_keywords_not_pydantic_ones(spec: dict[str, Any]) -> None:
+    keywords = json_schema_keywords(spec["components"]["schemas"], set())
+    assert not keywords & {"gt", "ge", "lt", "le"}, keywords & {"gt", "ge", "lt", "le"}
+    hours = spec["components"]["schemas"]["ProposalBody"]["properties"]["estimated_hours"]
+    assert (hours["exclusiveMinimum"], hours["maximum"]) == (0, 100000)
+
+
+def test_the_description_says_how_to_get_a_token_and_use_authorize(spec: dict[str, Any]) -> None:
+    description = spec["info"]["description"]
+    for step in ("/api/auth/register", "/api/auth/login", "access_token", "Authorize", "/api/auth/refresh"):
+        assert step in description, step
 
 
 def test_spec_lists_the_real_endpoints_and_no_internal_ones(spec: dict[str, Any]) -> None:
@@ -121,7 +154,7 @@ def statuses(spec: dict[str, Any], op: Operation) -> set[int]:
 
 
 def test_idempotency_key_is_declared_on_the_posts_that_take_one(spec: dict[str, Any]) -> None:
-    """The router replays a key on a signed-in POST with a buffered body; README names the POSTs without one."""
+    """The router replays a key on a signed-in POST with a buffered body; docs/api.md names the POSTs without one."""
     for op in PUBLIC:
         takes_key = op.method == "POST" and op.auth and op.idempotent
         where = f"{op.method} {op.path}"

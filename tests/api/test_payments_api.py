@@ -31,6 +31,9 @@ from tests.api.test_contracts_api import PROJECT, User, assert_error, created, m
 from tests.api.test_wallet_api import link
 from tests.conftest import make_settings
 
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
+
 Json = dict[str, Any]
 PAYMENT_KEYS = {
     "id",
@@ -311,7 +314,7 @@ def test_a_cancelled_contract_takes_no_payments(world: World) -> None:
 def test_a_completed_or_disputed_contract_still_takes_payments_within_its_amount(
     world: World, chain: Chain, status: str, by: str
 ) -> None:
-    """The final payment often follows completion, and a dispute (no way out of it in API.md) is settled by paying."""
+    """The final payment often follows completion, and a dispute (the API has no way out) is settled by paying."""
     moved = world.client.put(
         f"/api/contracts/{world.contract['id']}", json={"status": status}, headers=getattr(world, by).headers
     )

@@ -11,6 +11,9 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from core.ids import new_id
 
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
+
 PASSWORD = "correct-horse-battery"
 ITEM_KEYS = {
     "id",

@@ -7,9 +7,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.clock import FakeClock
-from core.db import connect
 from core.settings import Settings
+from edge.runtime import open_primary
 from tests.api.test_contracts_api import User, assert_error, bid, login, make_admin, post_project, register
+
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
 
 
 def status_of(client: TestClient, proposal_id: str, viewer: User) -> str:
@@ -19,7 +22,7 @@ def status_of(client: TestClient, proposal_id: str, viewer: User) -> str:
 
 
 def rejection_reasons(settings: Settings, project_id: str) -> list[str]:
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         rows = conn.execute(
             "SELECT json_extract(data, '$.reason') FROM events WHERE type = 'ProposalRejected' "
@@ -200,7 +203,7 @@ def test_a_deactivated_freelancers_proposal_cannot_be_accepted_and_nothing_chang
 def test_a_project_owner_whose_role_changed_still_accepts_rejects_and_contracts(
     client: TestClient, settings: Settings, clock: FakeClock, world: tuple[User, User, User]
 ) -> None:
-    """API.md gates accepting, rejecting and contracting on owning the project, not on the role `client`: an
+    """docs/api.md gates accepting, rejecting and contracting on owning the project, not on the role `client`: an
     owner an admin made a freelancer keeps deciding on the bids their projects already have."""
     owner, fred, gina = world
     project_id = post_project(client, owner)

@@ -51,6 +51,30 @@ def test_replacing_an_entry_counts_its_bytes_once() -> None:
     assert cache.size_bytes == 60
 
 
+def test_the_cache_keeps_only_entries_at_the_newest_position() -> None:
+    """An entry at an older position can never be served again: it is dropped, not kept until the cache is full."""
+    cache = ResponseCache(max_entries=100, max_bytes=1 << 20)
+    for n in range(10):
+        cache.put(("page", n), 1, b"x" * 100, [])
+    cache.put(("page", 0), 2, b"y" * 100, [])
+    assert len(cache) == 1
+    assert cache.size_bytes == 100
+    assert cache.get(("page", 0), 2) == (b"y" * 100, [])
+    cache.put(("late", 0), 1, b"z" * 100, [])  # computed at a position already passed: never served, not kept
+    assert len(cache) == 1
+    assert cache.get(("late", 0), 1) is None
+
+
+def test_the_cache_never_holds_more_than_its_bounds() -> None:
+    cache = ResponseCache(max_entries=50, max_bytes=10_000)
+    for n in range(1_000):
+        cache.put(("page", n), 7, b"x" * (n % 300), [])
+        assert len(cache) <= 50
+        assert cache.size_bytes <= 10_000
+    cache.put(("huge",), 7, b"x" * 10_001, [])
+    assert cache.get(("huge",), 7) is None
+
+
 class LookupSignal(ResponseCache):
     """A cache that tells the test when a read has looked it up (its position is taken by then)."""
 

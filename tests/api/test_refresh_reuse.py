@@ -11,9 +11,9 @@ import orjson
 from starlette.testclient import TestClient
 
 from core.clock import FakeClock
-from core.db import connect
 from core.settings import Settings
 from edge.app import create_app
+from edge.runtime import open_primary
 
 PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]
@@ -38,7 +38,7 @@ def family_of(token: str) -> str:
 
 
 def family_rows(settings: Settings, family: str) -> list[tuple[Any, ...]]:
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         rows = conn.execute(
             "SELECT jti, spent_at, revoked_at FROM refresh_tokens WHERE family_id = ?", (family,)
@@ -49,7 +49,7 @@ def family_rows(settings: Settings, family: str) -> list[tuple[Any, ...]]:
 
 
 def events_of(settings: Settings, stream_id: str) -> list[tuple[str, Json]]:
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         rows = conn.execute(
             "SELECT type, data FROM events WHERE stream_id = ? ORDER BY position", (stream_id,)

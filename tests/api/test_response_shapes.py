@@ -1,7 +1,7 @@
-"""Every response body against API.md's field lists, fetched every way the API offers.
+"""Every response body against docs/api.md's field lists, fetched every way the API offers.
 
 One world is built through the API (with a real in-process chain for the payment's confirmation); each
-response is recorded under a label. The table `FETCHES` says, from API.md, which shape and status each
+response is recorded under a label. The table `FETCHES` says, from docs/api.md, which shape and status each
 label must have; `SAME` says which of them show one resource in one state and must be identical (body
 and `ETag`): a write's own answer, its idempotent replay, the single GET and the list item.
 """
@@ -29,7 +29,7 @@ from tests.conftest import make_settings
 Json = dict[str, Any]
 Check = Callable[[Any], bool]
 
-# -- API.md's value formats ----------------------------------------------------------------------
+# -- docs/api.md's value formats ----------------------------------------------------------------------
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # `2026-11-23T10:00:00Z`: seconds, UTC, no offset
 DATE = re.compile(r"\d{4}-\d\d-\d\d")
@@ -96,7 +96,7 @@ def positive(value: Any) -> bool:
     return integer(value) and value > 0
 
 
-# -- API.md's shapes: every field named there, and nothing else ----------------------------------
+# -- docs/api.md's shapes: every field named there, and nothing else ----------------------------------
 
 Shape = dict[str, Any]  # field -> a Check, a nested Shape, or [Shape] for a list of objects
 
@@ -231,7 +231,7 @@ CURRENCY_MONEY = {
 
 
 def listing(item: Shape) -> Shape:
-    """API.md's list envelope."""
+    """docs/api.md's list envelope."""
     return {"items": [item], "next_cursor": optional(ident)}
 
 
@@ -240,7 +240,7 @@ def problems(body: Any, shape: Shape, where: str = "") -> list[str]:
     if not isinstance(body, dict):
         return [f"{where or 'body'}: not an object: {body!r}"]
     found = [f"{where}{name}: missing" for name in shape if name not in body]
-    found += [f"{where}{name}: not in API.md ({body[name]!r})" for name in body if name not in shape]
+    found += [f"{where}{name}: not in docs/api.md ({body[name]!r})" for name in body if name not in shape]
     for name, check in shape.items():
         if name not in body:
             continue
@@ -272,7 +272,7 @@ def currency_problems(body: Json, shape: Shape) -> list[str]:
     ]
 
 
-# -- the table: every label, its shape and its status (API.md) -----------------------------------
+# -- the table: every label, its shape and its status (docs/api.md) -----------------------------------
 
 
 @dataclass(frozen=True)
@@ -840,7 +840,7 @@ def test_a_list_says_when_there_is_more(world: dict[str, Fetch]) -> None:
     assert world["projects: list"].body["next_cursor"] is None
 
 
-# Every enum API.md spells, as the OpenAPI document (which clients are generated from) must spell it.
+# Every enum docs/api.md spells, as the OpenAPI document (which clients are generated from) must spell it.
 ENUMS: list[tuple[str, str, set[str]]] = [
     ("ApiInfo", "role", {"primary", "edge"}),
     ("Live", "status", {"ok"}),

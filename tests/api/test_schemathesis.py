@@ -31,11 +31,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
-from core.db import connect
 from core.ids import new_id
 from core.passwords import Passwords
 from edge.app import create_app
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
 
@@ -103,7 +102,7 @@ def seed(app: Starlette, data_dir: Path) -> World:
         hashed = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism).hash(
             PASSWORD
         )
-        conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+        conn = open_primary(settings)
         try:
             command = RegisterUser(
                 user_id=new_id(), email="admin@example.com", name="Admin", role="admin", password_hash=hashed

@@ -11,10 +11,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.clock import FakeClock
-from core.db import connect
 from core.logging import configure
 from core.settings import Settings
 from edge.app import create_app
+from edge.runtime import open_primary
 from tests.conftest import make_settings
 
 PASSWORD = "Initial-Secret-Pass-41"
@@ -130,7 +130,7 @@ def test_no_secret_reaches_the_logs_or_the_event_log(
     for token in secrets[6:]:
         assert token.rsplit(".", 1)[1] not in logs
 
-    conn = connect(log_settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(log_settings)
     try:
         events = conn.execute("SELECT type, data, meta FROM events").fetchall()
         hashes = [row[0] for row in conn.execute("SELECT password_hash FROM credentials").fetchall()]

@@ -24,14 +24,13 @@ from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
 from core.ids import new_id
 from core.settings import Settings
 from core.storage import LocalStorage, validate_key
 from core.tokens import parse_key_ring
 from edge.app import create_app
 from edge.middleware import DOCS_CSP, STRICT_CSP
-from edge.runtime import run_command_sync
+from edge.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.api.test_contracts_api import PROJECT, register
 from tests.conftest import make_settings
@@ -66,7 +65,7 @@ def make_admin(client: TestClient, settings: Settings) -> Json:
     command = RegisterUser(
         user_id=new_id(), email=email, name="Admin", role="admin", password_hash=runtime.passwords.hash(PASSWORD)
     )
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         run_command_sync(conn, projection(), command, {"actor": "test"})
     finally:
@@ -408,7 +407,7 @@ def test_only_the_docs_pages_get_the_looser_csp(client: TestClient) -> None:
 
 @pytest.mark.parametrize(("environment", "hsts"), [("test", False), ("development", False), ("production", True)])
 def test_hsts_only_in_production(tmp_path: Path, clock: FakeClock, environment: str, hsts: bool) -> None:
-    settings = make_settings(tmp_path, ENVIRONMENT=environment)
+    settings = make_settings(tmp_path, ENVIRONMENT=environment, PUBLIC_BASE_URL="https://api.megilance.example")
     with TestClient(create_app(settings, clock), raise_server_exceptions=False) as client:
         for path in ("/api", "/api/docs", "/api/nowhere"):
             value = client.get(path).headers.get("strict-transport-security")

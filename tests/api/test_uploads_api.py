@@ -20,11 +20,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.clock import FakeClock
-from core.db import connect
 from core.settings import Settings
 from edge.app import create_app
+from edge.runtime import open_primary
 from tests.conftest import make_settings
 from tests.s3server import create_bucket, s3_client, s3_endpoint  # noqa: F401
+
+# Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
+DATABASES = ("local", "remote")
 
 PASSWORD = "correct-horse-battery"
 UPLOAD_KEYS = {"id", "url", "content_type", "size", "sha256"}
@@ -74,7 +77,7 @@ class Env:
         return f"{key[:2]}/{key}" if self.backend == "local" else key
 
     def upload_rows(self) -> list[tuple[Any, ...]]:
-        conn = connect(self.settings.resolved_database_url(), synchronous="NORMAL")
+        conn = open_primary(self.settings)
         try:
             rows = conn.execute("SELECT id, status, storage_key, original_name FROM rm_uploads").fetchall()
             return [tuple(r) for r in rows]

@@ -18,6 +18,7 @@ from core.clock import FakeClock
 from core.db import connect
 from core.settings import Settings
 from edge.app import create_app
+from edge.runtime import open_primary
 from migrations.runner import migrate
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
@@ -48,7 +49,7 @@ def run_race(settings: Settings, clock: FakeClock, race: Race) -> None:
 
 
 def replay_differences(settings: Settings) -> list[str]:
-    live = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    live = open_primary(settings)
     scratch = connect(str(settings.data_dir / "replay.db"), synchronous="NORMAL")
     try:
         migrate(scratch, ("read",))

@@ -115,7 +115,7 @@ class LiveServer:
         workdir.mkdir(parents=True, exist_ok=True)
         data_dir = workdir / "data" if data_dir is None else data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = port or free_port(host)
+        port = port or free_port("127.0.0.1" if host == "::" else host)
         env = {
             **os.environ,
             **TEST_ENV,
@@ -136,7 +136,8 @@ class LiveServer:
             cwd=workdir,
             start_new_session=True,
         )
-        server = cls(process, f"http://{host}:{port}", workdir, data_dir, stdout, stderr, owns_workdir)
+        reach = "[::1]" if host == "::" else f"[{host}]" if ":" in host else host  # `::` is reached on loopback
+        server = cls(process, f"http://{reach}:{port}", workdir, data_dir, stdout, stderr, owns_workdir)
         if not wait:
             return server
         try:

@@ -124,7 +124,7 @@ def test_write_through_one_edge_is_read_through_another_with_the_token(cluster: 
 
 
 def test_edge_read_reports_the_position_it_was_served_at(cluster: Cluster, report: list[str]) -> None:
-    """API.md: every read response carries `X-Consistency-Token` for the position it was served at.
+    """docs/api.md: every read response carries `X-Consistency-Token` for the position it was served at.
 
     A read that waited for the client's token was served at a position >= that token; a client that keeps the
     newest token it has seen (the D1-session pattern) must never be handed an older one.

@@ -21,12 +21,12 @@ from commands.proposals import AcceptProposal, SubmitProposal
 from commands.users import RegisterUser
 from core import store
 from core.clock import FakeClock
-from core.db import Connection, connect
+from core.db import Connection
 from core.errors import InvalidState
 from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
-from edge.runtime import Runtime
+from edge.runtime import Runtime, open_primary
 from tests.api import test_contracts_api as contracts_api
 
 PASSWORD = "correct-horse-battery"
@@ -40,7 +40,7 @@ META = {"actor": "test", "region": "local"}
 
 
 def db_rows(settings: Settings, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    conn = open_primary(settings)
     try:
         return [tuple(row) for row in conn.execute(sql, params).fetchall()]
     finally:

@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 
 from core import store
 from core.db import connect
+from core.hrana import HranaClient
 from edge.cli import app as cli_app
 from migrations.runner import migrate
 from tests.integration.test_migrations import cli_env
+from tests.sqld import Sqld
 
 NOT_SQLITE = b"this is a text file, not a database; " * 40
 
@@ -157,6 +159,27 @@ def test_create_admin_refuses_bad_input_in_one_line(
     assert "errors.pydantic.dev" not in result.output
 
 
+def test_create_admin_help_marks_nothing_required_and_asks_for_what_is_left_out(tmp_path: Path) -> None:
+    help_text = cli(tmp_path, "create-admin", "--help", COLUMNS="120").output
+    assert "--email" in help_text
+    assert "required" not in help_text.lower(), help_text
+
+    answers = "root@example.com\nRoot\nlong-enough-password\nlong-enough-password\n"
+    result = CliRunner().invoke(
+        cli_app,
+        ["create-admin"],
+        input=answers,
+        env={
+            **cli_env(tmp_path),
+            "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_KIB": "1024",
+            "MEGILANCE_ADMIN_PASSWORD": None,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert "admin created:" in result.output
+
+
 def test_create_admin_with_a_taken_email_exits_non_zero(tmp_path: Path) -> None:
     args = ("create-admin", "--email", "admin@example.com", "--name", "Admin")
     assert cli(tmp_path, *args, MEGILANCE_ADMIN_PASSWORD="long-enough-password").exit_code == 0
@@ -247,3 +270,38 @@ def test_an_unreachable_remote_primary_is_named_in_one_line(tmp_path: Path) -> N
     result = cli(tmp_path, "migrate", DATABASE_URL=url)
 
     assert_refused(result, url)
+
+
+def test_every_verb_works_with_the_log_on_a_libsql_server(tmp_path: Path) -> None:
+    with Sqld(tmp_path / "sqld") as server:
+        remote = {"DATABASE_URL": server.url}
+        assert cli(tmp_path / "a", "migrate", **remote).exit_code == 0
+        seeded = cli(tmp_path / "a", "seed-demo", "--users", "6", "--projects", "8", "--proposals", "12", **remote)
+        assert seeded.exit_code == 0, seeded.output
+        admin = cli(
+            tmp_path / "a",
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+            MEGILANCE_ADMIN_PASSWORD="correct-horse-1",
+            **remote,
+        )
+        assert admin.exit_code == 0, admin.output
+        admin_id = admin.stdout.split("admin created: ")[1].split()[0]
+        on_server = HranaClient(server.url).query("SELECT COUNT(*) FROM events WHERE stream_id = ?", (admin_id,))
+        assert on_server[0][0] == 1
+        # Another machine, with no copy of its own: every verb brings one level with the server first.
+        for verb in (["rebuild"], ["verify"], ["audit", "--user", admin_id]):
+            result = cli(tmp_path / "b", *verb, **remote)
+            assert result.exit_code == 0, result.output
+        assert "UserRegistered" in cli(tmp_path / "b", "audit", "--user", admin_id, **remote).stdout
+
+
+def test_a_libsql_server_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = cli(tmp_path, "migrate", DATABASE_URL=f"http://127.0.0.1:{port}")
+    assert_refused(result, f"127.0.0.1:{port}", "cannot be reached")

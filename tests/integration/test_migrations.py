@@ -16,6 +16,7 @@ from core.clock import FakeClock, rfc3339_ms
 from core.db import Connection, connect
 from edge.app import create_app
 from edge.cli import app as cli_app
+from edge.runtime import open_primary
 from migrations.runner import SchemaTooNew, migrate
 from tests.conftest import make_settings
 
@@ -145,7 +146,7 @@ def test_migrate_command_applies_then_reports_up_to_date(tmp_path: Path) -> None
 
 def test_app_refuses_to_start_on_a_newer_schema(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    db = connect(settings.resolved_database_url(), synchronous="NORMAL")
+    db = open_primary(settings)
     migrate(db)
     db.execute("INSERT INTO schema_migrations VALUES ('read', 9999, '9999_from_the_future', '2099-01-01')")
     db.close()

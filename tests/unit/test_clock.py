@@ -1,4 +1,4 @@
-"""Timestamps: API.md's seconds in UTC with `Z`, and the log's milliseconds, whatever the input's zone."""
+"""Timestamps: docs/api.md's seconds in UTC with `Z`, and the log's milliseconds, whatever the input's zone."""
 
 from __future__ import annotations
 

@@ -53,8 +53,8 @@ def test_the_runtime_lock_is_exactly_the_closure_of_the_declared_dependencies() 
     assert set(full) - set(runtime) >= {"pytest", "hypothesis", "moto", "ruff"}, "the test tools stay out of it"
 
 
-def test_the_service_imports_only_its_runtime_dependencies() -> None:
-    """A module the service imports must come from the standard library, the service, or the runtime lock."""
+def service_imports() -> set[str]:
+    """The top-level modules the service's own code imports, other than the standard library and itself."""
     top_levels: set[str] = set()
     for package in SERVICE_PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
@@ -63,7 +63,20 @@ def test_the_service_imports_only_its_runtime_dependencies() -> None:
                     top_levels.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     top_levels.add(node.module.split(".")[0])
-    third_party = top_levels - set(sys.stdlib_module_names) - set(SERVICE_PACKAGES) - {"__future__"}
+    return top_levels - set(sys.stdlib_module_names) - set(SERVICE_PACKAGES) - {"__future__"}
+
+
+def test_every_declared_dependency_is_imported_by_the_service() -> None:
+    """A direct dependency nothing imports is weight and attack surface for nothing (and may not even import)."""
+    providers = metadata.packages_distributions()
+    imported = {canonicalize_name(dist) for module in service_imports() for dist in providers.get(module, [])}
+    unused = {canonicalize_name(Requirement(text).name) for text in declared()} - imported
+    assert unused == set()
+
+
+def test_the_service_imports_only_its_runtime_dependencies() -> None:
+    """A module the service imports must come from the standard library, the service, or the runtime lock."""
+    third_party = service_imports()
     providers = metadata.packages_distributions()
     runtime = set(pins("requirements-runtime.lock"))
     outside = {

@@ -129,3 +129,12 @@ def test_a_secret_is_not_echoed_in_the_error(tmp_path: Path, monkeypatch: pytest
 def test_good_values_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
     load_settings(DATA_DIR=tmp_path, SECRET_KEY="s" * 40)
+
+
+def test_production_needs_its_public_address(tmp_path: Path) -> None:
+    settings = load_settings(ENVIRONMENT="production", DATA_DIR=tmp_path, SECRET_KEY="k" * 40)
+    with pytest.raises(InsecureSettings, match="PUBLIC_BASE_URL"):
+        settings.require_public_url()
+    load_settings(ENVIRONMENT="development", DATA_DIR=tmp_path, SECRET_KEY="k" * 40).require_public_url()
+    settings.public_base_url = "https://api.megilance.example"
+    settings.require_public_url()
