@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands import contracts, payments, portfolio, projects, proposals, sessions, uploads, users, wallets
+from commands import (
+    contracts,
+    password_reset,
+    payments,
+    portfolio,
+    projects,
+    proposals,
+    sessions,
+    uploads,
+    users,
+    wallets,
+)
 from core.store import UnitOfWork
 
 Handler = Callable[[UnitOfWork, Any], Any]
@@ -16,6 +27,8 @@ COMMAND_HANDLERS: dict[type, Handler] = {
     users.ChangeAccount: users.change_account,
     users.RecordLogin: users.record_login,
     users.RecordLoginFailure: users.record_login_failure,
+    password_reset.RequestPasswordReset: password_reset.request_password_reset,
+    password_reset.ConfirmPasswordReset: password_reset.confirm_password_reset,
     projects.PostProject: projects.post_project,
     projects.ReviseProject: proposals.revise_project,  # closing a project rejects its submitted proposals
     projects.DeleteProject: proposals.delete_project,  # and so does deleting it

@@ -13,6 +13,7 @@ REDACTED_KEYS = frozenset(
     {
         "password",
         "current_password",
+        "new_password",
         "access_token",
         "refresh_token",
         "secret_key",

@@ -259,6 +259,37 @@ class Settings(BaseSettings):
         description="Base of URLs handed out, and the site a wallet sign-in message must name (else the "
         "request's host).",
     )
+    smtp_url: str = Field(
+        "",
+        alias="SMTP_URL",
+        description="Outgoing mail: `smtp://user:pass@host:port`, `smtps://…` (implicit TLS) or "
+        "`smtp://…?starttls=true`; empty: messages are written as `.eml` files under `DATA_DIR/outbox`.",
+    )
+    mail_from: str = Field(
+        "MegiLance <no-reply@megilance.local>",
+        alias="MAIL_FROM",
+        min_length=3,
+        max_length=320,
+        description="The From of every message, and the domain of its Message-ID.",
+    )
+    smtp_timeout_s: float = Field(10.0, alias="SMTP_TIMEOUT_S", gt=0, description="Timeout of one SMTP exchange.")
+    smtp_ca_file: str = Field(
+        "",
+        alias="SMTP_CA_FILE",
+        description="PEM file of the certificate authorities trusted for SMTP over TLS; empty: the system's.",
+    )
+    mail_retry_min_s: float = Field(
+        1.0, alias="MAIL_RETRY_MIN_S", gt=0, description="First delay before a failed message is tried again."
+    )
+    mail_retry_max_s: float = Field(
+        300.0,
+        alias="MAIL_RETRY_MAX_S",
+        gt=0,
+        description="Longest delay between tries (it doubles per failure).",
+    )
+    password_reset_ttl_minutes: int = Field(
+        30, alias="PASSWORD_RESET_TTL_MINUTES", ge=1, le=1440, description="How long a password reset link works."
+    )
     upload_quota_mb: int = Field(
         500,
         alias="UPLOAD_QUOTA_MB",
@@ -349,6 +380,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path or trailing slash)")
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value.strip():
+            from core.mail import SmtpTarget  # the SMTP client is imported only where mail is configured
+
+            SmtpTarget.parse(value)
+        return value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        if "@" not in value or any(ch in value for ch in "\r\n"):
+            raise ValueError("must be an address, optionally with a name: Name <user@example.com>")
+        return value.strip()
+
     @field_validator("usdc_contract_address")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -386,6 +433,14 @@ class Settings(BaseSettings):
                 "production needs PUBLIC_BASE_URL (the https address clients use): without it the Host header "
                 "of each request would choose upload URLs and the wallet sign-in domain"
             )
+
+    @property
+    def mail_base_url(self) -> str:
+        """Where links in mail point: PUBLIC_BASE_URL (required in production), else this server (development)."""
+        if self.public_base_url.strip():
+            return self.public_base_url.strip().rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 (compared, not bound)
+        return f"http://{host}:{self.port}"
 
     @property
     def region_name(self) -> str:

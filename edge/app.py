@@ -20,7 +20,8 @@ from core.settings import Settings, load_settings
 from edge.auth import authenticate
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
-from edge.matcher import Matcher
+from edge.mailer import Mailer
+from edge.matcher import start_matching, stop_matching
 from edge.metrics import Metrics
 from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
@@ -109,6 +110,17 @@ async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
+def settle_gc() -> None:
+    """After start: what exists lives as long as the process, and requests make no cycles worth hunting."""
+    # Everything built so far lives as long as the process: keep it out of every GC pass.
+    gc.collect()
+    gc.freeze()
+    # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
+    # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
+    # "Where the time goes"). Collections still happen, 30x less often.
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
 class Api(Starlette):
     """Starlette with only our middleware around the router.
 
@@ -142,30 +154,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if not settings.is_primary:
             runtime.replicator = Replicator(runtime, metrics)
             runtime.replicator.start()
-        if settings.feature_flag_ai_matching:  # off: nothing is encoded (the inline change log is a tiny upsert)
-            runtime.matcher = Matcher(runtime)
-            await runtime.matcher.start()
+        runtime.matcher = await start_matching(runtime)
         background = []
+        mailer = Mailer(runtime, metrics) if settings.is_primary else None  # mail leaves from the primary only
+        if mailer is not None:
+            mailer.start()
         if settings.is_primary:
             loop = asyncio.get_running_loop()
             background = [
                 loop.create_task(watch_external_writes(runtime)),
                 loop.create_task(housekeeping(runtime, app.state.housekept)),
             ]
-        # Everything built so far lives as long as the process: keep it out of every GC pass.
-        gc.collect()
-        gc.freeze()
-        # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
-        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
-        # "Where the time goes"). Collections still happen, 30x less often.
-        gc.set_threshold(GC_THRESHOLD, 10, 10)
+        settle_gc()
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
-            if runtime.matcher is not None:
-                await runtime.matcher.stop()
+            await stop_matching(runtime.matcher)
+            if mailer is not None:
+                await mailer.stop()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
             if forwarder is not None:

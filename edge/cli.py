@@ -282,7 +282,7 @@ def create_admin(
 @app.command()
 @reported
 def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
-    """Print the security-relevant events of one account (logins, reuse, role and status changes)."""
+    """Print the security-relevant events of one account (logins, reuse, role and status changes, password resets)."""
     from queries.audit import audit_trail
 
     conn = primary_connection(existing=True)

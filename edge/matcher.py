@@ -131,6 +131,20 @@ class Matcher:
         return found
 
 
+async def start_matching(runtime: Runtime) -> Matcher | None:
+    """The running matcher when FEATURE_FLAG_AI_MATCHING is on; None (nothing encoded) when it is off."""
+    if not runtime.settings.feature_flag_ai_matching:
+        return None  # the inline change log is still written: a one-row upsert per event
+    matcher = Matcher(runtime)
+    await matcher.start()
+    return matcher
+
+
+async def stop_matching(matcher: Matcher | None) -> None:
+    if matcher is not None:
+        await matcher.stop()
+
+
 def matcher_of(call: Call) -> Matcher:
     """The running matcher; 404 feature_disabled when the flag is off."""
     matcher = call.runtime.matcher

@@ -69,3 +69,16 @@ class Metrics:
         self.forwarded = Counter(
             "forwarded_requests_total", "Requests an edge forwarded to the primary", ["reason"], registry=self.registry
         )
+        self.mail_sent = Counter(
+            "mail_sent_total", "Messages the mailer handed to its transport", registry=self.registry
+        )
+        self.mail_failures = Counter(
+            "mail_send_failures_total", "Send attempts that failed (each is retried)", registry=self.registry
+        )
+        self.mail_pending = Gauge("mail_outbox_pending", "Queued messages not sent yet", registry=self.registry)
+        self.mail_lag_events = Gauge(
+            "mail_outbox_lag_events", "Events the mailer's checkpoint is behind the log", registry=self.registry
+        )
+        self.mail_oldest_pending_seconds = Gauge(
+            "mail_outbox_oldest_pending_seconds", "Age of the oldest unsent message", registry=self.registry
+        )

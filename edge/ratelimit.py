@@ -22,6 +22,7 @@ from starlette.requests import Request
 from core.errors import RateLimited
 
 FAILED_LOGINS = parse("5/15minute")  # per (account, client address)
+PASSWORD_RESET_MAILS = parse("3/hour")  # per e-mail address asked for, whether or not it has an account
 ACCOUNT_WINDOW_S = 15 * 60
 FREE_ACCOUNT_FAILURES = 5  # failures on one account (from any address) before its failing addresses are delayed
 MAX_DELAY_S = 60
@@ -84,6 +85,7 @@ class RateLimits:
         self.auth = parse(f"{auth_per_minute}/minute")
         self.writes = parse(f"{writes_per_minute}/minute")
         self.failed_logins = FAILED_LOGINS
+        self.password_resets = PASSWORD_RESET_MAILS
         self._pending: dict[tuple[str, ...], int] = {}  # attempts under way, per window and key
         self._trusted = [
             ipaddress.ip_network(net.strip(), strict=False) for net in trusted_proxies.split(",") if net.strip()

@@ -127,7 +127,7 @@ CONTROL_HINTS = (b"\\u00", b"\\b", b"\\f", b"\x7f")
 
 
 # Passwords are secrets compared as given: any character an account was made with must still sign it in.
-SECRET_FIELDS = frozenset({"password", "current_password"})
+SECRET_FIELDS = frozenset({"password", "current_password", "new_password"})
 
 
 def control_character_at(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:

@@ -141,14 +141,34 @@ class UserPublic(BaseModel):
     joined_at: str
 
 
+class Notifications(Strict):
+    """Which e-mail notifications the user gets (all on by default)."""
+
+    proposal_received: bool
+    proposal_decided: bool
+    contract_created: bool
+    payment_confirmed: bool
+
+
+class NotificationChanges(Strict):
+    """The switches to change; those left out keep their value."""
+
+    proposal_received: Omittable[bool] = None
+    proposal_decided: Omittable[bool] = None
+    contract_created: Omittable[bool] = None
+    payment_confirmed: Omittable[bool] = None
+
+
 class UserPrivate(UserPublic):
     email: str
     is_active: bool
+    notifications: Notifications
 
 
 class UserAdminView(UserPublic):
     email: str | None = None
     is_active: bool | None = None
+    notifications: Notifications | None = None
 
 
 class UserList(BaseModel):
@@ -162,6 +182,10 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"]
     expires_in: int
+
+
+class Accepted(BaseModel):
+    detail: str
 
 
 class ErrorBody(BaseModel):

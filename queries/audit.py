@@ -18,6 +18,8 @@ AUDITED = (
     "UserDeactivated",
     "UserReactivated",
     "UserPasswordChanged",
+    "PasswordResetRequested",
+    "PasswordResetCompleted",
 )
 SELECT_TRAIL = (
     "SELECT position, recorded_at, type, data, meta FROM events "

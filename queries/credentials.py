@@ -19,6 +19,7 @@ SELECT_BY_ID = (
     "SELECT c.user_id, c.password_hash, u.role, u.is_active FROM credentials c "
     "JOIN rm_users u ON u.id = c.user_id WHERE c.user_id = ?"
 )
+SELECT_LIVE_RESET = "SELECT 1 FROM password_resets WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,8 @@ def get_credentials(conn: Connection, email_key: str | None, *, user_id: str | N
         conn.execute(SELECT_BY_ID, (user_id,)) if user_id else conn.execute(SELECT_BY_EMAIL, (email_key,))
     ).fetchone()
     return Credentials(row[0], row[1], row[2], bool(row[3])) if row else None
+
+
+def reset_is_live(conn: Connection, token_hash: str, now_ms: str) -> bool:
+    """Could a reset token with this hash still be spent (known, unused, unexpired at `now_ms`)?"""
+    return conn.execute(SELECT_LIVE_RESET, (token_hash, now_ms)).fetchone() is not None

@@ -9,11 +9,12 @@ import orjson
 from core.db import Connection
 from core.errors import NotFound
 from core.events.base import StoredEvent
+from core.notifications import switches
 from queries.pagination import decode_cursor, page
 from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "users"
-VERSION = 4
+VERSION = 5
 TABLES = ("rm_users", "rm_user_skills")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS rm_users (
@@ -21,7 +22,7 @@ SCHEMA = (
         is_active INTEGER NOT NULL DEFAULT 1, bio TEXT, skills TEXT NOT NULL DEFAULT '[]',
         hourly_rate TEXT, location TEXT, profile_image_url TEXT, wallet_address TEXT,
         joined_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL,
-        security_position INTEGER NOT NULL DEFAULT 0
+        security_position INTEGER NOT NULL DEFAULT 0, notifications TEXT NOT NULL DEFAULT '{}'
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS rm_users_role ON rm_users (role, id)",
     """CREATE TABLE IF NOT EXISTS rm_user_skills (
@@ -32,7 +33,7 @@ SCHEMA = (
 
 COLUMNS = (
     "id, email, name, role, is_active, bio, skills, hourly_rate, location, profile_image_url, "
-    "wallet_address, joined_at, version"
+    "wallet_address, joined_at, version, notifications"
 )
 INSERT_USER = (
     "INSERT INTO rm_users (id, email, name, role, is_active, skills, joined_at, updated_at, version) "
@@ -42,6 +43,8 @@ SELECT_USER = f"SELECT {COLUMNS} FROM rm_users WHERE id = ?"
 PROFILE_FIELDS = ("name", "bio", "hourly_rate", "location", "profile_image_url", "wallet_address")
 DELETE_SKILLS = "DELETE FROM rm_user_skills WHERE user_id = ?"
 INSERT_SKILL = "INSERT OR IGNORE INTO rm_user_skills (skill, user_id) VALUES (?, ?)"
+# Only the switches an event names change; the others keep their value (`json_patch` merges objects).
+PATCH_NOTIFICATIONS = "UPDATE rm_users SET notifications = json_patch(notifications, ?) WHERE id = ?"
 
 CURSOR_LIST = "users"  # cursors of this list are refused by the others
 
@@ -61,6 +64,8 @@ def on_profile_updated(event: StoredEvent) -> list[Statement]:
     if "skills" in changes:
         statements.append((DELETE_SKILLS, (user_id,)))
         statements.extend((INSERT_SKILL, (skill.lower(), user_id)) for skill in changes["skills"])
+    if "notifications" in changes:
+        statements.append((PATCH_NOTIFICATIONS, (orjson.dumps(changes["notifications"]).decode(), user_id)))
     return statements
 
 
@@ -120,6 +125,7 @@ def _row(row: tuple[Any, ...], private: bool) -> dict[str, Any]:
     if private:
         user["email"] = row[1]
         user["is_active"] = bool(row[4])
+        user["notifications"] = switches(orjson.loads(row[13]))
     return user
 
 

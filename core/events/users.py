@@ -64,3 +64,33 @@ class UserPasswordChanged(Event):
 
     TYPE = "UserPasswordChanged"
     user_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordResetRequested(Event):
+    """A reset link was issued for the account (the token itself is kept on the primary, hashed, never here)."""
+
+    TYPE = "PasswordResetRequested"
+    user_id: str
+    reset_id: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordResetCompleted(Event):
+    """A reset token was spent: the password was replaced and every session of the account ended."""
+
+    TYPE = "PasswordResetCompleted"
+    user_id: str
+    reset_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordResetNotIssued(Event):
+    """A reset was asked for an address with no active account (or past its hourly mails): nothing was sent.
+
+    Appended so that both outcomes move the log alike: the position an answer carries tells nobody which it was.
+    """
+
+    TYPE = "PasswordResetNotIssued"
+    request_id: str

@@ -1,7 +1,8 @@
-"""`/api/auth`: register, login, refresh, logout, me."""
+"""`/api/auth`: register, login, refresh, logout, me, password reset."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,11 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
+from commands.password_reset import INVALID as INVALID_RESET
+from commands.password_reset import ConfirmPasswordReset, RequestPasswordReset, token_hash
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
-from core.clock import rfc3339
+from core.clock import rfc3339, rfc3339_ms
 from core.db import Connection
-from core.errors import NotFound, Unauthenticated
+from core.errors import BadRequest, NotFound, Unauthenticated
 from core.ids import new_id
 from core.tokens import Claims
 from edge.cache import cached_view
@@ -21,9 +24,22 @@ from edge.commanding import execute, if_match, written
 from edge.responses import JSON
 from edge.routes.uploads import require_own_image
 from edge.routing import Call, Operation
-from edge.schemas import Email, ImageUrl, MoneyIn, Name, Omittable, Password, Skill, Strict, TokenPair, UserPrivate
+from edge.schemas import (
+    Accepted,
+    Email,
+    ImageUrl,
+    MoneyIn,
+    Name,
+    NotificationChanges,
+    Omittable,
+    Password,
+    Skill,
+    Strict,
+    TokenPair,
+    UserPrivate,
+)
 from edge.text import free_text, single_line
-from queries.credentials import get_credentials
+from queries.credentials import get_credentials, reset_is_live
 from queries.users import get_user
 
 SUMMARY_ERRORS = (400, 409, 415, 422, 429)
@@ -54,6 +70,7 @@ class ProfileBody(Strict):
     profile_image_url: ImageUrl | None = None
     password: Omittable[Password] = None
     current_password: str | None = Field(None, max_length=128)
+    notifications: Omittable[NotificationChanges] = None
 
     @model_validator(mode="after")
     def _passwords_go_together(self) -> ProfileBody:
@@ -188,6 +205,8 @@ async def update_me(call: Call) -> Response:
     account, _ = await runtime.read(account_of(call, call.user))
     await require_own_image(call, body.profile_image_url, "profile_image_url")
     changes = body.model_dump(exclude_unset=True, exclude={"password", "current_password"})
+    if "notifications" in changes:  # only the switches sent change
+        changes["notifications"] = body.notifications.model_dump(exclude_unset=True)
     password_hash = checked_hash = None
     if body.password is not None:
         email_key = normalize_email(account["email"])  # a guess here is a guess at the sign-in password
@@ -213,6 +232,51 @@ async def update_me(call: Call) -> Response:
     _, position = await execute(call, command)
     user, version = await runtime.read(account_of(call, call.user))
     return written(user, position, etag=version)
+
+
+class PasswordResetBody(Strict):
+    email: Email
+
+
+class PasswordResetConfirmBody(Strict):
+    token: str = Field(min_length=1, max_length=200)
+    new_password: Password
+
+
+RESET_ACCEPTED = "If an active account uses that address, a message with a reset link is on its way"
+RESET_DONE = "Your password was changed and every session of the account ended; sign in with the new password"
+
+
+async def password_reset(call: Call) -> Response:
+    """The same steps whether or not the address has an account: the command alone knows, and answers alike."""
+    body: PasswordResetBody = call.body
+    runtime, limits = call.runtime, call.request.app.state.limits
+    email_key = normalize_email(body.email)
+    limits.hit(limits.password_resets, "password-reset", email_key)
+    token = secrets.token_urlsafe(32)
+    command = RequestPasswordReset(
+        email_key=email_key,
+        request_id=new_id(),
+        reset_id=new_id(),
+        token=token,
+        token_hash=token_hash(token),
+        ttl_minutes=runtime.settings.password_reset_ttl_minutes,
+    )
+    _, position = await execute(call, command)
+    return written({"detail": RESET_ACCEPTED}, position, 202)
+
+
+async def password_reset_confirm(call: Call) -> Response:
+    body: PasswordResetConfirmBody = call.body
+    runtime = call.runtime
+    hashed = token_hash(body.token)
+    now_ms = rfc3339_ms(runtime.clock.now())
+    # Checked before the (slow) password hash, so junk tokens cost little; the command checks again.
+    if not await runtime.read(lambda conn: reset_is_live(conn, hashed, now_ms)):
+        raise BadRequest(INVALID_RESET, "reset_token_invalid")
+    password_hash = await runtime.in_thread(runtime.passwords.hash, body.new_password)
+    _, position = await execute(call, ConfirmPasswordReset(token_hash=hashed, password_hash=password_hash))
+    return written({"detail": RESET_DONE}, position)
 
 
 OPERATIONS = [
@@ -284,5 +348,30 @@ OPERATIONS = [
         if_match=True,
         etag=True,
         errors=(400, 401, 415, 422),
+    ),
+    Operation(
+        "POST",
+        "/api/auth/password-reset",
+        password_reset,
+        "Ask for a password reset link by e-mail (202 whether or not the address has an account)",
+        "auth",
+        body=PasswordResetBody,
+        response=Accepted,
+        status=202,
+        auth=False,
+        ip_limited=True,
+        errors=(400, 415, 422, 429),
+    ),
+    Operation(
+        "POST",
+        "/api/auth/password-reset/confirm",
+        password_reset_confirm,
+        "Set a new password with a reset token; every session of the account ends",
+        "auth",
+        body=PasswordResetConfirmBody,
+        response=Accepted,
+        auth=False,
+        ip_limited=True,
+        errors=(400, 415, 422, 429),
     ),
 ]

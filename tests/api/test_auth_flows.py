@@ -43,8 +43,9 @@ PRIVATE_KEYS = {
     "profile_image_url",
     "wallet_address",
     "joined_at",
+    "notifications",
 }
-PUBLIC_KEYS = PRIVATE_KEYS - {"email", "is_active"}
+PUBLIC_KEYS = PRIVATE_KEYS - {"email", "is_active", "notifications"}
 PAIR_KEYS = {"user", "access_token", "refresh_token", "token_type", "expires_in"}
 Json = dict[str, Any]
 

@@ -72,6 +72,8 @@ def test_only_the_public_operations_are_documented_without_a_bearer_token(spec: 
         ("post", "/api/auth/register"),
         ("post", "/api/auth/login"),
         ("post", "/api/auth/refresh"),
+        ("post", "/api/auth/password-reset"),
+        ("post", "/api/auth/password-reset/confirm"),
         ("put", "/api/uploads/direct/{key}"),
     }
     for method, path, op in operations(spec):
@@ -166,6 +168,8 @@ def test_idempotency_key_is_declared_on_the_posts_that_take_one(spec: dict[str, 
         "/api/auth/register",
         "/api/auth/login",
         "/api/auth/refresh",
+        "/api/auth/password-reset",
+        "/api/auth/password-reset/confirm",
         "/api/uploads",
         "/api/uploads/presign",
         "/api/uploads/{upload_id}/complete",

@@ -112,7 +112,13 @@ USER_PUBLIC: Shape = {
     "wallet_address": optional(address),
     "joined_at": timestamp,
 }
-USER_PRIVATE: Shape = {**USER_PUBLIC, "email": text, "is_active": boolean}
+NOTIFICATIONS: Shape = {
+    "proposal_received": boolean,
+    "proposal_decided": boolean,
+    "contract_created": boolean,
+    "payment_confirmed": boolean,
+}
+USER_PRIVATE: Shape = {**USER_PUBLIC, "email": text, "is_active": boolean, "notifications": NOTIFICATIONS}
 TOKEN_PAIR: Shape = {
     "user": USER_PRIVATE,
     "access_token": ident,
@@ -771,10 +777,12 @@ def test_an_upload_is_the_same_upload_when_written_and_when_read(world: dict[str
         assert written.headers["etag"] == got.headers["etag"]
 
 
-def test_a_public_profile_is_the_private_view_without_email_and_is_active(world: dict[str, Fetch]) -> None:
+def test_a_public_profile_is_the_private_view_without_email_is_active_and_notifications(
+    world: dict[str, Fetch],
+) -> None:
     public, private = world["users: GET as another user"].body, world["me after link"].body
 
-    assert public == {k: v for k, v in private.items() if k not in ("email", "is_active")}
+    assert public == {k: v for k, v in private.items() if k not in ("email", "is_active", "notifications")}
     assert world["users: list item as admin"].body == private
 
 

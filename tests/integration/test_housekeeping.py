@@ -65,3 +65,28 @@ def test_the_primary_purges_at_start_what_expired_while_it_was_down(settings: Se
         refresh = client.post("/api/auth/register", json=body).json()["refresh_token"]
         answer = client.post("/api/auth/refresh", json={"refresh_token": refresh})
         assert answer.status_code == 200, answer.text
+
+
+INSERT_RESET = (
+    "INSERT INTO password_resets (reset_id, user_id, token_hash, requested_at, expires_at) VALUES (?, 'u', ?, ?, ?)"
+)
+INSERT_MAIL = (
+    "INSERT INTO mail_outbox (message_id, position, kind, recipient, context, queued_at, next_attempt_at, sent_at) "
+    "VALUES (?, 1, 'password_reset', 'a@example.com', '{}', ?, ?, ?)"
+)
+
+
+def test_expired_resets_and_month_old_sent_mail_go_unsent_mail_stays(db_path: str) -> None:
+    conn = open_db(db_path)
+    day = timedelta(days=1)
+    for name, expired in (("r-old", NOW - REFRESH_GRACE - day), ("r-lately", NOW - timedelta(hours=1))):
+        conn.execute(INSERT_RESET, (name, name, rfc3339_ms(expired - timedelta(minutes=30)), rfc3339_ms(expired)))
+    old, recent = rfc3339_ms(NOW - timedelta(days=31)), rfc3339_ms(NOW - day)
+    for name, sent in (("<m-old>", old), ("<m-recent>", recent), ("<m-unsent>", None)):
+        conn.execute(INSERT_MAIL, (name, old, old, sent))
+
+    assert purge_expired(conn, NOW) == 1
+    assert {row[0] for row in conn.execute("SELECT reset_id FROM password_resets").fetchall()} == {"r-lately"}
+    mails = {row[0] for row in conn.execute("SELECT message_id FROM mail_outbox").fetchall()}
+    assert mails == {"<m-recent>", "<m-unsent>"}  # however old, a message not sent yet is never dropped
+    conn.close()

@@ -1,0 +1,98 @@
+"""Password reset, write side: issue a single-use token for an e-mail address, and spend it.
+
+The token is stored only as its SHA-256 (`password_resets.token_hash`); the clear token waits in the same
+primary-only row (`mail_token`) for the mailer, which clears it once the mail is sent. Events carry the
+reset's id, never the token or its hash, so nothing secret reaches the log, the feed or an edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from commands.common import Command
+from commands.sessions import revoke_other_sessions
+from commands.users import EMAIL_CLAIM, STREAM, UPSERT_CREDENTIALS, load_user
+from core.clock import rfc3339, rfc3339_ms
+from core.errors import BadRequest
+from core.events.users import (
+    PasswordResetCompleted,
+    PasswordResetNotIssued,
+    PasswordResetRequested,
+    UserPasswordChanged,
+)
+from core.store import UnitOfWork
+
+MAILS_PER_HOUR = 3  # per account, kept across restarts (the HTTP layer also limits in memory, with a 429)
+COUNT_ISSUED = "SELECT COUNT(*) FROM password_resets WHERE user_id = ? AND requested_at > ?"
+INSERT_RESET = (
+    "INSERT INTO password_resets (reset_id, user_id, token_hash, requested_at, expires_at, mail_token) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+SELECT_RESET = "SELECT reset_id, user_id, expires_at, used_at FROM password_resets WHERE token_hash = ?"
+# Spending one token spends every other outstanding token of the account too: one reset ends them all.
+SPEND_RESETS = "UPDATE password_resets SET used_at = ?, mail_token = NULL WHERE user_id = ? AND used_at IS NULL"
+INVALID = "This reset link is not valid (unknown, already used or expired); ask for a new one"
+
+
+class RequestPasswordReset(Command):
+    """Someone asked for a reset link for an e-mail address; issue one if it names an active account."""
+
+    email_key: str  # normalized (see commands.users.normalize_email)
+    request_id: str
+    reset_id: str
+    token: str
+    token_hash: str
+    ttl_minutes: int
+
+
+class ConfirmPasswordReset(Command):
+    """Spend a reset token: set the (already hashed) new password and end every session of the account."""
+
+    token_hash: str
+    password_hash: str
+
+
+def token_hash(token: str) -> str:
+    """How a reset token is stored and looked up: 256 random bits need no slow hash, only a one-way one."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def request_password_reset(uow: UnitOfWork, cmd: RequestPasswordReset) -> None:
+    """Both outcomes append one event: an unknown address costs what a known one does, and moves the log as far."""
+    now = uow.now
+    user_id = uow.claim_owner(EMAIL_CLAIM, cmd.email_key)
+    user = load_user(uow, user_id) if user_id is not None else None
+    if user is None or not user.is_active or too_many(uow, user.id, now):
+        stream = f"password-reset:{cmd.request_id}"
+        uow.append(stream, "password_reset", 0, [PasswordResetNotIssued(request_id=cmd.request_id)])
+        return
+    expires = now + timedelta(minutes=cmd.ttl_minutes)
+    row = (cmd.reset_id, user.id, cmd.token_hash, rfc3339_ms(now), rfc3339_ms(expires), cmd.token)
+    uow.conn.execute(INSERT_RESET, row)
+    stream = f"audit:{user.id}"
+    event = PasswordResetRequested(user_id=user.id, reset_id=cmd.reset_id, expires_at=rfc3339(expires))
+    uow.append(stream, "audit", uow.version_of(stream), [event])
+
+
+def too_many(uow: UnitOfWork, user_id: str, now: datetime) -> bool:
+    row = uow.conn.execute(COUNT_ISSUED, (user_id, rfc3339_ms(now - timedelta(hours=1)))).fetchone()
+    return int(row[0]) >= MAILS_PER_HOUR
+
+
+def confirm_password_reset(uow: UnitOfWork, cmd: ConfirmPasswordReset) -> str:
+    """Returns the account's id. Unknown, used, expired, or for an account switched off since: one answer."""
+    row = uow.conn.execute(SELECT_RESET, (cmd.token_hash,)).fetchone()
+    if row is None or row[3] is not None or row[2] <= rfc3339_ms(uow.now):
+        raise BadRequest(INVALID, "reset_token_invalid")
+    reset_id, user_id = row[0], row[1]
+    user = load_user(uow, user_id)
+    if not user.is_active:
+        raise BadRequest(INVALID, "reset_token_invalid")
+    uow.conn.execute(SPEND_RESETS, (rfc3339_ms(uow.now), user_id))
+    uow.conn.execute(UPSERT_CREDENTIALS, (user_id, cmd.password_hash, rfc3339(uow.now)))
+    uow.append(user_id, STREAM, user.version, [UserPasswordChanged(user_id=user_id)])
+    stream = f"audit:{user_id}"
+    uow.append(stream, "audit", uow.version_of(stream), [PasswordResetCompleted(user_id=user_id, reset_id=reset_id)])
+    revoke_other_sessions(uow, user_id, None)  # every session ends, as a password change ends all but its own
+    return str(user_id)
