@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.run import host_info, save_results
 from bench.servers import app_server, bench_workdir
 from commands.handlers import COMMAND_HANDLERS
 from commands.users import RegisterUser, UpdateProfile
@@ -147,7 +148,7 @@ def reused(workdir: Path) -> dict[str, Any]:
     kept += ("rebuild_and_rederive_s", "rebuild_texts_encoded", "freelancers_indexed", "matrix_mib_measured")
     earlier = json.loads(last.read_text())
     figures: dict[str, Any] = {k: earlier[k] for k in kept}
-    figures["prepared_at"] = earlier["at"]
+    figures["prepared_at"] = earlier["started_at"]
     conn = connect(str(workdir / "app-data" / "megilance.db"), synchronous="NORMAL")
     figures["projects"] = [r[0] for r in conn.execute("SELECT id FROM rm_projects ORDER BY id LIMIT ?", (REQUESTS,))]
     conn.close()
@@ -210,6 +211,7 @@ def http_figures(workdir: Path, project_ids: list[str]) -> dict[str, float]:
 
 
 def main() -> int:
+    started = datetime.now(UTC)
     single_threaded_blas()  # as the server does: the 100k search below is timed the way it would run there
     workdir = bench_workdir()
     data_dir = workdir / "app-data"
@@ -227,19 +229,15 @@ def main() -> int:
     figures.update(brute_force_100k())
     figures.update(http_figures(workdir, project_ids))
     figures["matches_vs_project_p50_ratio"] = figures["matches_p50_ms"] / figures["project_p50_ms"]
-    report(figures)
+    report(figures, started)
     return 0 if figures["matches_p50_ms"] < 20 and figures["matches_p99_ms"] < 50 else 1
 
 
-def report(figures: dict[str, Any]) -> None:
-    now = datetime.now(UTC)
-    out = ROOT / "bench" / "results" / f"{now:%Y-%m-%d}-matching.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"at": now.isoformat(timespec="seconds"), **figures}, indent=2) + "\n")
+def report(figures: dict[str, Any], started: datetime) -> None:
+    save_results("matching", started, {"machine": host_info(), **figures})
     print("| measure | value |\n|---|---:|")
     for key, value in figures.items():
         print(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")
-    print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
