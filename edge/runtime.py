@@ -35,6 +35,7 @@ from queries.sessions import Sessions
 if TYPE_CHECKING:
     from core.chain import UsdcVerifier
     from core.storage import Storage
+    from edge.matcher import Matcher
     from edge.replicator import Replicator
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ class Runtime:
         self.boot = new_id()
         self.writer: Writer | None = None
         self.replicator: Replicator | None = None
+        self.matcher: Matcher | None = None  # the asynchronous matching projector, when FEATURE_FLAG_AI_MATCHING
         self.reads: ReadPool | None = None
         self.backup: backup.Litestream | None = None  # BACKUP_URL on an embedded primary (docs/backup.md)
         self.log_epoch: tuple[str, int] = ("", 0)  # primary: (epoch, head) of its last restore from the backup
@@ -181,6 +183,10 @@ class Runtime:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
+        if self.matcher is not None:
+            # Informative only: matching behind never takes a node out of rotation (its reads wait, or 503).
+            m = self.matcher
+            checks["matching"] = {"ok": True, "position": m.tracker.position, "last_error": m.last_error}
         if self.remote is not None:
             checks["log_server"] = await self._log_server_check(self.remote)
         if self.replicator is not None:

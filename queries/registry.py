@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from queries import contracts, payments, portfolio, projects, proposals, sessions, uploads, users
+from queries import contracts, matching, payments, portfolio, projects, proposals, sessions, uploads, users
 from queries.projection import Projection
 
-READ_MODELS = (users, projects, proposals, contracts, portfolio, uploads, payments, sessions)
+# `matching` last: its change log reads rows the others wrote for the same event (a contract's freelancer).
+READ_MODELS = (users, projects, proposals, contracts, portfolio, uploads, payments, sessions, matching)
 
 
 def projection() -> Projection:

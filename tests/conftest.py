@@ -31,6 +31,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "ARGON2_MEMORY_KIB": 1024,
         "RATE_LIMIT_ENABLED": False,
         "DB_SYNCHRONOUS": "NORMAL",
+        # Matching encodes every profile and project it sees: only its own tests (tests/*/test_matching*) pay.
+        "FEATURE_FLAG_AI_MATCHING": False,
     }
     base.update(overrides)
     return load_settings(**base)

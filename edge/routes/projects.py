@@ -12,9 +12,11 @@ from core.ids import new_id
 from core.money import parse_amount, to_minor
 from edge.cache import cached_page, cached_view
 from edge.commanding import execute, if_match, written
+from edge.matcher import matched_page, matcher_of
 from edge.routing import Call, Operation
 from edge.schemas import MoneyIn, Omittable, Page, Skill, Strict
 from edge.text import at_least_visible, free_text, single_line
+from queries.matches import search_projects
 from queries.projects import get_project, list_projects
 
 CLIENT = frozenset({"client"})
@@ -89,6 +91,9 @@ class ProjectFilters(Page):
     budget_min: MoneyIn | None = Field(None, description="projects whose budget_max is at least this")
     budget_max: MoneyIn | None = Field(None, description="projects whose budget_min is at most this")
     client_id: str | None = Field(None, max_length=64)
+    sort: Literal["newest", "relevance"] = Field(
+        "newest", description="relevance (with q): hybrid lexical and semantic ranking, see matching"
+    )
 
     @model_validator(mode="after")
     def _budget_order(self) -> ProjectFilters:
@@ -137,7 +142,8 @@ def patch_changes(body: ProjectPatch) -> dict[str, Any]:
 
 async def list_all(call: Call) -> Response:
     f: ProjectFilters = call.query
-
+    if f.sort == "relevance" and f.q is not None:
+        return await search_by_relevance(call, f)
     return await cached_page(
         call,
         ("projects", f),
@@ -153,6 +159,25 @@ async def list_all(call: Call) -> Response:
             budget_max_minor=cents(f.budget_max) if f.budget_max else None,
             client_id=f.client_id,
         ),
+    )
+
+
+async def search_by_relevance(call: Call, f: ProjectFilters) -> Response:
+    """`q` ranked by the matching model's hybrid fusion; the board's other filters still apply."""
+    matcher, q = matcher_of(call), f.q or ""
+    vector = await matcher.encode_query(q)
+    filters = {
+        "status": f.status,
+        "category": f.category,
+        "skill": f.skill,
+        "budget_min_minor": cents(f.budget_min) if f.budget_min else None,
+        "budget_max_minor": cents(f.budget_max) if f.budget_max else None,
+        "client_id": f.client_id,
+    }
+    return await matched_page(
+        call,
+        ("projects_relevance", f),
+        lambda conn: search_projects(conn, matcher.cache, q, vector, filters, limit=f.limit, cursor=f.cursor),
     )
 
 
@@ -208,11 +233,11 @@ OPERATIONS = [
         "GET",
         "/api/projects",
         list_all,
-        "Browse and search projects (q: full text)",
+        "Browse and search projects (q: full text; sort=relevance: hybrid ranking, 404 feature_disabled when off)",
         "projects",
         query=ProjectFilters,
         response=ProjectList,
-        errors=(401, 422),
+        errors=(401, 404, 422, 503),
     ),
     Operation(
         "GET",

@@ -29,6 +29,8 @@ TEST_ENV: dict[str, str] = {
     "ARGON2_MEMORY_KIB": "1024",
     "ARGON2_TIME_COST": "1",
     "LOG_LEVEL": "warning",
+    # Matching loads a model and encodes every profile: only the tests about it turn it on.
+    "FEATURE_FLAG_AI_MATCHING": "false",
 }
 
 
