@@ -11,7 +11,11 @@ COPY pyproject.toml README.md ./
 COPY core core
 COPY commands commands
 COPY queries queries
-COPY edge edge
+COPY node node
+COPY replication replication
+COPY api api
+COPY server server
+COPY ops ops
 COPY migrations migrations
 RUN pip install --no-cache-dir --no-deps . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 # Starts as root only to hand DATA_DIR (a volume mounted over /data is root's) to uid 10001, then runs as it.

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from api.cache import MAX_ENTRIES
 from bench.run import (
     CONNECTIONS,
     DURATION_S,
@@ -42,12 +43,11 @@ from bench.servers import APP_LOG_LEVEL, ARGON2_DEFAULTS, app_env, megilance_com
 from bench.wrk import ensure_wrk, lua_string, run_wrk
 from core import store
 from core.db import Connection, connect
-from edge.cache import MAX_ENTRIES
-from edge.seed import DEMO_PASSWORD
+from ops.seed import DEMO_PASSWORD
 from queries.rebuild import rebuild
 from queries.registry import projection
 
-SEARCH_WORD = "api"  # one of edge.seed.WORDS: in most seeded titles and descriptions
+SEARCH_WORD = "api"  # one of ops.seed.WORDS: in most seeded titles and descriptions
 PROPOSAL_CONNECTIONS = env_int("BENCH_PROPOSAL_CONNECTIONS", 64)
 REBUILD_RUNS = env_int("BENCH_REBUILD_RUNS", 5)
 MAX_PROPOSAL_RATE = 10_000  # pairs prepared per second of wrk: more than the app can take, so none repeats

@@ -38,8 +38,8 @@ from core.encoder import UseEncoder, Vectors, single_threaded_blas
 from core.ids import new_id
 from core.passwords import Passwords
 from core.store import UnitOfWork
-from edge.runtime import prepare_primary
-from edge.seed import DEMO_PASSWORD, WORDS, seed
+from node.runtime import prepare_primary
+from ops.seed import DEMO_PASSWORD, WORDS, seed
 from queries import matching
 from queries.ranking import IndexCache
 from queries.rebuild import rebuild

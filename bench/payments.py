@@ -18,10 +18,10 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from bench.run import host_info, save_results
 from core.chain import UsdcVerifier
 from core.clock import FakeClock
-from edge.app import create_app
 from tests import chainkit as ck
 from tests.api.test_payments_api import Chain, build_world, confirm, pay, transfer, use_chain
 from tests.conftest import make_settings

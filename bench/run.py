@@ -31,7 +31,7 @@ from core import store
 from core.clock import rfc3339_ms
 from core.events.base import Event
 from core.settings import Settings, load_settings
-from edge.runtime import Runtime
+from node.runtime import Runtime
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PASSWORD = "bench-password-123"

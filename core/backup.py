@@ -198,7 +198,7 @@ def mark_restored(data_dir: Path, db_path: Path) -> int:
     """Record that the log restarts from a backup at its head: edges beyond it hold events the log lost.
 
     The mark names a new epoch of the log; the feed carries it, and an edge that has not seen it yet
-    rebuilds if its store is past the restored head (edge/replicator.py). Returns the restored head.
+    rebuilds if its store is past the restored head (replication/replicator.py). Returns the restored head.
     """
     conn = connect(str(db_path), synchronous="NORMAL")
     try:

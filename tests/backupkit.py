@@ -44,7 +44,7 @@ def megilance(
 ) -> subprocess.CompletedProcess[str]:
     """Run the `megilance` CLI in a subprocess (as an operator would) with DATA_DIR and `env`."""
     script = Path(sys.executable).with_name("megilance")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ops.cli"]
     full_env = {**os.environ, "ENVIRONMENT": "test", "SECRET_KEY": "b" * 64, "DATA_DIR": str(data_dir), **env}
     full_env.pop("REGION", None)
     full_env.pop("PRIMARY_REGION", None)

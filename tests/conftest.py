@@ -9,9 +9,9 @@ import libsql
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings, load_settings
-from edge.app import create_app
 from tests.sqld import Sqld
 
 

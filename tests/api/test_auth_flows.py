@@ -15,13 +15,13 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.app import create_app
 from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from edge.app import create_app
-from edge.cli import app as cli
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
+from ops.cli import app as cli
 from queries.registry import projection
 from tests.conftest import make_settings
 

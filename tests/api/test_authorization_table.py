@@ -12,7 +12,7 @@ from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 
 PASSWORD = "correct-horse-battery"

@@ -7,10 +7,10 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import operations
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from edge.app import operations
 from tests.api.test_contracts_api import User, bid, make_admin, post_project, register
 from tests.api.test_error_shape import assert_error
 

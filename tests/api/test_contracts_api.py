@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from commands.users import RegisterUser
 from core import store
 from core.clock import FakeClock
@@ -15,8 +16,7 @@ from core.events.base import Event
 from core.events.contracts import ContractPaymentCompleted, ContractPaymentRefunded
 from core.ids import new_id
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
 

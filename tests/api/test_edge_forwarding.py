@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from edge.app import create_app
+from api.app import create_app
 from tests.conftest import make_settings
 
 WRITE = {"title": "Through an edge"}

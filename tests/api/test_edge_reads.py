@@ -10,9 +10,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core import store
-from edge.app import create_app
-from edge.runtime import open_primary
+from node.runtime import open_primary
 from tests.api.test_contracts_api import register
 from tests.api.test_edge_forwarding import closed_port, edge
 from tests.conftest import make_settings

@@ -17,8 +17,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import Message
 
+from api.app import create_app
 from core.clock import FakeClock
-from edge.app import create_app
 from tests.conftest import make_settings
 
 REGISTER = "/api/auth/register"

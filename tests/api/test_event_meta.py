@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.settings import Settings
-from edge.runtime import open_primary
+from node.runtime import open_primary
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 

@@ -6,10 +6,10 @@ import orjson
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary
+from node.runtime import open_primary
 from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
 
 

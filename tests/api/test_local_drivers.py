@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core import store
 from core.clock import FakeClock
 from core.db import connect
-from edge.app import create_app
 from migrations.runner import migrate
 from queries.rebuild import differences, rebuild
 from queries.registry import projection

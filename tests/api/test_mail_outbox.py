@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import Clock
 from core.db import connect
 from core.logging import configure
-from edge.app import create_app
 from tests.conftest import make_settings
 from tests.mailkit import LINK, SmtpServer, free_port, self_signed, smtp_server, unique_email  # noqa: F401
 

@@ -31,12 +31,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.db import Connection
 from core.ids import new_id
-from edge.app import create_app
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
 

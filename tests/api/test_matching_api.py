@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core import store
 from core.db import connect
-from edge.app import create_app
 from tests.api.test_contracts_api import User, make_admin, register
 from tests.api.test_edge_forwarding import closed_port
 from tests.conftest import FakeClock, make_settings

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core import store
 from core.clock import FakeClock
 from core.events.payments import PaymentCompleted
-from edge.app import create_app
 from queries.registry import projection
 from tests.conftest import make_settings
 from tests.mailkit import SmtpServer, smtp_server, unique_email  # noqa: F401

@@ -10,10 +10,10 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from starlette.testclient import TestClient
 
-from edge.app import operations as app_operations
-from edge.forwarding import is_regional
-from edge.middleware import DOCS_CSP
-from edge.routing import MAX_KEY_LENGTH, Operation
+from api.app import operations as app_operations
+from api.forwarding import is_regional
+from api.middleware import DOCS_CSP
+from api.routing import MAX_KEY_LENGTH, Operation
 from tests.api.test_contracts_api import register
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

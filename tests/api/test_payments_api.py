@@ -22,10 +22,10 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import Wei
 
+from api.app import create_app
 from core.chain import UsdcVerifier
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.app import create_app
 from tests import chainkit as ck
 from tests.api.test_contracts_api import PROJECT, User, assert_error, created, make_admin, register
 from tests.api.test_wallet_api import link

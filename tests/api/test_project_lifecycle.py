@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.runtime import open_primary
+from node.runtime import open_primary
 from tests.api.test_contracts_api import User, assert_error, bid, login, make_admin, post_project, register
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.

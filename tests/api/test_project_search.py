@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core import store
 from core.clock import FakeClock
 from core.db import connect
-from edge.app import create_app
 from queries import projects as projects_module
 from queries.fts import match_expression
 from queries.projection import checkpoint

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import InsecureSettings
-from edge.app import create_app
 from tests.conftest import make_settings
 
 PUBLIC = "https://api.megilance.example"

@@ -8,9 +8,9 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from api.app import create_app
+from api.cache import ResponseCache
 from core.clock import FakeClock
-from edge.app import create_app
-from edge.cache import ResponseCache
 from tests.api.test_contracts_api import PROJECT as BASE_PROJECT
 from tests.conftest import make_settings
 

@@ -10,10 +10,10 @@ import jwt
 import orjson
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary
+from node.runtime import open_primary
 
 PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]

@@ -12,12 +12,12 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from api.text import INVISIBLE, visible_length
 from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from edge.runtime import open_primary, run_command_sync
-from edge.text import INVISIBLE, visible_length
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 
 FIELDS = ("email", "password", "name", "role")

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.chain import UsdcVerifier
 from core.clock import FakeClock
-from edge.app import create_app
 from tests import chainkit as ck
 from tests.api.test_contracts_api import PASSWORD, PROJECT, User, make_admin, register
 from tests.api.test_uploads_api import PNG

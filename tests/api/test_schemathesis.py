@@ -30,11 +30,11 @@ from schemathesis.specs.openapi.checks import (
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from commands.users import RegisterUser
 from core.ids import new_id
 from core.passwords import Passwords
-from edge.app import create_app
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.conftest import make_settings
 

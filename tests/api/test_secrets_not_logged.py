@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from commands.password_reset import token_hash
 from core.clock import FakeClock
 from core.logging import configure
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary
+from node.runtime import open_primary
 from tests.conftest import make_settings
 
 PASSWORD = "Initial-Secret-Pass-41"

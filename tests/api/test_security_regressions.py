@@ -22,15 +22,15 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
+from api.middleware import DOCS_CSP, STRICT_CSP
 from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
 from core.storage import LocalStorage, validate_key
 from core.tokens import parse_key_ring
-from edge.app import create_app
-from edge.middleware import DOCS_CSP, STRICT_CSP
-from edge.runtime import open_primary, run_command_sync
+from node.runtime import open_primary, run_command_sync
 from queries.registry import projection
 from tests.api.test_contracts_api import PROJECT, register
 from tests.conftest import make_settings

@@ -16,11 +16,11 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.errors import Unauthenticated
 from core.settings import Settings
 from core.tokens import TokenService
-from edge.app import create_app
 from tests.conftest import make_settings
 
 PASSWORD = "correct-horse-battery"

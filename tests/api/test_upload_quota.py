@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
+from api.uploads.housekeeping import collect_uploads
 from core import store
 from core.clock import FakeClock
 from core.db import connect
 from core.settings import Settings
-from edge.app import create_app
-from edge.upload_housekeeping import collect_uploads
 from tests.api.test_contracts_api import User, assert_error, login, register
 from tests.conftest import make_settings
 

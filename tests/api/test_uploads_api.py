@@ -19,10 +19,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary
+from node.runtime import open_primary
 from tests.conftest import make_settings
 from tests.s3server import create_bucket, s3_client, s3_endpoint  # noqa: F401
 

@@ -11,9 +11,9 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
-from edge.app import create_app
 from tests.api.test_contracts_api import User, assert_error, register
 from tests.conftest import make_settings
 

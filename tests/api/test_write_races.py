@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from api.app import create_app
 from core import store
 from core.clock import FakeClock
 from core.db import connect
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import open_primary
 from migrations.runner import migrate
+from node.runtime import open_primary
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection

@@ -148,7 +148,7 @@ class Cluster:
         primary = start_primary()
         try:
             # Edges start after the primary has an event: with an empty log an edge reports 503 until its first
-            # long-poll returns (edge/replicator.py WAIT_MS = 20 s); a test of its own covers that case.
+            # long-poll returns (replication/replicator.py WAIT_MS = 20 s); a test of its own covers that case.
             owner, _ = register(client, primary.url)
         except BaseException:
             primary.stop()

@@ -48,7 +48,7 @@ def _command() -> list[str]:
     script = Path(sys.executable).with_name("megilance")
     if script.exists():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "edge.cli", "serve"]
+    return [sys.executable, "-m", "ops.cli", "serve"]
 
 
 def _tail(path: Path, limit: int = 4000) -> str:

@@ -50,7 +50,7 @@ Json = dict[str, Any]
 
 def megilance(*args: str, data_dir: Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("megilance")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ops.cli"]
     env = {**os.environ, **TEST_ENV, "DATA_DIR": str(data_dir)}
     for name in ("DATABASE_URL", "REGION", "FLY_REGION", "PRIMARY_REGION"):
         env.pop(name, None)

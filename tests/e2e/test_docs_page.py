@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from edge.middleware import DOCS_CSP
+from api.middleware import DOCS_CSP
 from tests.e2e.browser import headless_command
 from tests.e2e.server import LiveServer
 

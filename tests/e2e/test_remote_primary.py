@@ -27,7 +27,7 @@ PASSWORD = "correct-horse-1"
 
 def megilance(*args: str, data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("megilance")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "edge.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ops.cli"]
     full = {**os.environ, **TEST_ENV, "DATA_DIR": str(data_dir), **env}
     return subprocess.run([*command, *args], env=full, capture_output=True, text=True, timeout=120, check=False)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from edge.routes.uploads import CHUNK_SIZE
+from api.uploads.intake import CHUNK_SIZE
 from tests.e2e.server import LiveServer
 
 MIB = 1024 * 1024

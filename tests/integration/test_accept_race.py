@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.app import create_app
 from commands.projects import PostProject
 from commands.proposals import AcceptProposal, SubmitProposal
 from commands.users import RegisterUser
@@ -25,8 +26,7 @@ from core.db import Connection
 from core.errors import InvalidState
 from core.ids import new_id
 from core.settings import Settings
-from edge.app import create_app
-from edge.runtime import Runtime, open_primary
+from node.runtime import Runtime, open_primary
 from tests.api import test_contracts_api as contracts_api
 
 PASSWORD = "correct-horse-battery"

@@ -19,7 +19,7 @@ from core.db import Connection
 from core.errors import Forbidden
 from core.ids import new_id
 from core.settings import Settings
-from edge.runtime import Runtime
+from node.runtime import Runtime
 from tests.integration.test_accept_race import META, db_rows, on_loop, running
 
 __all__ = ["running"]

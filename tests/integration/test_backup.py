@@ -19,8 +19,8 @@ from core import backup
 from core.db import Connection, connect
 from core.ids import new_id
 from core.settings import load_settings
-from edge.cli import app as cli_app
-from edge.runtime import prepare_primary, run_command_sync
+from node.runtime import prepare_primary, run_command_sync
+from ops.cli import app as cli_app
 from queries.registry import projection
 from tests.backupkit import backup_env, poll
 from tests.s3server import s3_endpoint  # noqa: F401 (fixture)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from core import store
 from core.db import connect
 from core.hrana import HranaClient
-from edge.cli import app as cli_app
 from migrations.runner import migrate
+from ops.cli import app as cli_app
 from tests.integration.test_migrations import cli_env
 from tests.sqld import Sqld
 
@@ -220,7 +220,7 @@ def test_serve_refuses_a_bad_setting_before_listening(tmp_path: Path, variable: 
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "--help"], capture_output=True, text=True, check=False)
+    result = subprocess.run([sys.executable, "-m", "ops.cli", "--help"], capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr
     assert "seed-demo" in result.stdout

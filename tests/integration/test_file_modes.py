@@ -7,8 +7,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.files import private_database
-from edge.app import create_app
 from tests.conftest import make_settings
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 4096

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.clock import FakeClock, rfc3339, rfc3339_ms
 from core.housekeeping import REFRESH_GRACE, purge_expired
 from core.idempotency import WINDOW
 from core.settings import Settings
-from edge.app import create_app
 from tests.api.test_contracts_api import PASSWORD, PROJECT, register
 from tests.integration.logfile import open_db
 from tests.integration.test_accept_race import db_rows

@@ -10,9 +10,9 @@ import orjson
 from core import store
 from core.db import Connection, connect
 from core.encoder import HashingEncoder, Vectors
-from edge.runtime import prepare_primary
-from edge.seed import seed
 from migrations.runner import migrate
+from node.runtime import prepare_primary
+from ops.seed import seed
 from queries import matching
 from queries.projection import checkpoint
 from queries.rebuild import rebuild

@@ -11,13 +11,13 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 import migrations.runner as runner
+from api.app import create_app
 from core import idempotency
 from core.clock import FakeClock, rfc3339_ms
 from core.db import Connection, connect
-from edge.app import create_app
-from edge.cli import app as cli_app
-from edge.runtime import open_primary
 from migrations.runner import SchemaTooNew, migrate
+from node.runtime import open_primary
+from ops.cli import app as cli_app
 from tests.conftest import make_settings
 
 LOG_TABLES = {"events", "claims", "credentials", "refresh_tokens"}

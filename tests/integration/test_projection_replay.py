@@ -18,9 +18,9 @@ from core import store
 from core.clock import FakeClock
 from core.db import Connection, connect
 from core.errors import DomainError
-from edge.cli import app as cli_app
-from edge.runtime import prepare_primary, run_command_sync
 from migrations.runner import migrate
+from node.runtime import prepare_primary, run_command_sync
+from ops.cli import app as cli_app
 from queries import rebuild as rebuild_module
 from queries.projection import Projection, checkpoint
 from queries.rebuild import differences, rebuild

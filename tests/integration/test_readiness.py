@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.settings import Settings
-from edge.replicator import Replicator
-from edge.runtime import Runtime
+from node.runtime import Runtime
+from replication.replicator import Replicator
 
 
 class HeldLag(Replicator):

@@ -13,7 +13,7 @@ import asyncio
 from commands.sessions import OpenSession, RotateRefreshToken
 from commands.users import ChangeAccount, RegisterUser
 from core.ids import new_id
-from edge.runtime import Runtime
+from node.runtime import Runtime
 from tests.integration.test_accept_race import on_loop, running
 from tests.integration.test_admin_race import queued_behind_the_writer
 

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from core import store
 from core.db import Connection, connect
-from edge.cli import app as cli_app
-from edge.runtime import prepare_primary
-from edge.seed import Demo, seed
 from migrations.runner import migrate
+from node.runtime import prepare_primary
+from ops.cli import app as cli_app
+from ops.seed import Demo, seed
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection as make_projection

@@ -14,6 +14,7 @@ from hypothesis import example, settings
 from hypothesis import given as for_all
 from hypothesis import strategies as st
 
+from api.routes.contracts import platform_fee_minor
 from commands.contracts import (
     CancelContract,
     CreateContract,
@@ -38,7 +39,6 @@ from core.events.contracts import (
 )
 from core.events.projects import ProjectAwarded, ProjectDeleted, ProjectPosted, ProjectStatusChanged
 from core.events.users import UserDeactivated, UserRegistered
-from edge.routes.contracts import platform_fee_minor
 from migrations.runner import migrate
 
 AT = "2026-11-23T10:00:00.000Z"

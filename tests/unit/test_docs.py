@@ -24,7 +24,7 @@ BUILD_WORDS = re.compile(
     re.IGNORECASE,
 )
 # Files that are not ours to word (lock files, vendored assets), and this one, which names the words it looks for.
-SKIPPED = re.compile(r"(^|/)[^/]*\.lock$|^edge/static/|^tests/unit/test_docs\.py$")
+SKIPPED = re.compile(r"(^|/)[^/]*\.lock$|^api/static/|^tests/unit/test_docs\.py$")
 
 
 def tracked_text_files() -> list[Path]:

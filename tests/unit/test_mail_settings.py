@@ -8,7 +8,7 @@ import pytest
 
 from core.mail import SmtpTarget, mail_domain
 from core.settings import SettingsError, load_settings
-from edge.mailer import backoff
+from node.mailer import backoff
 
 
 def settings(tmp_path: Path, **env: object) -> object:

@@ -6,8 +6,8 @@ from contextlib import ExitStack
 
 import pytest
 
+from api.ratelimit import RateLimits
 from core.errors import RateLimited
-from edge.ratelimit import RateLimits
 
 
 def limits() -> RateLimits:

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import BaseRoute, Match, Route
 
-from edge.app import create_app
-from edge.routing import IndexedRouter, group_key
+from api.app import create_app
+from api.routing import IndexedRouter, group_key
 from tests.conftest import make_settings
 
 SEGMENT = st.text(alphabet=st.sampled_from("ab/-_{}.%"), max_size=12)
