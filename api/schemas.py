@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.config import JsonDict
 
 from api.text import email_text, single_line, visible_length
-from core.money import BadAmount, format_amount, parse_amount
+from core.money import BadAmount, format_amount, parse_amount, to_minor
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # an upload's id (see /api/uploads), matched whole
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
@@ -192,3 +192,52 @@ class ErrorBody(BaseModel):
     detail: str
     error_type: str
     errors: list[dict[str, Any]] | None = None
+
+
+Status = Literal["open", "in_progress", "completed", "cancelled", "closed"]
+BudgetType = Literal["fixed", "hourly"]
+Experience = Literal["entry", "intermediate", "expert"]
+
+
+def cents(value: str) -> int:
+    return to_minor(parse_amount(value, "USD"), "USD")
+
+
+def _amount(value: Any) -> str:
+    # The finest currency (USDC, 6 decimals) here; the body's own currency is checked once it is known.
+    try:
+        return format_amount(parse_amount(value, "USDC"))
+    except BadAmount as exc:
+        raise ValueError(str(exc)) from exc
+
+
+# One validator before any type check: a bad value is one error at the field, not one per union branch.
+AmountIn = Annotated[
+    str,
+    BeforeValidator(_amount),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["1250.00"]}),
+]
+
+
+class Party(Strict):
+    id: str
+    name: str
+
+
+class ProjectOut(Strict):
+    id: str
+    client_id: str
+    client: Party
+    title: str
+    description: str
+    category: str
+    budget_type: BudgetType
+    budget_min: str
+    budget_max: str
+    experience_level: Experience
+    estimated_duration: str
+    skills: list[str]
+    status: Status
+    proposals_count: int
+    created_at: str
+    updated_at: str

@@ -6,18 +6,17 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from starlette.responses import Response
 
 from api.cache import cached_page, cached_view
 from api.commanding import execute, if_match, written
-from api.routes.projects import Party
 from api.routing import Call, Operation
-from api.schemas import Omittable, Page, Strict
+from api.schemas import AmountIn, Omittable, Page, Party, Strict
 from api.text import single_line, visible_length
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
 from core.ids import new_id
-from core.money import BadAmount, format_amount, parse_amount, to_minor
+from core.money import BadAmount, parse_amount, to_minor
 from queries.contracts import get_contract, list_contracts
 
 Currency = Literal["USDC", "USD"]
@@ -31,14 +30,6 @@ def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
     if remainder * 2 > 10000 or (remainder * 2 == 10000 and quotient % 2 == 1):
         quotient += 1
     return quotient
-
-
-def _amount(value: Any) -> str:
-    # The finest currency (USDC, 6 decimals) here; the body's own currency is checked once it is known.
-    try:
-        return format_amount(parse_amount(value, "USDC"))
-    except BadAmount as exc:
-        raise ValueError(str(exc)) from exc
 
 
 def _iso_date(value: str) -> str:
@@ -55,12 +46,6 @@ def _text(value: str) -> str:
     return value
 
 
-# One validator before any type check: a bad value is one error at the field, not one per union branch.
-AmountIn = Annotated[
-    str,
-    BeforeValidator(_amount),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["1250.00"]}),
-]
 IsoDate = Annotated[
     str, Field(min_length=10, max_length=10, json_schema_extra={"examples": ["2026-12-01"]}), AfterValidator(_iso_date)
 ]

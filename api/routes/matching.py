@@ -5,9 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from api.matcher import matched_page, matcher_of
-from api.routes.projects import ProjectOut
 from api.routing import Call, Operation
-from api.schemas import Page, Strict, UserPublic
+from api.schemas import Page, ProjectOut, Strict, UserPublic
 from core.errors import Forbidden
 from queries.matches import list_project_matches, list_project_recommendations, require_project
 

@@ -15,9 +15,8 @@ from starlette.responses import Response
 
 from api.cache import cached_page, cached_read, cached_view
 from api.commanding import execute, written
-from api.routes.contracts import AmountIn
 from api.routing import Call, Operation
-from api.schemas import Page, Strict
+from api.schemas import AmountIn, Page, Strict
 from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, RefundPayment
 from core.db import Connection
 from core.errors import Conflict, Forbidden, InvalidState, ValidationFailed

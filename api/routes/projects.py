@@ -11,18 +11,25 @@ from api.cache import cached_page, cached_view
 from api.commanding import execute, if_match, written
 from api.matcher import matched_page, matcher_of
 from api.routing import Call, Operation
-from api.schemas import MoneyIn, Omittable, Page, Skill, Strict
+from api.schemas import (
+    BudgetType,
+    Experience,
+    MoneyIn,
+    Omittable,
+    Page,
+    ProjectOut,
+    Skill,
+    Status,
+    Strict,
+    cents,
+)
 from api.text import at_least_visible, free_text, single_line
 from commands.projects import DeleteProject, PostProject, ReviseProject
 from core.ids import new_id
-from core.money import parse_amount, to_minor
 from queries.matches import search_projects
 from queries.projects import get_project, list_projects
 
 CLIENT = frozenset({"client"})
-Status = Literal["open", "in_progress", "completed", "cancelled", "closed"]
-BudgetType = Literal["fixed", "hourly"]
-Experience = Literal["entry", "intermediate", "expert"]
 
 
 # Trimmed before the lengths are checked: the stored text is the trimmed one, and docs/api.md's lengths hold for it.
@@ -45,10 +52,6 @@ Short = Annotated[
     AfterValidator(single_line),
     AfterValidator(at_least_visible(1)),
 ]
-
-
-def cents(value: str) -> int:
-    return to_minor(parse_amount(value, "USD"), "USD")
 
 
 class ProjectBody(Strict):
@@ -101,30 +104,6 @@ class ProjectFilters(Page):
         if self.budget_min and self.budget_max and cents(self.budget_min) > cents(self.budget_max):
             raise ValueError("budget_min must not exceed budget_max")
         return self
-
-
-class Party(Strict):
-    id: str
-    name: str
-
-
-class ProjectOut(Strict):
-    id: str
-    client_id: str
-    client: Party
-    title: str
-    description: str
-    category: str
-    budget_type: BudgetType
-    budget_min: str
-    budget_max: str
-    experience_level: Experience
-    estimated_duration: str
-    skills: list[str]
-    status: Status
-    proposals_count: int
-    created_at: str
-    updated_at: str
 
 
 class ProjectList(Strict):

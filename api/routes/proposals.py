@@ -9,9 +9,8 @@ from starlette.responses import Response
 
 from api.cache import cached_page, cached_view
 from api.commanding import execute, if_match, written
-from api.routes.projects import Party, cents
 from api.routing import Call, Operation
-from api.schemas import Attachment, MoneyIn, Omittable, Page, Strict, json_integer
+from api.schemas import Attachment, MoneyIn, Omittable, Page, Party, Strict, cents, json_integer
 from api.text import at_least_visible, free_text
 from api.uploads.ownership import require_own_uploads
 from commands.proposals import AcceptProposal, RejectProposal, ReviseProposal, SubmitProposal, WithdrawProposal
