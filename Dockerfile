@@ -14,7 +14,7 @@ COPY queries queries
 COPY node node
 COPY replication replication
 COPY api api
-COPY server server
+COPY httpserver httpserver
 COPY ops ops
 COPY migrations migrations
 RUN pip install --no-cache-dir --no-deps . && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data

@@ -21,6 +21,8 @@ from core import backup, store
 from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_path
 from core.errors import DomainError
 from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
+from httpserver import bounded as server
+from httpserver.bounded import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
 from node.runtime import open_primary, prepare_edge, prepare_primary, run_command_sync, secure_database_files
@@ -28,8 +30,6 @@ from queries import matching
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection
-from server import bounded as server
-from server.bounded import BoundedHttpToolsProtocol
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 

@@ -9,7 +9,7 @@ HASHING = """
 import concurrent.futures
 from pathlib import Path
 from core.passwords import Passwords
-from server.bounded import return_large_blocks_to_the_system
+from httpserver.bounded import return_large_blocks_to_the_system
 
 def rss_mib():
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS"))

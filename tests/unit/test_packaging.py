@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_PACKAGES = ("core", "commands", "queries", "node", "replication", "api", "server", "ops", "migrations")
+SERVICE_PACKAGES = ("core", "commands", "queries", "node", "replication", "api", "httpserver", "ops", "migrations")
 
 
 def pins(lock: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from server.bounded import CoalescingCycle
+from httpserver.bounded import CoalescingCycle
 
 
 class Wire:
