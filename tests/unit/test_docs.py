@@ -92,7 +92,6 @@ def test_every_relative_link_leads_to_a_file_of_the_repository() -> None:
     broken = []
     for page, target in links:
         resolved = (page.parent / target).resolve()
-        name = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
         if not resolved.exists():
             broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
