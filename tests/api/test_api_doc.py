@@ -16,12 +16,6 @@ ROW = re.compile(r"^\| `(GET|POST|PUT|PATCH|DELETE) (/[^`\s]*)` \|", re.MULTILIN
 METHODS = ("get", "put", "post", "delete", "patch")
 # The contract's operations whose code is not on this branch yet. When one is served, the test below says so:
 # take it out of this set.
-NOT_YET_SERVED = {
-    ("POST", "/api/auth/password-reset"),
-    ("POST", "/api/auth/password-reset/confirm"),
-    ("GET", "/api/projects/{project_id}/matches"),
-    ("GET", "/api/matches/projects"),
-}
 Operation = tuple[str, str]
 
 
@@ -49,18 +43,8 @@ def test_every_served_operation_is_documented(client: TestClient) -> None:
 
 
 def test_every_documented_operation_is_served(client: TestClient) -> None:
-    unknown = sorted(set(documented()) - served(client) - NOT_YET_SERVED)
+    unknown = sorted(set(documented()) - served(client))
     assert not unknown, f"in docs/api.md but not in /api/openapi.json: {unknown}"
-
-
-def test_operations_waiting_for_their_code_are_still_documented_and_not_yet_served(client: TestClient) -> None:
-    assert documented_and(NOT_YET_SERVED) == NOT_YET_SERVED
-    now_served = sorted(NOT_YET_SERVED & served(client))
-    assert not now_served, f"served now: remove {now_served} from NOT_YET_SERVED in {__name__}"
-
-
-def documented_and(operations: set[Operation]) -> set[Operation]:
-    return operations & set(documented())
 
 
 def test_the_parser_reads_table_rows_only() -> None:

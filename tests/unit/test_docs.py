@@ -14,9 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 README_LIMIT = 10_240
 TEST_PATH = re.compile(r"`(?:pytest )?(tests/[\w/]+\.py)`")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
-# Pages the README and docs link to whose text is written alongside this one; once one exists, the test below
-# says so: take it out of this set.
-NOT_YET_WRITTEN: set[str] = set()
 # Words about the making of the code, not about the product; and paths that do not exist in a clone.
 BUILD_WORDS = re.compile(
     r"issue #?\d+|design card|(?<![-\w])stop \d+|review mends?|\.\./shared|/work/shared"
@@ -95,15 +92,9 @@ def test_every_relative_link_leads_to_a_file_of_the_repository() -> None:
     broken = []
     for page, target in links:
         resolved = (page.parent / target).resolve()
-        name = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
-        if not resolved.exists() and name not in NOT_YET_WRITTEN:
+        if not resolved.exists():
             broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
-
-
-def test_pages_waiting_for_their_text_are_not_written_yet() -> None:
-    written = sorted(name for name in NOT_YET_WRITTEN if (ROOT / name).exists())
-    assert not written, f"written now: remove {written} from NOT_YET_WRITTEN in {__name__}"
 
 
 def test_every_test_file_the_docs_name_exists() -> None:
