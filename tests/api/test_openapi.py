@@ -14,7 +14,7 @@ from edge.app import operations as app_operations
 from edge.forwarding import is_regional
 from edge.middleware import DOCS_CSP
 from edge.routing import MAX_KEY_LENGTH, Operation
-from tests.api.test_contracts_api import register
+from tests.support.accounts import register
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 REFERENCE = re.compile(r"""\b(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)

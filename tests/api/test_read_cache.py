@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from edge.app import create_app
 from edge.cache import ResponseCache
-from tests.api.test_contracts_api import PROJECT as BASE_PROJECT
 from tests.conftest import make_settings
+from tests.support.market import PROJECT as BASE_PROJECT
 
 PASSWORD = "correct-horse-battery"
 PROJECT = {

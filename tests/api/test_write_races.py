@@ -23,8 +23,9 @@ from migrations.runner import migrate
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection
-from tests.api.test_contracts_api import PROJECT
-from tests.integration.test_accept_race import db_rows
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT
+from tests.support.races import db_rows
 
 PASSWORD = "correct-horse-battery"
 ROUNDS = 10
@@ -68,13 +69,6 @@ async def register(client: httpx.AsyncClient, role: str, email: str) -> Headers:
     response = await client.post("/api/auth/register", json=body)
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def assert_error(response: httpx.Response, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
 
 
 def event_types(settings: Settings, stream_id: str) -> list[str]:

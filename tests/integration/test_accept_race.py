@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,8 +26,9 @@ from core.errors import InvalidState
 from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
-from edge.runtime import Runtime, open_primary
-from tests.api import test_contracts_api as contracts_api
+from edge.runtime import Runtime
+from tests.support.market import PROJECT as BASE_PROJECT
+from tests.support.races import META, db_rows, on_loop
 
 PASSWORD = "correct-horse-battery"
 CONTENDERS = 8
@@ -35,16 +36,7 @@ ROUNDS = 5
 LETTER = "I have shipped this exact kind of project many times, on time and on budget. " * 2
 TITLE = "Build a payments dashboard"
 DESCRIPTION = "A dashboard that shows USDC payments per contract, with filters and export."
-PROJECT = {**contracts_api.PROJECT, "title": TITLE, "description": DESCRIPTION, "skills": ["python", "sql"]}
-META = {"actor": "test", "region": "local"}
-
-
-def db_rows(settings: Settings, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = open_primary(settings)
-    try:
-        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
-    finally:
-        conn.close()
+PROJECT = {**BASE_PROJECT, "title": TITLE, "description": DESCRIPTION, "skills": ["python", "sql"]}
 
 
 def assert_one_hire(settings: Settings, project_id: str, winner: str, proposal_ids: list[str]) -> None:
@@ -136,29 +128,6 @@ def test_concurrent_http_accepts_hire_exactly_one(settings: Settings, clock: Fak
 
 
 # -- from real threads, through the runtime --------------------------------------------------
-
-
-@pytest.fixture
-def running(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, asyncio.AbstractEventLoop]]:
-    """An opened runtime and an event loop running in its own thread, as the server has them."""
-    runtime = Runtime(settings, clock)
-    runtime.open()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="loop", daemon=True)
-    thread.start()
-    runtime.tracker.bind(loop)
-    try:
-        yield runtime, loop
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-        runtime.close()
-
-
-def on_loop(loop: asyncio.AbstractEventLoop, runtime: Runtime, command: Any) -> Any:
-    result, _ = asyncio.run_coroutine_threadsafe(runtime.execute(command, META), loop).result(30)
-    return result
 
 
 def prepare(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> tuple[str, str, list[str]]:
