@@ -20,13 +20,12 @@ from core.settings import Settings
 from edge.app import create_app
 from edge.cli import app as cli
 from tests.conftest import make_settings
-from tests.support.accounts import bearer, login, make_admin, signup
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, signup
 from tests.support.errors import assert_error
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
 
-PASSWORD = "correct-horse-battery"
 ADMIN_PASSWORD = "admin-horse-battery"
 PRIVATE_KEYS = {
     "id",

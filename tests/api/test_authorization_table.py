@@ -11,9 +11,8 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from tests.support.accounts import make_admin, signup
+from tests.support.accounts import PASSWORD, make_admin, signup
 
-PASSWORD = "correct-horse-battery"
 CALLERS = ("anonymous", "client", "freelancer", "admin")
 Json = dict[str, Any]
 

@@ -28,7 +28,7 @@ from core.settings import Settings
 from edge.app import create_app
 from tests import chainkit as ck
 from tests.conftest import make_settings
-from tests.support.accounts import User, make_admin, register
+from tests.support.accounts import User, bearer, make_admin, register, signup_async
 from tests.support.errors import assert_error
 from tests.support.market import PROJECT, created
 from tests.support.wallet import link
@@ -671,22 +671,9 @@ async def race_for_the_balance(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-
-            async def signup(role: str) -> dict[str, str]:
-                r = await http.post(
-                    "/api/auth/register",
-                    json={
-                        "email": f"{role}@example.com",
-                        "password": "correct-horse-battery",
-                        "name": role,
-                        "role": role,
-                    },
-                )
-                assert r.status_code == 201, r.text
-                return {"Authorization": f"Bearer {r.json()['access_token']}", "id": r.json()["user"]["id"]}
-
-            ann, fred = await signup("client"), await signup("freelancer")
-            ann_h, fred_h = {"Authorization": ann["Authorization"]}, {"Authorization": fred["Authorization"]}
+            ann = await signup_async(http, "client", email="client@example.com", name="client")
+            fred = await signup_async(http, "freelancer", email="freelancer@example.com", name="freelancer")
+            ann_h, fred_h = bearer(ann["access_token"]), bearer(fred["access_token"])
             project_id = (await http.post("/api/projects", json=PROJECT, headers=ann_h)).json()["id"]
             proposal = {
                 "project_id": project_id,
@@ -699,7 +686,7 @@ async def race_for_the_balance(
             assert (await http.post(f"/api/proposals/{proposal_id}/accept", headers=ann_h)).status_code == 200
             contract = await http.post(
                 "/api/contracts",
-                json={"project_id": project_id, "freelancer_id": fred["id"], "amount": "1000"},
+                json={"project_id": project_id, "freelancer_id": fred["user"]["id"], "amount": "1000"},
                 headers=ann_h,
             )
             contract_id = contract.json()["id"]

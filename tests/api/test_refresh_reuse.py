@@ -14,9 +14,8 @@ from core.clock import FakeClock
 from core.settings import Settings
 from edge.app import create_app
 from edge.runtime import open_primary
-from tests.support.accounts import signup
+from tests.support.accounts import PASSWORD, signup
 
-PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]
 
 

@@ -30,11 +30,10 @@ from edge.app import create_app
 from edge.middleware import DOCS_CSP, STRICT_CSP
 from tests.conftest import make_settings
 from tests.e2e.server import LiveServer
-from tests.support.accounts import bearer, make_admin, register, signup
+from tests.support.accounts import PASSWORD, bearer, make_admin, register, signup
 from tests.support.errors import assert_error
 from tests.support.market import PROJECT
 
-PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 LEAK_MARKERS = ("sqlite", "traceback", "select ", "libsql", 'file "/', "operationalerror", "integrityerror")

@@ -22,10 +22,9 @@ from core.settings import Settings
 from core.tokens import TokenService
 from edge.app import create_app
 from tests.conftest import make_settings
-from tests.support.accounts import signup
+from tests.support.accounts import PASSWORD, signup
 from tests.support.errors import assert_error
 
-PASSWORD = "correct-horse-battery"
 KEY_1 = "one-" + "a" * 40
 KEY_2 = "two-" + "b" * 40
 RING = f"k1:{KEY_1}"

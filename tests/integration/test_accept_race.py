@@ -27,10 +27,10 @@ from core.ids import new_id
 from core.settings import Settings
 from edge.app import create_app
 from edge.runtime import Runtime
+from tests.support.accounts import bearer, signup_async
 from tests.support.market import PROJECT as BASE_PROJECT
 from tests.support.races import META, db_rows, on_loop
 
-PASSWORD = "correct-horse-battery"
 CONTENDERS = 8
 ROUNDS = 5
 LETTER = "I have shipped this exact kind of project many times, on time and on budget. " * 2
@@ -62,23 +62,16 @@ def assert_one_hire(settings: Settings, project_id: str, winner: str, proposal_i
 # -- over HTTP -------------------------------------------------------------------------------
 
 
-async def register(client: httpx.AsyncClient, role: str, n: int) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/register",
-        json={"email": f"{role}{n}@example.com", "password": PASSWORD, "name": f"{role} {n}", "role": role},
-    )
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 async def http_race(settings: Settings, clock: FakeClock) -> list[tuple[str, str, list[str], list[httpx.Response]]]:
     app = create_app(settings, clock)
     rounds = []
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            owner = await register(client, "client", 0)
-            freelancers = [await register(client, "freelancer", n) for n in range(CONTENDERS)]
+            owner = bearer((await signup_async(client, "client"))["access_token"])
+            freelancers = [
+                bearer((await signup_async(client, "freelancer"))["access_token"]) for _ in range(CONTENDERS)
+            ]
             for _ in range(ROUNDS):
                 posted = await client.post("/api/projects", json=PROJECT, headers=owner)
                 assert posted.status_code == 201, posted.text
