@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import count
 from typing import Any
 
+import httpx
 from starlette.testclient import TestClient
 
 from commands.users import RegisterUser
@@ -45,6 +46,22 @@ def signup(
     """Registers over HTTP (201 or the test fails) and returns the answer: `user`, `access_token`, ...."""
     body = {"email": email or unique_address(), "password": password, "name": name or role.title(), "role": role}
     response = client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    registered: Json = response.json()
+    return registered
+
+
+async def signup_async(
+    client: httpx.AsyncClient,
+    role: str = "client",
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    password: str = PASSWORD,
+) -> Json:
+    """`signup` through an async client, for tests that race requests."""
+    body = {"email": email or unique_address(), "password": password, "name": name or role.title(), "role": role}
+    response = await client.post("/api/auth/register", json=body)
     assert response.status_code == 201, response.text
     registered: Json = response.json()
     return registered
