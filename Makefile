@@ -43,6 +43,10 @@ TEST_WORKERS ?= auto
 test: lint typecheck layers
 	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses=4
 
+# The unit tests alone, in one process: seconds, for the edit-test loop.
+unit: install
+	$(BIN)/python -m pytest -q -m unit tests/unit
+
 bench: install
 	$(BIN)/python -m bench.run
 

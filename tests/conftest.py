@@ -21,6 +21,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"libSQL (libsql package) SQLite engine {version}"
 
 
+TIERS = ("unit", "api", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the name of the directory under tests/ it lives in (`-m unit`)."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts if item.path.is_relative_to(root) else ()
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "DATA_DIR": data_dir,

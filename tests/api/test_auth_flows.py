@@ -16,19 +16,16 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.ids import new_id
 from core.settings import Settings
-from node.runtime import open_primary, run_command_sync
 from ops.cli import app as cli
-from queries.registry import projection
 from tests.conftest import make_settings
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, signup
+from tests.support.errors import assert_error
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
 
-PASSWORD = "correct-horse-battery"
 ADMIN_PASSWORD = "admin-horse-battery"
 PRIVATE_KEYS = {
     "id",
@@ -51,55 +48,6 @@ Json = dict[str, Any]
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def register(
-    client: TestClient, email: str, role: str = "client", password: str = PASSWORD, name: str = "Ann Example"
-) -> Json:
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": password, "name": name, "role": role}
-    )
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def login(client: TestClient, email: str, password: str = PASSWORD) -> Json:
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
-
-
-def make_admin(client: TestClient, settings: Settings, clock: FakeClock, email: str = "root@example.com") -> Json:
-    """An admin written straight into the app's database (as `create-admin` does), then signed in over HTTP."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    command = RegisterUser(
-        user_id=new_id(),
-        email=email,
-        name="Root",
-        role="admin",
-        password_hash=runtime.passwords.hash(ADMIN_PASSWORD),
-        created_by="test",
-    )
-    conn = open_primary(settings)
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
-    finally:
-        conn.close()
-    return login(client, email, ADMIN_PASSWORD)
-
-
-def assert_error(response: Any, status: int, error_type: str) -> Json:
-    assert response.status_code == status, response.text
-    body: Json = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -154,7 +102,7 @@ def test_register_returns_a_token_pair_and_the_private_view(client: TestClient) 
 
 @pytest.mark.parametrize("second", ["ann@example.com", "ANN@EXAMPLE.COM", "Ann@example.com", "  ann@Example.com "])
 def test_register_same_email_in_any_case_is_409_email_taken(client: TestClient, second: str) -> None:
-    register(client, "Ann@Example.com")
+    signup(client, email="Ann@Example.com")
     response = client.post(
         "/api/auth/register", json={"email": second, "password": PASSWORD, "name": "Other", "role": "client"}
     )
@@ -190,7 +138,7 @@ def test_register_rejects_invalid_input_with_422(client: TestClient, override: J
     if isinstance(override.get("password"), str) and override["password"]:
         assert override["password"] not in response.text
     # nothing was created: the e-mail is still free
-    register(client, "ann@example.com")
+    signup(client, email="ann@example.com")
 
 
 @pytest.mark.parametrize("missing", ["email", "password", "name", "role"])
@@ -203,12 +151,12 @@ def test_register_missing_field_is_422(client: TestClient, missing: str) -> None
 
 @pytest.mark.parametrize("password", ["p" * 8, "p" * 128, "é" * 8, "密" * 128, "pass word\x00!"])
 def test_register_accepts_passwords_of_8_to_128_characters(client: TestClient, password: str) -> None:
-    register(client, "ann@example.com", password=password)
+    signup(client, email="ann@example.com", password=password)
     login(client, "ANN@example.com", password)
 
 
 def test_register_name_of_100_characters_is_accepted(client: TestClient) -> None:
-    assert register(client, "ann@example.com", name="n" * 100)["user"]["name"] == "n" * 100
+    assert signup(client, email="ann@example.com", name="n" * 100)["user"]["name"] == "n" * 100
 
 
 def test_register_malformed_json_is_400_and_wrong_content_type_is_415(client: TestClient) -> None:
@@ -231,7 +179,7 @@ def test_register_malformed_json_is_400_and_wrong_content_type_is_415(client: Te
 
 
 def test_login_is_case_insensitive_and_returns_the_register_shape(client: TestClient) -> None:
-    registered = register(client, "Ann@Example.com")
+    registered = signup(client, email="Ann@Example.com")
     response = client.post("/api/auth/login", json={"email": " ann@EXAMPLE.com", "password": PASSWORD})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -245,7 +193,7 @@ def test_login_is_case_insensitive_and_returns_the_register_shape(client: TestCl
 
 
 def test_login_wrong_password_and_unknown_email_answer_the_same(client: TestClient) -> None:
-    register(client, "ann@example.com")
+    signup(client, email="ann@example.com")
     wrong = client.post("/api/auth/login", json={"email": "ann@example.com", "password": "wrong-password"})
     unknown = client.post("/api/auth/login", json={"email": "nobody@example.com", "password": PASSWORD})
     assert_error(wrong, 401, "invalid_credentials")
@@ -270,7 +218,7 @@ def test_login_validation(client: TestClient) -> None:
 
 
 def test_refresh_rotates_and_a_spent_token_revokes_the_family(client: TestClient) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     response = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert response.status_code == 200, response.text
     second = response.json()
@@ -304,7 +252,7 @@ def refresh_with(client: TestClient, refresh_token: str) -> Any:
 
 
 def test_logout_revokes_only_that_family(client: TestClient) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     other = login(client, "ann@example.com")
     response = logout(client, first["refresh_token"], first["access_token"])
     assert response.status_code == 204
@@ -319,7 +267,7 @@ def me_status(client: TestClient, access_token: str) -> int:
 
 
 def test_logout_ends_the_access_tokens_of_that_session_at_once_and_no_other(client: TestClient) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     rotated = refresh_with(client, first["refresh_token"]).json()  # the same session, a newer access token
     other = login(client, "ann@example.com")
     assert {me_status(client, t) for t in (first["access_token"], rotated["access_token"])} == {200}
@@ -334,14 +282,14 @@ def test_logout_ends_the_access_tokens_of_that_session_at_once_and_no_other(clie
 
 def test_an_ended_session_stays_ended_after_a_restart(settings: Settings, clock: FakeClock) -> None:
     with TestClient(create_app(settings, clock)) as client:
-        first = register(client, "ann@example.com")
+        first = signup(client, email="ann@example.com")
         assert logout(client, first["refresh_token"], first["access_token"]).status_code == 204
     with TestClient(create_app(settings, clock)) as client:
         assert_error(client.get("/api/auth/me", headers=bearer(first["access_token"])), 401, "token_invalid")
 
 
 def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     second = refresh_with(client, first["refresh_token"]).json()
     response = logout(client, second["refresh_token"], second["access_token"])
     assert response.status_code == 204
@@ -349,7 +297,7 @@ def test_logout_after_rotation_revokes_the_successor(client: TestClient) -> None
 
 
 def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     for token in (pair["access_token"], "not.a.token"):
         assert_error(
@@ -363,14 +311,14 @@ def test_logout_refuses_access_tokens_and_garbage(client: TestClient) -> None:
 
 
 def test_logout_needs_a_bearer_token(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     assert_error(logout(client, pair["refresh_token"]), 401, "unauthenticated")
     assert refresh_with(client, pair["refresh_token"]).status_code == 200
 
 
 def test_logout_with_someone_elses_refresh_token_is_refused_and_revokes_nothing(client: TestClient) -> None:
-    ann = register(client, "ann@example.com")
-    bob = register(client, "bob@example.com")
+    ann = signup(client, email="ann@example.com")
+    bob = signup(client, email="bob@example.com")
     response = logout(client, ann["refresh_token"], bob["access_token"])
     assert_error(response, 401, "token_invalid")
     assert refresh_with(client, ann["refresh_token"]).status_code == 200
@@ -378,7 +326,7 @@ def test_logout_with_someone_elses_refresh_token_is_refused_and_revokes_nothing(
 
 
 def test_logout_may_end_another_session_of_ones_own(client: TestClient) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     other = login(client, "ann@example.com")
     response = logout(client, other["refresh_token"], first["access_token"])
     assert response.status_code == 204
@@ -389,7 +337,7 @@ def test_logout_may_end_another_session_of_ones_own(client: TestClient) -> None:
 
 
 def test_get_me_gives_the_private_view_with_an_etag(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     response = client.get("/api/auth/me", headers=bearer(pair["access_token"]))
     assert response.status_code == 200
     assert set(response.json()) == PRIVATE_KEYS
@@ -403,7 +351,7 @@ def test_me_needs_a_bearer_token(client: TestClient) -> None:
 
 
 def test_put_me_updates_the_profile(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     before = client.get("/api/auth/me", headers=headers)
     changes = {
@@ -443,7 +391,7 @@ def test_put_me_updates_the_profile(client: TestClient) -> None:
     ],
 )
 def test_put_me_profile_image_must_be_an_https_url_or_an_upload_id(client: TestClient, url: str) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     first = client.put("/api/auth/me", json={"profile_image_url": "https://img.example.com/a.png"}, headers=headers)
     assert first.status_code == 200, first.text
@@ -458,7 +406,7 @@ def test_put_me_profile_image_must_be_an_https_url_or_an_upload_id(client: TestC
 
 @pytest.mark.parametrize("field", ["role", "is_active", "email", "id", "wallet_address", "joined_at"])
 def test_put_me_refuses_fields_one_may_not_set(client: TestClient, field: str) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     value: object = {"role": "admin", "is_active": True}.get(field, "x@example.com")
     error = assert_error(client.put("/api/auth/me", json={field: value}, headers=headers), 422, "validation_failed")
@@ -470,7 +418,7 @@ def test_put_me_refuses_fields_one_may_not_set(client: TestClient, field: str) -
 
 @pytest.mark.parametrize("field", ["name", "bio", "skills", "hourly_rate", "location", "profile_image_url"])
 def test_put_me_with_an_explicit_null_never_fails_the_server(client: TestClient, field: str) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     response = client.put("/api/auth/me", json={field: None}, headers=headers)
     assert response.status_code in (200, 422), response.text
@@ -480,7 +428,7 @@ def test_put_me_with_an_explicit_null_never_fails_the_server(client: TestClient,
 
 
 def test_put_me_password_needs_current_password(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     response = client.put("/api/auth/me", json={"password": "brand-new-password"}, headers=headers)
     assert_error(response, 422, "validation_failed")
@@ -495,7 +443,7 @@ def test_put_me_password_needs_current_password(client: TestClient) -> None:
 
 def test_put_me_current_password_without_a_new_one_is_refused(client: TestClient) -> None:
     """A client that meant to change the password but sent no new one is told so, not answered 200 for nothing."""
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     response = client.put("/api/auth/me", json={"current_password": PASSWORD, "bio": "changed"}, headers=headers)
     assert_error(response, 422, "validation_failed")
@@ -504,7 +452,7 @@ def test_put_me_current_password_without_a_new_one_is_refused(client: TestClient
 
 
 def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
     response = client.put(
@@ -523,7 +471,7 @@ def test_put_me_password_with_a_wrong_current_password_is_refused(client: TestCl
 
 @pytest.mark.parametrize("new_password", ["short7!", "x" * 129])
 def test_put_me_new_password_must_be_8_to_128(client: TestClient, new_password: str) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     response = client.put(
         "/api/auth/me",
         json={"password": new_password, "current_password": PASSWORD},
@@ -534,7 +482,7 @@ def test_put_me_new_password_must_be_8_to_128(client: TestClient, new_password: 
 
 
 def test_put_me_changes_the_password(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     response = client.put(
         "/api/auth/me", json={"password": "brand-new-password", "current_password": PASSWORD}, headers=headers
@@ -563,7 +511,7 @@ def refreshes(client: TestClient, pair: Json) -> int:
 
 
 def test_changing_the_password_ends_every_other_session(client: TestClient) -> None:
-    a = register(client, "ann@example.com")
+    a = signup(client, email="ann@example.com")
     b = login(client, "ann@example.com")
     bio = client.put("/api/auth/me", json={"bio": "no password here"}, headers=bearer(b["access_token"]))
     assert bio.status_code == 200
@@ -584,7 +532,7 @@ def test_changing_the_password_ends_every_other_session(client: TestClient) -> N
 
 
 def test_changing_the_password_from_a_login_session_keeps_that_one(client: TestClient) -> None:
-    registered = register(client, "ann@example.com")
+    registered = signup(client, email="ann@example.com")
     signed_in = login(client, "ann@example.com")
     change_password(client, signed_in["access_token"])
     assert refreshes(client, registered) == 401
@@ -594,7 +542,7 @@ def test_changing_the_password_from_a_login_session_keeps_that_one(client: TestC
 def test_a_password_change_with_an_access_token_of_no_session_ends_them_all(
     client: TestClient, clock: FakeClock
 ) -> None:
-    first = register(client, "ann@example.com")
+    first = signup(client, email="ann@example.com")
     second = login(client, "ann@example.com")
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     sessionless, _ = runtime.tokens.issue(first["user"]["id"], "client", "access", clock.now())
@@ -709,7 +657,7 @@ def test_a_password_change_checked_against_a_password_changed_since_is_refused(
 
 
 def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:
-    pair = register(client, "ann@example.com")
+    pair = signup(client, email="ann@example.com")
     headers = bearer(pair["access_token"])
     etag = client.get("/api/auth/me", headers=headers).headers["ETag"]
     first = client.put("/api/auth/me", json={"bio": "one"}, headers=headers | {"If-Match": etag})
@@ -737,9 +685,9 @@ def test_put_me_with_a_stale_if_match_is_412(client: TestClient) -> None:
 def test_users_list_and_get_show_public_views_to_members_and_private_ones_to_admins(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    ann = register(client, "ann@example.com", role="client", name="Ann Client")
-    bob = register(client, "bob@example.com", role="freelancer", name="Bob Builder")
-    admin = make_admin(client, settings, clock)
+    ann = signup(client, email="ann@example.com", role="client", name="Ann Client")
+    bob = signup(client, email="bob@example.com", role="freelancer", name="Bob Builder")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
     client.put("/api/auth/me", json={"skills": ["Rust"]}, headers=bearer(bob["access_token"]))
 
     listed = client.get("/api/users", headers=bearer(ann["access_token"]))
@@ -783,7 +731,7 @@ def test_users_list_and_get_show_public_views_to_members_and_private_ones_to_adm
 
 
 def test_admin_creates_accounts_of_any_role(client: TestClient, settings: Settings, clock: FakeClock) -> None:
-    admin = make_admin(client, settings, clock)
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
     headers = bearer(admin["access_token"])
     response = client.post(
         "/api/users",
@@ -813,8 +761,8 @@ def test_admin_creates_accounts_of_any_role(client: TestClient, settings: Settin
 def test_deactivation_stops_tokens_and_revokes_refresh(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
-    ann = register(client, "ann@example.com")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    ann = signup(client, email="ann@example.com")
     uid = ann["user"]["id"]
     assert client.get("/api/auth/me", headers=bearer(ann["access_token"])).status_code == 200
 
@@ -836,8 +784,8 @@ def test_deactivation_stops_tokens_and_revokes_refresh(
 def test_a_login_that_commits_after_a_deactivation_is_refused_like_any_other(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
-    uid = register(client, "ann@example.com")["user"]["id"]
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    uid = signup(client, email="ann@example.com")["user"]["id"]
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     held = runtime.passwords = HeldCheck(runtime.passwords, rehash=False)
     answers: list[Any] = []
@@ -856,8 +804,8 @@ def test_a_login_that_commits_after_a_deactivation_is_refused_like_any_other(
 
 
 def test_role_change_stops_tokens_and_revokes_refresh(client: TestClient, settings: Settings, clock: FakeClock) -> None:
-    admin = make_admin(client, settings, clock)
-    ann = register(client, "ann@example.com")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    ann = signup(client, email="ann@example.com")
     uid = ann["user"]["id"]
     response = client.patch(f"/api/users/{uid}", json={"role": "freelancer"}, headers=bearer(admin["access_token"]))
     assert response.status_code == 200, response.text
@@ -874,8 +822,8 @@ def test_role_change_stops_tokens_and_revokes_refresh(client: TestClient, settin
 def test_tokens_from_before_a_deactivation_stay_dead_after_reactivation(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
-    ann = register(client, "ann@example.com")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    ann = signup(client, email="ann@example.com")
     uid, headers = ann["user"]["id"], bearer(admin["access_token"])
     assert client.patch(f"/api/users/{uid}", json={"is_active": False}, headers=headers).status_code == 200
     assert client.patch(f"/api/users/{uid}", json={"is_active": True}, headers=headers).status_code == 200
@@ -886,8 +834,8 @@ def test_tokens_from_before_a_deactivation_stay_dead_after_reactivation(
 def test_tokens_from_before_a_role_change_stay_dead_when_the_role_is_changed_back(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
-    ann = register(client, "ann@example.com")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    ann = signup(client, email="ann@example.com")
     uid, headers = ann["user"]["id"], bearer(admin["access_token"])
     assert client.patch(f"/api/users/{uid}", json={"role": "freelancer"}, headers=headers).status_code == 200
     assert client.patch(f"/api/users/{uid}", json={"role": "client"}, headers=headers).status_code == 200
@@ -897,9 +845,9 @@ def test_tokens_from_before_a_role_change_stay_dead_when_the_role_is_changed_bac
 def test_revocations_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path)
     with running(settings, clock) as client:
-        admin = make_admin(client, settings, clock)
-        ann = register(client, "ann@example.com")
-        bob = register(client, "bob@example.com")
+        admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+        ann = signup(client, email="ann@example.com")
+        bob = signup(client, email="bob@example.com")
         headers = bearer(admin["access_token"])
         assert (
             client.patch(f"/api/users/{ann['user']['id']}", json={"is_active": False}, headers=headers).status_code
@@ -920,9 +868,9 @@ def test_revocations_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None
 
 
 def test_patch_user_errors(client: TestClient, settings: Settings, clock: FakeClock) -> None:
-    admin = make_admin(client, settings, clock)
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
     headers = bearer(admin["access_token"])
-    ann = register(client, "ann@example.com")
+    ann = signup(client, email="ann@example.com")
     uid = ann["user"]["id"]
     assert_error(client.patch("/api/users/nope", json={"is_active": False}, headers=headers), 404, "not_found")
     assert_error(client.patch(f"/api/users/{uid}", json={"name": "X"}, headers=headers), 422, "validation_failed")
@@ -967,7 +915,7 @@ def test_nobody_can_make_themselves_admin(client: TestClient) -> None:
         422,
         "validation_failed",
     )
-    eve = register(client, "eve@example.com")
+    eve = signup(client, email="eve@example.com")
     headers = bearer(eve["access_token"])
     assert_error(client.put("/api/auth/me", json={"role": "admin"}, headers=headers), 422, "validation_failed")
     assert_error(client.put("/api/auth/me", json={"is_active": True}, headers=headers), 422, "validation_failed")
@@ -1026,7 +974,7 @@ def test_create_admin_cli_makes_an_admin_the_app_sees(client: TestClient, settin
 def test_an_account_created_by_the_cli_shows_up_in_the_running_apps_lists(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
     headers = bearer(admin["access_token"])
     before = client.get("/api/users", headers=headers)
     assert before.status_code == 200
@@ -1052,8 +1000,8 @@ def test_an_account_created_by_the_cli_shows_up_in_the_running_apps_lists(
 def test_audit_lists_logins_failures_reuse_role_change_and_deactivation(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(client, settings, clock)
-    ann = register(client, "ann@example.com")
+    admin = make_admin(client, email="root@example.com", password=ADMIN_PASSWORD)
+    ann = signup(client, email="ann@example.com")
     uid = ann["user"]["id"]
     login(client, "ann@example.com")
     assert (
@@ -1096,8 +1044,8 @@ def test_audit_lists_logins_failures_reuse_role_change_and_deactivation(
 def test_five_failed_logins_per_email_then_429_with_retry_after(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
     with running(settings, clock) as client:
-        register(client, "ann@example.com")
-        register(client, "bob@example.com")
+        signup(client, email="ann@example.com")
+        signup(client, email="bob@example.com")
         for attempt in range(5):
             email = "ann@example.com" if attempt % 2 else "ANN@Example.com"  # one counter, whatever the case
             assert_error(
@@ -1118,7 +1066,7 @@ def test_failures_from_one_address_never_keep_the_owner_out(tmp_path: Path, cloc
         tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000, TRUSTED_PROXIES="127.0.0.1/32"
     )
     with running(settings, clock, peer=("127.0.0.1", 40000)) as client:
-        register(client, "ann@example.com")
+        signup(client, email="ann@example.com")
         stranger, owner = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.9"}
         for attempt in range(5):
             wrong = {"email": "ann@example.com", "password": f"wrong-{attempt}-xx"}
@@ -1157,7 +1105,7 @@ def test_failed_logins_sent_at_once_get_no_more_than_five_tries(tmp_path: Path, 
 def test_guessing_the_current_password_on_put_me_counts_as_failed_logins(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=1000)
     with running(settings, clock) as client:
-        headers = bearer(register(client, "ann@example.com")["access_token"])
+        headers = bearer(signup(client, email="ann@example.com")["access_token"])
         for attempt in range(5):
             guess = {"password": "brand-new-password", "current_password": f"guess-{attempt}-xx"}
             assert_error(client.put("/api/auth/me", json=guess, headers=headers), 401, "invalid_credentials")
@@ -1191,13 +1139,13 @@ def test_unknown_emails_are_limited_too(tmp_path: Path, clock: FakeClock) -> Non
 def test_auth_requests_per_ip_are_limited(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path, RATE_LIMIT_ENABLED=True, RATE_LIMIT_AUTH_PER_MINUTE=5)
     with running(settings, clock) as client:
-        pair = register(client, "ann@example.com")  # 1
+        pair = signup(client, email="ann@example.com")  # 1
         login(client, "ann@example.com")  # 2
         assert client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200  # 3
         assert (
             client.post("/api/auth/login", json={"email": "x@example.com", "password": PASSWORD}).status_code == 401
         )  # 4
-        register(client, "bob@example.com")  # 5
+        signup(client, email="bob@example.com")  # 5
         blocked = client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
         assert_error(blocked, 429, "rate_limited")
         assert 1 <= int(blocked.headers["Retry-After"]) <= 60

@@ -8,14 +8,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from commands.users import RegisterUser
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from node.runtime import open_primary, run_command_sync
-from queries.registry import projection
+from tests.support.accounts import PASSWORD, make_admin, signup
 
-PASSWORD = "correct-horse-battery"
 CALLERS = ("anonymous", "client", "freelancer", "admin")
 Json = dict[str, Any]
 
@@ -26,38 +23,13 @@ class World:
     subject: Json  # a bystander account the calls act on
 
 
-def signup(client: TestClient, email: str, role: str) -> Json:
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": role.title(), "role": role}
-    )
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def build_world(client: TestClient, settings: Settings, clock: FakeClock) -> World:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    command = RegisterUser(
-        user_id=new_id(),
-        email="admin@example.com",
-        name="Admin",
-        role="admin",
-        password_hash=runtime.passwords.hash(PASSWORD),
-        created_by="test",
-    )
-    conn = open_primary(settings)
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
-    finally:
-        conn.close()
-    admin = client.post("/api/auth/login", json={"email": "admin@example.com", "password": PASSWORD})
-    assert admin.status_code == 200, admin.text
+def build_world(client: TestClient) -> World:
     pairs = {
-        "client": signup(client, "client@example.com", "client"),
-        "freelancer": signup(client, "freelancer@example.com", "freelancer"),
-        "admin": admin.json(),
+        "client": signup(client, "client", email="client@example.com"),
+        "freelancer": signup(client, "freelancer", email="freelancer@example.com"),
+        "admin": make_admin(client, email="admin@example.com"),
     }
-    return World(pairs, signup(client, "subject@example.com", "freelancer"))
+    return World(pairs, signup(client, "freelancer", email="subject@example.com"))
 
 
 def request_for(endpoint: str, world: World, caller: str) -> tuple[str, str, Json | None]:
@@ -105,7 +77,7 @@ CASES = [(caller, endpoint, statuses[caller]) for endpoint, statuses in EXPECTED
 def test_authorization_table(
     client: TestClient, settings: Settings, clock: FakeClock, caller: str, endpoint: str, expected: int
 ) -> None:
-    world = build_world(client, settings, clock)
+    world = build_world(client)
     method, path, body = request_for(endpoint, world, caller)
     headers = {} if caller == "anonymous" else {"Authorization": f"Bearer {world.pairs[caller]['access_token']}"}
     response = client.request(method, path, json=body, headers=headers)

@@ -11,8 +11,9 @@ from api.app import operations
 from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
-from tests.api.test_contracts_api import User, bid, make_admin, post_project, register
-from tests.api.test_error_shape import assert_error
+from tests.support.accounts import User, make_admin, register
+from tests.support.errors import assert_error_with_headers
+from tests.support.market import bid, post_project
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 BODILESS = [
@@ -45,17 +46,23 @@ def test_every_bodiless_write_is_covered() -> None:
 def test_a_bodiless_write_refuses_a_body_that_is_not_empty_json(
     client: TestClient, settings: Settings, clock: FakeClock, method: str, path: str, roles: frozenset[str] | None
 ) -> None:
-    caller = make_admin(client, settings, clock) if roles and "client" not in roles else register(client, "client", "C")
+    caller = User(make_admin(client)) if roles and "client" not in roles else register(client, "client", "C")
     url = re.sub(r"\{[a-z_]+\}", new_id(), path)
 
     unknown = client.request(method, url, content=b'{"x": 1}', headers={**caller.headers, **JSON})
-    assert assert_error(unknown, 422, "validation_failed")["errors"][0]["loc"] == ["body", "x"]
-    assert_error(client.request(method, url, content=b"{not json", headers={**caller.headers, **JSON}), 400)
-    assert_error(client.request(method, url, content=b"[]", headers={**caller.headers, **JSON}), 422)
+    assert assert_error_with_headers(unknown, 422, "validation_failed")["errors"][0]["loc"] == ["body", "x"]
+    assert_error_with_headers(
+        client.request(method, url, content=b"{not json", headers={**caller.headers, **JSON}), 400
+    )
+    assert_error_with_headers(client.request(method, url, content=b"[]", headers={**caller.headers, **JSON}), 422)
     plain = {**caller.headers, "Content-Type": "text/plain"}
-    assert_error(client.request(method, url, content=b"hello", headers=plain), 415, "unsupported_media_type")
-    assert_error(client.request(method, url, content=b"{}", headers=plain), 415, "unsupported_media_type")
-    assert_error(client.request(method, url, content=b"{}", headers=caller.headers), 415, "unsupported_media_type")
+    assert_error_with_headers(
+        client.request(method, url, content=b"hello", headers=plain), 415, "unsupported_media_type"
+    )
+    assert_error_with_headers(client.request(method, url, content=b"{}", headers=plain), 415, "unsupported_media_type")
+    assert_error_with_headers(
+        client.request(method, url, content=b"{}", headers=caller.headers), 415, "unsupported_media_type"
+    )
 
 
 def test_reject_with_malformed_json_is_400_and_rejects_nothing(client: TestClient) -> None:
@@ -64,7 +71,7 @@ def test_reject_with_malformed_json_is_400_and_rejects_nothing(client: TestClien
 
     response = client.post(url, content=b"{not json", headers={**ann.headers, **JSON})
 
-    assert_error(response, 400, "bad_request")
+    assert_error_with_headers(response, 400, "bad_request")
     assert status_of(client, ann, "proposals", proposal_id) == "submitted"
 
 
@@ -73,7 +80,7 @@ def test_accept_with_an_unknown_field_is_422_and_accepts_nothing(client: TestCli
 
     response = client.post(f"/api/proposals/{proposal_id}/accept", json={"unknown": True}, headers=ann.headers)
 
-    assert assert_error(response, 422, "validation_failed")["errors"] == [
+    assert assert_error_with_headers(response, 422, "validation_failed")["errors"] == [
         {"loc": ["body", "unknown"], "msg": "Extra inputs are not permitted"}
     ]
     assert status_of(client, ann, "proposals", proposal_id) == "submitted"
@@ -87,7 +94,7 @@ def test_reject_with_a_text_body_is_415_and_rejects_nothing(client: TestClient) 
         f"/api/proposals/{proposal_id}/reject", content=b"hello", headers={**ann.headers, "Content-Type": "text/plain"}
     )
 
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_with_headers(response, 415, "unsupported_media_type")
     assert status_of(client, ann, "proposals", proposal_id) == "submitted"
 
 
@@ -97,7 +104,7 @@ def test_delete_with_a_body_is_422_and_deletes_nothing(client: TestClient) -> No
 
     response = client.request("DELETE", f"/api/projects/{project_id}", json={"x": 1}, headers=ann.headers)
 
-    assert_error(response, 422, "validation_failed")
+    assert_error_with_headers(response, 422, "validation_failed")
     assert status_of(client, ann, "projects", project_id) == "open"
     assert client.delete(f"/api/projects/{project_id}", headers=ann.headers).status_code == 204
 

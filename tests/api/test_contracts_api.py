@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from itertools import count
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from commands.users import RegisterUser
 from core import store
 from core.clock import FakeClock
 from core.events.base import Event
 from core.events.contracts import ContractPaymentCompleted, ContractPaymentRefunded
 from core.ids import new_id
 from core.settings import Settings
-from node.runtime import open_primary, run_command_sync
+from node.runtime import open_primary
 from queries.registry import projection
 from tests.conftest import make_settings
+from tests.support.accounts import Json, User, login, make_admin, register
+from tests.support.errors import assert_error
+from tests.support.market import bid, create, created, hire, post_project
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
 
-PASSWORD = "correct-horse-battery"
 CONTRACT_KEYS = {
     "id",
     "project_id",
@@ -44,53 +44,9 @@ CONTRACT_KEYS = {
     "created_at",
     "updated_at",
 }
-Json = dict[str, Any]
-serial = count()
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-class User:
-    def __init__(self, body: Json) -> None:
-        self.id: str = body["user"]["id"]
-        self.email: str = body["user"]["email"]
-        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
-
-
-def login(client: TestClient, email: str) -> User:
-    response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return User(response.json())
-
-
-def register(client: TestClient, role: str, name: str) -> User:
-    email = f"user{next(serial)}@example.com"
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": name, "role": role}
-    )
-    assert response.status_code == 201, response.text
-    return User(response.json())
-
-
-def make_admin(client: TestClient, settings: Settings, clock: FakeClock) -> User:
-    """An admin written straight into the app's database (as `megilance create-admin` does), signed in over HTTP."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    email = f"root{next(serial)}@example.com"
-    command = RegisterUser(
-        user_id=new_id(),
-        email=email,
-        name="Root",
-        role="admin",
-        password_hash=runtime.passwords.hash(PASSWORD),
-        created_by="test",
-    )
-    conn = open_primary(settings)
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
-    finally:
-        conn.close()
-    return login(client, email)
 
 
 def record_on_contract(client: TestClient, contract_id: str, event: Event) -> None:
@@ -116,67 +72,6 @@ def paid(client: TestClient, contract_id: str, amount_minor: int) -> None:
 def refunded(client: TestClient, contract_id: str, amount_minor: int) -> None:
     event = ContractPaymentRefunded(contract_id=contract_id, payment_id=new_id(), amount_minor=amount_minor)
     record_on_contract(client, contract_id, event)
-
-
-PROJECT = {
-    "title": "Build a landing page",
-    "description": "A responsive landing page for our product launch.",
-    "category": "web",
-    "budget_type": "fixed",
-    "budget_min": "500",
-    "budget_max": "1500",
-    "experience_level": "intermediate",
-    "estimated_duration": "2 weeks",
-    "skills": ["html"],
-}
-
-
-def post_project(client: TestClient, owner: User) -> str:
-    response = client.post("/api/projects", json=PROJECT, headers=owner.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def bid(client: TestClient, freelancer: User, project_id: str) -> str:
-    body = {
-        "project_id": project_id,
-        "cover_letter": "I have built many landing pages like this one. " * 3,
-        "estimated_hours": 20,
-        "hourly_rate": "40",
-        "availability": "immediate",
-    }
-    response = client.post("/api/proposals", json=body, headers=freelancer.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def hire(client: TestClient, owner: User, freelancer: User) -> str:
-    """A project of `owner` on which `freelancer`'s proposal was accepted."""
-    project_id = post_project(client, owner)
-    proposal_id = bid(client, freelancer, project_id)
-    response = client.post(f"/api/proposals/{proposal_id}/accept", headers=owner.headers)
-    assert response.status_code == 200, response.text
-    return project_id
-
-
-def create(client: TestClient, owner: User, project_id: str, freelancer: User, **fields: Any) -> Any:
-    body = {"project_id": project_id, "freelancer_id": freelancer.id, "amount": "1250", **fields}
-    return client.post("/api/contracts", json=body, headers=owner.headers)
-
-
-def created(client: TestClient, owner: User, freelancer: User, **fields: Any) -> Json:
-    response = create(client, owner, hire(client, owner, freelancer), freelancer, **fields)
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def assert_error(response: Any, status: int, error_type: str) -> Json:
-    assert response.status_code == status, response.text
-    body: Json = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def etag(response: Any) -> str:
@@ -390,7 +285,7 @@ def test_a_deactivated_freelancer_cannot_be_contracted(
     client: TestClient, settings: Settings, clock: FakeClock, ann: User, fred: User
 ) -> None:
     project_id = hire(client, ann, fred)
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     off = client.patch(f"/api/users/{fred.id}", json={"is_active": False}, headers=admin.headers)
     assert off.status_code == 200, off.text
 
@@ -435,7 +330,7 @@ def test_parties_and_admins_see_a_contract_and_strangers_get_404(
     client: TestClient, settings: Settings, clock: FakeClock, ann: User, fred: User, contract: Json
 ) -> None:
     url = f"/api/contracts/{contract['id']}"
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
 
     for viewer in (ann, fred, admin):
         response = client.get(url, headers=viewer.headers)
@@ -460,7 +355,7 @@ def test_lists_show_each_party_their_own_contracts_and_admins_all(
     ann_fred = created(client, ann, fred)
     ann_gina = created(client, ann, gina)
     bob_fred = created(client, bob, fred)
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
 
     def ids(user: User, query: str = "") -> list[str]:
         response = client.get(f"/api/contracts{query}", headers=user.headers)
@@ -487,10 +382,10 @@ def test_a_user_on_both_sides_pages_through_both_newest_first(
     """Roles can change (admin), so one user may be client on some contracts and freelancer on others."""
     bob = register(client, "client", "Bob")
     first = created(client, ann, fred)
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     response = client.patch(f"/api/users/{ann.id}", json={"role": "freelancer"}, headers=admin.headers)
     assert response.status_code == 200, response.text
-    ann_as_freelancer = login(client, ann.email)
+    ann_as_freelancer = User(login(client, ann.email))
     second = created(client, bob, ann_as_freelancer)
     created(client, bob, fred)
 
@@ -656,7 +551,7 @@ def test_strangers_and_admins_cannot_change_a_contract(
 ) -> None:
     """Strangers may not see it (404); an admin sees it but is no party (403). Nothing changes."""
     url = f"/api/contracts/{contract['id']}"
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     before = client.get(url, headers=admin.headers)
     for other, status, error_type in (
         (register(client, "client", "Carl"), 404, "not_found"),

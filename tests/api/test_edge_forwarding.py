@@ -10,10 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from api.app import create_app
-from tests.conftest import make_settings
+from tests.support.network import closed_port, edge
 
 WRITE = {"title": "Through an edge"}
 AUTH = {"Authorization": "Bearer not-checked-on-the-edge"}
@@ -28,13 +26,6 @@ def assert_edge_error(response: httpx.Response, status: int, error_type: str) ->
     assert response.headers["retry-after"] == "1"
     detail: str = body["detail"]
     return detail
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager
@@ -64,19 +55,6 @@ def hanging_up_primary() -> Iterator[int]:
         listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
         listener.close()
         thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def edge(tmp_path: Path, primary_port: int) -> Iterator[TestClient]:
-    settings = make_settings(
-        tmp_path,
-        REGION="ams",
-        PRIMARY_REGION="iad",
-        PRIMARY_URL=f"http://127.0.0.1:{primary_port}",
-        REPLICATION_TOKEN="r" * 40,
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])

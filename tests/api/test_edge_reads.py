@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from core import store
 from node.runtime import open_primary
-from tests.api.test_contracts_api import register
-from tests.api.test_edge_forwarding import closed_port, edge
 from tests.conftest import make_settings
+from tests.support.accounts import register
+from tests.support.network import closed_port, edge
 
 
 def test_an_edge_behind_a_fresh_token_waits_for_the_callers_own_account(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from starlette.requests import Request
@@ -20,6 +19,7 @@ from starlette.types import Message
 from api.app import create_app
 from core.clock import FakeClock
 from tests.conftest import make_settings
+from tests.support.errors import assert_edge_headers, assert_error_with_headers
 
 REGISTER = "/api/auth/register"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -32,61 +32,28 @@ SMALL_LIMIT = 2048
 SECRET_IN_EXCEPTION = "s3cr3t-connection-string-in-the-exception"
 
 
-def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> dict[str, Any]:
-    """The one error shape: `{"detail": str, "error_type": str}` (+ `errors` for 422), as JSON."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict)
-    assert isinstance(body.get("detail"), str) and body["detail"]
-    assert isinstance(body.get("error_type"), str) and body["error_type"]
-    if status == 422:
-        assert set(body) == {"detail", "error_type", "errors"}
-        assert isinstance(body["errors"], list) and body["errors"]
-        for item in body["errors"]:
-            assert set(item) == {"loc", "msg"}
-            assert isinstance(item["loc"], list) and all(isinstance(part, (str, int)) for part in item["loc"])
-            assert isinstance(item["msg"], str) and item["msg"]
-    else:
-        assert set(body) == {"detail", "error_type"}
-    if error_type is not None:
-        assert body["error_type"] == error_type
-    assert_edge_headers(response)
-    return body
-
-
-def assert_edge_headers(response: httpx.Response) -> None:
-    headers = response.headers
-    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", headers.get("x-request-id", ""))
-    assert headers.get("x-region") == "local"
-    assert re.fullmatch(r"\d+", headers.get("x-consistency-token", ""))
-    assert headers.get("x-content-type-options") == "nosniff"
-    assert headers.get("x-frame-options") == "DENY"
-    assert "frame-ancestors 'none'" in headers.get("content-security-policy", "")
-
-
 def test_malformed_json_is_400(client: TestClient) -> None:
     response = client.post(REGISTER, content=b'{"email": "ada@example.com",', headers=JSON_HEADERS)
 
-    assert_error(response, 400, "bad_request")
+    assert_error_with_headers(response, 400, "bad_request")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 def test_wrong_content_type_is_415(client: TestClient, content_type: str) -> None:
     response = client.post(REGISTER, content=orjson.dumps(VALID_REGISTRATION), headers={"Content-Type": content_type})
 
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_with_headers(response, 415, "unsupported_media_type")
 
 
 def test_missing_content_type_is_415(client: TestClient) -> None:
     response = client.post(REGISTER, content=orjson.dumps(VALID_REGISTRATION))
 
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_with_headers(response, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("path", ["/api/nope", "/api/auth/nope", "/definitely/not/here", "/api/users/x/y/z"])
 def test_unknown_path_is_404(client: TestClient, path: str) -> None:
-    assert_error(client.get(path), 404, "not_found")
+    assert_error_with_headers(client.get(path), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -101,7 +68,7 @@ def test_unknown_path_is_404(client: TestClient, path: str) -> None:
 def test_wrong_method_is_405(client: TestClient, method: str, path: str) -> None:
     response = client.request(method, path)
 
-    assert_error(response, 405, "method_not_allowed")
+    assert_error_with_headers(response, 405, "method_not_allowed")
     assert response.headers.get("allow")
 
 
@@ -123,7 +90,7 @@ def test_wrong_method_is_405(client: TestClient, method: str, path: str) -> None
 def test_a_405_allows_every_method_of_the_path(client: TestClient, method: str, path: str, allow: str) -> None:
     response = client.request(method, path)
 
-    assert_error(response, 405, "method_not_allowed")
+    assert_error_with_headers(response, 405, "method_not_allowed")
     assert response.headers["allow"] == allow
 
 
@@ -146,7 +113,7 @@ def test_body_over_the_limit_with_content_length_is_413(small_client: TestClient
     response = small_client.post(REGISTER, content=body, headers=JSON_HEADERS)
 
     assert response.request.headers["content-length"] == str(len(body))
-    assert_error(response, 413, "payload_too_large")
+    assert_error_with_headers(response, 413, "payload_too_large")
 
 
 def test_chunked_body_over_the_limit_is_413(small_client: TestClient) -> None:
@@ -160,7 +127,7 @@ def test_chunked_body_over_the_limit_is_413(small_client: TestClient) -> None:
 
     assert "content-length" not in response.request.headers
     assert response.request.headers.get("transfer-encoding") == "chunked"
-    assert_error(response, 413, "payload_too_large")
+    assert_error_with_headers(response, 413, "payload_too_large")
 
 
 def test_chunked_body_over_the_limit_in_many_small_messages_is_413(small_client: TestClient) -> None:
@@ -218,7 +185,9 @@ def test_body_under_the_limit_is_not_refused_for_size(small_client: TestClient) 
 
 
 def test_unknown_field_is_422(client: TestClient) -> None:
-    body = assert_error(client.post(REGISTER, json={**VALID_REGISTRATION, "is_admin": True}), 422, "validation_failed")
+    body = assert_error_with_headers(
+        client.post(REGISTER, json={**VALID_REGISTRATION, "is_admin": True}), 422, "validation_failed"
+    )
 
     assert ["body", "is_admin"] in [item["loc"] for item in body["errors"]]
 
@@ -226,14 +195,14 @@ def test_unknown_field_is_422(client: TestClient) -> None:
 def test_wrong_types_are_422_with_every_field_named(client: TestClient) -> None:
     response = client.post(REGISTER, json={"email": 5, "password": ["x"], "name": {"first": "Ada"}, "role": 1})
 
-    body = assert_error(response, 422, "validation_failed")
+    body = assert_error_with_headers(response, 422, "validation_failed")
     named = {tuple(item["loc"][:2]) for item in body["errors"]}
     assert {("body", "email"), ("body", "password"), ("body", "name"), ("body", "role")} <= named
 
 
 @pytest.mark.parametrize("payload", [b"[]", b"123", b'"text"', b"null"])
 def test_a_body_that_is_not_an_object_is_422(client: TestClient, payload: bytes) -> None:
-    assert_error(client.post(REGISTER, content=payload, headers=JSON_HEADERS), 422, "validation_failed")
+    assert_error_with_headers(client.post(REGISTER, content=payload, headers=JSON_HEADERS), 422, "validation_failed")
 
 
 def test_bad_input_changes_nothing(client: TestClient) -> None:
@@ -282,7 +251,7 @@ def test_unhandled_exception_response_still_carries_the_edge_headers(tmp_path: P
 def test_missing_or_garbage_bearer_token_is_401(client: TestClient, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
 
-    body = assert_error(client.get("/api/auth/me", headers=headers), 401)
+    body = assert_error_with_headers(client.get("/api/auth/me", headers=headers), 401)
 
     assert body["error_type"] in {"unauthenticated", "token_invalid", "token_expired"}
 
@@ -341,10 +310,10 @@ def test_a_consistency_token_ahead_of_the_primarys_log_is_400_at_once(tmp_path: 
         response = client.get("/api/projects", headers={**signed_in, "X-Consistency-Token": str(head + 1)})
         elapsed = time.monotonic() - began
 
-    assert_error(response, 400, "bad_request")
+    assert_error_with_headers(response, 400, "bad_request")
     assert elapsed < 10, elapsed
 
 
 def test_oversized_headers_are_431(client: TestClient) -> None:
     response = client.get("/api/health/live", headers={"X-Padding": "a" * 20_000})
-    assert_error(response, 431, "headers_too_large")
+    assert_error_with_headers(response, 431, "headers_too_large")

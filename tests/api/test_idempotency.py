@@ -10,7 +10,8 @@ from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
 from node.runtime import open_primary
-from tests.api.test_contracts_api import PROJECT, User, bid, login, post_project, register
+from tests.support.accounts import User, login, register
+from tests.support.market import PROJECT, bid, post_project
 
 
 def post(client: TestClient, user: User, key: str, raw: bytes) -> tuple[int, bytes]:
@@ -88,7 +89,7 @@ def test_a_key_replays_for_24_hours_and_then_names_a_new_request(client: TestCli
     other = orjson.dumps({**PROJECT, "title": "Another landing page"})
 
     clock.advance(hours=23, minutes=59)
-    ann = login(client, ann.email)  # the first access token has expired
+    ann = User(login(client, ann.email))  # the first access token has expired
     assert post(client, ann, "order-1", orjson.dumps(PROJECT)) == first
     assert post(client, ann, "order-1", other)[0] == 422
 

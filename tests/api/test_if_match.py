@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.test_contracts_api import User, post_project, register
-from tests.api.test_error_shape import assert_error
+from tests.support.accounts import User, register
+from tests.support.errors import assert_error_with_headers
+from tests.support.market import post_project
 
 
 def put_title(client: TestClient, owner: User, project_id: str, if_match: str) -> tuple[int, str]:
@@ -14,7 +15,7 @@ def put_title(client: TestClient, owner: User, project_id: str, if_match: str) -
     url = f"/api/projects/{project_id}"
     response = client.put(url, json={"title": "A new title"}, headers={**owner.headers, "If-Match": if_match})
     if response.status_code != 200:
-        assert_error(response, response.status_code, "precondition_failed")
+        assert_error_with_headers(response, response.status_code, "precondition_failed")
     return response.status_code, client.get(url, headers=owner.headers).json()["title"]
 
 
@@ -65,6 +66,8 @@ def test_delete_takes_a_list_too(client: TestClient, owner: User) -> None:
     project_id = post_project(client, owner)
     url = f"/api/projects/{project_id}"
 
-    assert_error(client.delete(url, headers={**owner.headers, "If-Match": '"2", "3"'}), 412, "precondition_failed")
+    assert_error_with_headers(
+        client.delete(url, headers={**owner.headers, "If-Match": '"2", "3"'}), 412, "precondition_failed"
+    )
     assert client.get(url, headers=owner.headers).status_code == 200
     assert client.delete(url, headers={**owner.headers, "If-Match": '"2", "1"'}).status_code == 204

@@ -14,7 +14,9 @@ from starlette.testclient import TestClient
 
 from core.clock import FakeClock
 from core.settings import Settings
-from tests.api.test_contracts_api import PROJECT, User, assert_error, bid, created, make_admin, post_project, register
+from tests.support.accounts import User, make_admin, register
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT, bid, created, post_project
 
 Json = dict[str, Any]
 Target = tuple[str, dict[str, str], dict[str, str]]  # (url, headers to write, headers to read back)
@@ -85,7 +87,7 @@ def target(client: TestClient, settings: Settings, clock: FakeClock, kind: str) 
         response = client.put("/api/auth/me", json=profile, headers=fred.headers)
         assert response.status_code == 200, response.text
         return "/api/auth/me", fred.headers, fred.headers
-    admin: User = make_admin(client, settings, clock)
+    admin: User = User(make_admin(client))
     return f"/api/users/{fred.id}", admin.headers, admin.headers
 
 
@@ -329,7 +331,7 @@ def test_an_integral_json_number_is_an_integer(client: TestClient) -> None:
 def test_a_boolean_field_takes_only_json_true_or_false(
     client: TestClient, settings: Settings, clock: FakeClock, value: object
 ) -> None:
-    admin, fred = make_admin(client, settings, clock), register(client, "freelancer", "Fred")
+    admin, fred = User(make_admin(client)), register(client, "freelancer", "Fred")
     url = f"/api/users/{fred.id}"
 
     error = assert_error(client.patch(url, json={"is_active": value}, headers=admin.headers), 422, "validation_failed")

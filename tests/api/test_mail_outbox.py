@@ -20,14 +20,15 @@ from core.db import connect
 from core.logging import configure
 from tests.conftest import make_settings
 from tests.mailkit import LINK, SmtpServer, free_port, self_signed, smtp_server, unique_email  # noqa: F401
+from tests.support.accounts import signup
 
 PASSWORD = "first-password-1"
 
 
 def register(client: TestClient, name: str) -> str:
+    """A client at an address of its own (the SMTP server is shared); returns the address."""
     address = unique_email(name)
-    body = {"email": address, "password": PASSWORD, "name": name, "role": "client"}
-    assert client.post("/api/auth/register", json=body).status_code == 201
+    signup(client, email=address, name=name, password=PASSWORD)
     return address
 
 

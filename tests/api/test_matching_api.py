@@ -12,9 +12,10 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from core import store
 from core.db import connect
-from tests.api.test_contracts_api import User, make_admin, register
-from tests.api.test_edge_forwarding import closed_port
 from tests.conftest import FakeClock, make_settings
+from tests.support.accounts import User, make_admin, register
+from tests.support.errors import assert_error
+from tests.support.network import closed_port
 
 Json = dict[str, Any]
 
@@ -56,11 +57,6 @@ def post_project(client: TestClient, owner: User, **fields: Any) -> Json:
 def matches(client: TestClient, project_id: str, user: User, token: str | None = None, **params: Any) -> Any:
     headers = user.headers | ({"X-Consistency-Token": token} if token else {})
     return client.get(f"/api/projects/{project_id}/matches", params=params, headers=headers)
-
-
-def assert_error(response: Any, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error_type"] == error_type
 
 
 def test_the_owner_sees_freelancers_ranked_with_reasons(client: TestClient) -> None:
@@ -108,7 +104,7 @@ def test_only_the_owner_and_admins_see_a_projects_matches(
     project = post_project(client, owner)
     stranger = register(client, "client", "Stan")
     freelancer = register(client, "freelancer", "Fay")
-    admin = make_admin(client, app_settings, clock)
+    admin = User(make_admin(client))
 
     assert_error(matches(client, project["id"], stranger), 403, "forbidden")
     assert_error(matches(client, project["id"], freelancer), 403, "forbidden")
@@ -262,7 +258,7 @@ def test_hard_filters_drop_inactive_accounts_and_rates_above_an_hourly_budget(
     client: TestClient, app_settings: Any, clock: FakeClock
 ) -> None:
     owner = register(client, "client", "Olga")
-    admin = make_admin(client, app_settings, clock)
+    admin = User(make_admin(client))
     bio = "I build Shopify web shops with Stripe checkout."
     cheap, dear, unknown, gone = (register(client, "freelancer", name) for name in ("Cy", "De", "Un", "Go"))
     profile(client, cheap, bio=bio, skills=["Shopify"], hourly_rate="40")

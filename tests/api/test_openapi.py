@@ -14,7 +14,7 @@ from api.app import operations as app_operations
 from api.forwarding import is_regional
 from api.middleware import DOCS_CSP
 from api.routing import MAX_KEY_LENGTH, Operation
-from tests.api.test_contracts_api import register
+from tests.support.accounts import register
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 REFERENCE = re.compile(r"""\b(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)

@@ -14,16 +14,12 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.db import connect
-from core.ids import new_id
 from core.settings import Settings
-from node.runtime import run_command_sync
 from ops.cli import app as cli
-from queries.registry import projection
 from tests.conftest import make_settings
 from tests.mailkit import Received, SmtpServer, smtp_server, unique_email  # noqa: F401
+from tests.support.accounts import bearer, make_admin, signup
 
 PASSWORD = "first-password-1"
 NEW_PASSWORD = "second-password-2"
@@ -43,19 +39,12 @@ def client(tmp_path: Path, smtp_server: SmtpServer, clock: FakeClock) -> Iterato
 
 
 def register(client: TestClient, name: str = "Ann", role: str = "client") -> Json:
-    body = {"email": unique_email(name), "password": PASSWORD, "name": name, "role": role}
-    response = client.post("/api/auth/register", json=body)
-    assert response.status_code == 201, response.text
-    registered: Json = response.json()
-    return registered
+    """An account at an address of its own (the SMTP server is shared), with this module's password."""
+    return signup(client, role, email=unique_email(name), name=name, password=PASSWORD)
 
 
 def login(client: TestClient, email: str, password: str = PASSWORD) -> Any:
     return client.post("/api/auth/login", json={"email": email, "password": password})
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def ask_reset(client: TestClient, email: str) -> Any:
@@ -145,32 +134,15 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     assert smtp_server.inbox.to(stranger) == []
 
 
-def make_admin(client: TestClient) -> Json:
-    """An admin written straight into the database (as `megilance create-admin` does), signed in over HTTP."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    email = unique_email("root")
-    command = RegisterUser(
-        user_id=new_id(),
-        email=email,
-        name="Root",
-        role="admin",
-        password_hash=runtime.passwords.hash(PASSWORD),
-        created_by="test",
-    )
-    conn = connect(runtime.settings.resolved_database_url(), synchronous="NORMAL")
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"})
-    finally:
-        conn.close()
-    signed_in: Json = login(client, email).json()
-    return signed_in
-
-
 def test_a_deactivated_account_gets_no_mail_and_cannot_spend_a_token(
     client: TestClient,
     smtp_server: SmtpServer,  # noqa: F811
 ) -> None:
-    admin, ann, bob = make_admin(client), register(client), register(client, "Bob")
+    admin, ann, bob = (
+        make_admin(client, email=unique_email("root"), password=PASSWORD),
+        register(client),
+        register(client, "Bob"),
+    )
     ask_reset(client, ann["user"]["email"])
     token = reset_mail(smtp_server, ann["user"]["email"]).reset_token()
     switched = client.patch(

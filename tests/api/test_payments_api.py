@@ -27,9 +27,11 @@ from core.chain import UsdcVerifier
 from core.clock import FakeClock
 from core.settings import Settings
 from tests import chainkit as ck
-from tests.api.test_contracts_api import PROJECT, User, assert_error, created, make_admin, register
-from tests.api.test_wallet_api import link
 from tests.conftest import make_settings
+from tests.support.accounts import User, bearer, make_admin, register, signup_async
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT, created
+from tests.support.wallet import link
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
@@ -265,7 +267,7 @@ def test_on_a_contract_the_payee_is_its_freelancer(world: World) -> None:
 
 
 def test_only_clients_create_payments(world: World, settings: Settings, clock: FakeClock) -> None:
-    admin = make_admin(world.client, settings, clock)
+    admin = User(make_admin(world.client))
     for user in (world.fred, admin):
         assert_error(create(world.client, user, to_user_id=world.ann.id, amount="1"), 403, "forbidden")
 
@@ -369,7 +371,7 @@ def test_payer_payee_and_admins_see_a_payment_and_others_get_404(
     world: World, settings: Settings, clock: FakeClock
 ) -> None:
     payment = pay(world)
-    admin = make_admin(world.client, settings, clock)
+    admin = User(make_admin(world.client))
 
     for viewer in (world.ann, world.fred, admin):
         response = get(world.client, viewer, payment)
@@ -394,7 +396,7 @@ def test_lists_show_each_caller_their_own_newest_first_with_filters(
     b = create(world.client, world.ann, to_user_id=gina.id, amount="5").json()
     c = create(world.client, bob, to_user_id=world.fred.id, amount="7").json()
     confirm(world.client, world.ann, a, transfer(chain, "10"))
-    admin = make_admin(world.client, settings, clock)
+    admin = User(make_admin(world.client))
 
     def ids(user: User, query: str = "") -> list[str]:
         response = world.client.get(f"/api/payments{query}", headers=user.headers)
@@ -421,7 +423,7 @@ def test_lists_show_each_caller_their_own_newest_first_with_filters(
 def test_totals_are_for_parties_and_admins_in_the_contracts_currency(
     world: World, settings: Settings, clock: FakeClock
 ) -> None:
-    admin = make_admin(world.client, settings, clock)
+    admin = User(make_admin(world.client))
     empty = {"total_paid": "0.00", "total_pending": "0.00", "total_refunded": "0.00", "currency": "USDC"}
 
     assert totals(world) == totals(world, world.fred) == totals(world, admin) == empty
@@ -581,7 +583,7 @@ def test_only_the_payer_confirms(world: World, chain: Chain, settings: Settings,
     tx_hash = transfer(chain, "100")
 
     assert_error(confirm(world.client, world.fred, payment, tx_hash), 403, "forbidden")
-    assert_error(confirm(world.client, make_admin(world.client, settings, clock), payment, tx_hash), 403, "forbidden")
+    assert_error(confirm(world.client, User(make_admin(world.client)), payment, tx_hash), 403, "forbidden")
     assert_error(confirm(world.client, register(world.client, "client", "Carl"), payment, tx_hash), 404, "not_found")
     assert get(world.client, world.ann, payment).json()["status"] == "pending"
 
@@ -604,7 +606,7 @@ def test_a_completed_payment_cannot_be_confirmed_again(world: World, chain: Chai
 
 
 def test_an_admin_refunds_a_completed_payment(world: World, chain: Chain, settings: Settings, clock: FakeClock) -> None:
-    admin = make_admin(world.client, settings, clock)
+    admin = User(make_admin(world.client))
     payment = pay(world, "1250")
     assert_error(
         world.client.post(f"/api/payments/{payment['id']}/refund", headers=admin.headers), 409, "invalid_state"
@@ -669,22 +671,9 @@ async def race_for_the_balance(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-
-            async def signup(role: str) -> dict[str, str]:
-                r = await http.post(
-                    "/api/auth/register",
-                    json={
-                        "email": f"{role}@example.com",
-                        "password": "correct-horse-battery",
-                        "name": role,
-                        "role": role,
-                    },
-                )
-                assert r.status_code == 201, r.text
-                return {"Authorization": f"Bearer {r.json()['access_token']}", "id": r.json()["user"]["id"]}
-
-            ann, fred = await signup("client"), await signup("freelancer")
-            ann_h, fred_h = {"Authorization": ann["Authorization"]}, {"Authorization": fred["Authorization"]}
+            ann = await signup_async(http, "client", email="client@example.com", name="client")
+            fred = await signup_async(http, "freelancer", email="freelancer@example.com", name="freelancer")
+            ann_h, fred_h = bearer(ann["access_token"]), bearer(fred["access_token"])
             project_id = (await http.post("/api/projects", json=PROJECT, headers=ann_h)).json()["id"]
             proposal = {
                 "project_id": project_id,
@@ -697,7 +686,7 @@ async def race_for_the_balance(
             assert (await http.post(f"/api/proposals/{proposal_id}/accept", headers=ann_h)).status_code == 200
             contract = await http.post(
                 "/api/contracts",
-                json={"project_id": project_id, "freelancer_id": fred["id"], "amount": "1000"},
+                json={"project_id": project_id, "freelancer_id": fred["user"]["id"], "amount": "1000"},
                 headers=ann_h,
             )
             contract_id = contract.json()["id"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import count
 from typing import Any
 
 import pytest
@@ -10,11 +9,12 @@ from starlette.testclient import TestClient
 
 from core.clock import FakeClock
 from core.ids import new_id
+from tests.support.accounts import User, register
+from tests.support.errors import assert_error
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
 
-PASSWORD = "correct-horse-battery"
 ITEM_KEYS = {
     "id",
     "freelancer_id",
@@ -28,20 +28,6 @@ ITEM_KEYS = {
 }
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
 Json = dict[str, Any]
-serial = count()
-
-
-class User:
-    def __init__(self, body: Json) -> None:
-        self.id: str = body["user"]["id"]
-        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
-
-
-def register(client: TestClient, role: str = "freelancer") -> User:
-    body = {"email": f"folio{next(serial)}@example.com", "password": PASSWORD, "name": "Pat", "role": role}
-    response = client.post("/api/auth/register", json=body)
-    assert response.status_code == 201, response.text
-    return User(response.json())
 
 
 def add(client: TestClient, user: User, **fields: Any) -> Any:
@@ -56,14 +42,6 @@ def added(client: TestClient, user: User, **fields: Any) -> Json:
     return body
 
 
-def assert_error(response: Any, status: int, error_type: str) -> Json:
-    assert response.status_code == status, response.text
-    body: Json = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
-
-
 def ids(client: TestClient, user: User, query: str = "") -> list[str]:
     response = client.get(f"/api/portfolio{query}", headers=user.headers)
     assert response.status_code == 200, response.text
@@ -72,7 +50,7 @@ def ids(client: TestClient, user: User, query: str = "") -> list[str]:
 
 @pytest.fixture
 def pat(client: TestClient) -> User:
-    return register(client)
+    return register(client, "freelancer")
 
 
 @pytest.fixture
@@ -182,7 +160,7 @@ def test_an_image_url_is_required(client: TestClient, pat: User) -> None:
 
 
 def test_the_list_defaults_to_the_callers_own_portfolio_newest_first(client: TestClient, pat: User) -> None:
-    other = register(client)
+    other = register(client, "freelancer")
     first, second = added(client, pat), added(client, pat)
     added(client, other)
 
@@ -190,7 +168,7 @@ def test_the_list_defaults_to_the_callers_own_portfolio_newest_first(client: Tes
 
 
 def test_anyone_signed_in_browses_any_freelancers_portfolio(client: TestClient, pat: User, item: Json) -> None:
-    for viewer in (register(client, "client"), register(client)):
+    for viewer in (register(client, "client"), register(client, "freelancer")):
         assert ids(client, viewer, f"?freelancer_id={pat.id}") == [item["id"]]
         assert ids(client, viewer) == []
         response = client.get(f"/api/portfolio/{item['id']}", headers=viewer.headers)
@@ -285,10 +263,10 @@ def test_edits_keep_the_shape_rules(client: TestClient, pat: User, item: Json, c
 def test_nobody_but_the_owner_may_edit_or_remove(client: TestClient, item: Json) -> None:
     """Every signed-in user may read the item, so the others are refused (403), not told it is missing."""
     url = f"/api/portfolio/{item['id']}"
-    for other in (register(client), register(client, "client")):
+    for other in (register(client, "freelancer"), register(client, "client")):
         assert_error(client.put(url, json={"title": "Mine"}, headers=other.headers), 403, "forbidden")
         assert_error(client.delete(url, headers=other.headers), 403, "forbidden")
-    assert client.get(url, headers=register(client).headers).json() == item
+    assert client.get(url, headers=register(client, "freelancer").headers).json() == item
 
 
 def test_the_owner_removes_an_item(client: TestClient, pat: User, item: Json) -> None:

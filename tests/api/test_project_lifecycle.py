@@ -9,7 +9,9 @@ from starlette.testclient import TestClient
 from core.clock import FakeClock
 from core.settings import Settings
 from node.runtime import open_primary
-from tests.api.test_contracts_api import User, assert_error, bid, login, make_admin, post_project, register
+from tests.support.accounts import User, login, make_admin, register
+from tests.support.errors import assert_error
+from tests.support.market import bid, post_project
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
@@ -136,7 +138,7 @@ def test_a_proposal_is_changed_by_its_author_only_and_an_admin_who_can_read_it_g
     """Strangers may not see it (404); the project's owner and an admin see it but are not its author (403)."""
     owner, _, _, proposal = bid_on
     url = f"/api/proposals/{proposal}"
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     before = client.get(url, headers=admin.headers)
     for other, status, error_type in (
         (register(client, "freelancer", "Gina"), 404, "not_found"),
@@ -155,10 +157,10 @@ def test_a_user_on_both_sides_lists_their_bids_and_the_bids_on_their_projects(
 ) -> None:
     """Roles can change (admin), so one user may own projects with bids and have bids of their own."""
     ann, fred, _, on_ann = bid_on
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     response = client.patch(f"/api/users/{ann.id}", json={"role": "freelancer"}, headers=admin.headers)
     assert response.status_code == 200, response.text
-    ann_as_freelancer = login(client, ann.email)
+    ann_as_freelancer = User(login(client, ann.email))
     bob = register(client, "client", "Bob")
     by_ann = bid(client, ann_as_freelancer, post_project(client, bob))
     bid(client, fred, post_project(client, bob))
@@ -186,7 +188,7 @@ def test_a_deactivated_freelancers_proposal_cannot_be_accepted_and_nothing_chang
     owner, fred, gina = world
     project_id = post_project(client, owner)
     fred_bid, gina_bid = bid(client, fred, project_id), bid(client, gina, project_id)
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     deactivated = client.patch(f"/api/users/{fred.id}", json={"is_active": False}, headers=admin.headers)
     assert deactivated.status_code == 200, deactivated.text
     project = client.get(f"/api/projects/{project_id}", headers=owner.headers)
@@ -208,10 +210,10 @@ def test_a_project_owner_whose_role_changed_still_accepts_rejects_and_contracts(
     owner, fred, gina = world
     project_id = post_project(client, owner)
     fred_bid, gina_bid = bid(client, fred, project_id), bid(client, gina, project_id)
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     changed = client.patch(f"/api/users/{owner.id}", json={"role": "freelancer"}, headers=admin.headers)
     assert changed.status_code == 200, changed.text
-    owner = login(client, owner.email)
+    owner = User(login(client, owner.email))
 
     rejected = client.post(f"/api/proposals/{gina_bid}/reject", headers=owner.headers)
     assert (rejected.status_code, rejected.json()["status"]) == (200, "rejected"), rejected.text
@@ -228,7 +230,7 @@ def test_only_the_project_owner_accepts_or_rejects_and_others_learn_no_more_than
     """The author and an admin, who may read the proposal, are refused (403); any other user, client or
     freelancer, is told it does not exist (404); and nothing changes."""
     owner, fred, project_id, proposal_id = bid_on
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     before = client.get(f"/api/proposals/{proposal_id}", headers=owner.headers)
     for other, status, error_type in (
         (fred, 403, "forbidden"),
@@ -253,7 +255,7 @@ def test_a_deactivation_suspends_the_account_and_its_projects_and_bids_wait_for_
     """Deactivating stops the account's sign-in and tokens and nothing else: its project and the bid on it stay
     as they were, visible, and once reactivated the owner hires as before."""
     owner, fred, project_id, proposal_id = bid_on
-    admin = make_admin(client, settings, clock)
+    admin = User(make_admin(client))
     before = client.get(f"/api/projects/{project_id}", headers=fred.headers).json()
     assert client.patch(f"/api/users/{owner.id}", json={"is_active": False}, headers=admin.headers).status_code == 200
     assert_error(client.get("/api/auth/me", headers=owner.headers), 401, "token_invalid")
@@ -262,6 +264,6 @@ def test_a_deactivation_suspends_the_account_and_its_projects_and_bids_wait_for_
     assert status_of(client, proposal_id, fred) == "submitted"
 
     assert client.patch(f"/api/users/{owner.id}", json={"is_active": True}, headers=admin.headers).status_code == 200
-    owner = login(client, owner.email)
+    owner = User(login(client, owner.email))
     accepted = client.post(f"/api/proposals/{proposal_id}/accept", headers=owner.headers)
     assert (accepted.status_code, accepted.json()["status"]) == (200, "accepted"), accepted.text

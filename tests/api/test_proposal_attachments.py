@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.test_contracts_api import User, assert_error, post_project, register
+from tests.support.accounts import User, register
+from tests.support.errors import assert_error
+from tests.support.market import post_project
 
 PDF = b"%PDF-1.4\n" + b"0" * 2048
 LETTER = "I have built many landing pages like this one, and I would love to build yours. " * 2

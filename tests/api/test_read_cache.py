@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.cache import ResponseCache
 from core.clock import FakeClock
-from tests.api.test_contracts_api import PROJECT as BASE_PROJECT
 from tests.conftest import make_settings
+from tests.support.market import PROJECT as BASE_PROJECT
 
 PASSWORD = "correct-horse-battery"
 PROJECT = {

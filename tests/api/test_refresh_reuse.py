@@ -14,18 +14,9 @@ from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
 from node.runtime import open_primary
+from tests.support.accounts import PASSWORD, signup
 
-PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]
-
-
-def register(client: TestClient, email: str = "ann@example.com") -> Json:
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Ann", "role": "client"}
-    )
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
 
 
 def refresh(client: TestClient, token: str) -> httpx.Response:
@@ -60,7 +51,7 @@ def events_of(settings: Settings, stream_id: str) -> list[tuple[str, Json]]:
 
 
 def test_a_spent_refresh_token_revokes_its_whole_family(client: TestClient, settings: Settings) -> None:
-    first = register(client)
+    first = signup(client, email="ann@example.com")
     other_session = client.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}).json()
     second = refresh(client, first["refresh_token"]).json()
     third_response = refresh(client, second["refresh_token"])
@@ -92,7 +83,7 @@ def test_a_spent_refresh_token_revokes_its_whole_family(client: TestClient, sett
 
 def test_reuse_ends_the_sessions_access_tokens_too(client: TestClient) -> None:
     """Whoever holds the stolen token's successor (thief or owner) is signed out: both must sign in again."""
-    first = register(client)
+    first = signup(client, email="ann@example.com")
     second = refresh(client, first["refresh_token"]).json()
     me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {second['access_token']}"})
     assert me.status_code == 200
@@ -104,7 +95,7 @@ def test_reuse_ends_the_sessions_access_tokens_too(client: TestClient) -> None:
 
 
 def test_reusing_the_latest_token_twice_also_revokes(client: TestClient, settings: Settings) -> None:
-    first = register(client)
+    first = signup(client, email="ann@example.com")
     second = refresh(client, first["refresh_token"]).json()
     assert refresh(client, second["refresh_token"]).status_code == 200
     assert refresh(client, second["refresh_token"]).status_code == 401
@@ -113,7 +104,7 @@ def test_reusing_the_latest_token_twice_also_revokes(client: TestClient, setting
 
 
 def test_reuse_after_logout_is_refused_without_a_second_revocation(client: TestClient, settings: Settings) -> None:
-    first = register(client)
+    first = signup(client, email="ann@example.com")
     second = refresh(client, first["refresh_token"]).json()
     logout = client.post(
         "/api/auth/logout",

@@ -13,12 +13,10 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from api.text import INVISIBLE, visible_length
-from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.ids import new_id
 from core.settings import Settings
-from node.runtime import open_primary, run_command_sync
-from queries.registry import projection
+from node.runtime import open_primary
+from tests.support.accounts import make_admin
 
 FIELDS = ("email", "password", "name", "role")
 ALLOWED = {201, 400, 409, 422}
@@ -88,28 +86,6 @@ def stays_a_name(name: str) -> bool:
     (a few symbols decompose to a space and a lone combining mark)."""
     normal = nfkc(name).strip()
     return visible_length(normal) > 0 and not any(unicodedata.category(c) in INVISIBLE for c in normal)
-
-
-def make_admin(client: TestClient, app_settings: Settings, clock: FakeClock) -> tuple[str, str]:
-    """An admin (to list every account, active or not); returns (id, access token)."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    admin_id = new_id()
-    command = RegisterUser(
-        user_id=admin_id,
-        email="root@admin.test",
-        name="Root",
-        role="admin",
-        password_hash=runtime.passwords.hash(ADMIN_PASSWORD),
-        created_by="test",
-    )
-    conn = open_primary(app_settings)
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"}, clock)
-    finally:
-        conn.close()
-    response = client.post("/api/auth/login", json={"email": "root@admin.test", "password": ADMIN_PASSWORD})
-    assert response.status_code == 200, response.text
-    return admin_id, str(response.json()["access_token"])
 
 
 def all_users(client: TestClient, token: str) -> list[Json]:
@@ -204,7 +180,8 @@ def email_key(email: str) -> str:
 def test_register_fuzz_never_fails_and_keeps_the_store_consistent(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    admin_id, admin_token = make_admin(client, settings, clock)
+    admin = make_admin(client, email="root@admin.test", password=ADMIN_PASSWORD)
+    admin_id, admin_token = admin["user"]["id"], admin["access_token"]
     ledger = Ledger()
     seen: dict[int, int] = {}
 

@@ -21,10 +21,11 @@ from api.app import create_app
 from core.chain import UsdcVerifier
 from core.clock import FakeClock
 from tests import chainkit as ck
-from tests.api.test_contracts_api import PASSWORD, PROJECT, User, make_admin, register
-from tests.api.test_uploads_api import PNG
-from tests.api.test_wallet_api import link, nonce_for, sign
 from tests.conftest import make_settings
+from tests.support.accounts import PASSWORD, User, make_admin, register
+from tests.support.files import PNG
+from tests.support.market import PROJECT
+from tests.support.wallet import link, nonce_for, sign
 
 Json = dict[str, Any]
 Check = Callable[[Any], bool]
@@ -491,7 +492,7 @@ def build(rec: Recorder, client: TestClient, chain: tuple[Any, Any, Any], clock:
     body = {"email": "Shape.Ann@Example.com", "password": PASSWORD, "name": "Ann Shape", "role": "client"}
     ann = User(r("register", "POST", "/api/auth/register", json=body).body)
     fred, vera = register(client, "freelancer", "Fred Shape"), register(client, "freelancer", "Vera Shape")
-    admin = make_admin(client, client.app.state.runtime.settings, clock)  # type: ignore[attr-defined]
+    admin = User(make_admin(client))
     login = r("login", "POST", "/api/auth/login", json={"email": body["email"], "password": PASSWORD}).body
     session = r("refresh", "POST", "/api/auth/refresh", json={"refresh_token": login["refresh_token"]}).body
     r("me", "GET", "/api/auth/me", ann)

@@ -24,65 +24,22 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.middleware import DOCS_CSP, STRICT_CSP
-from commands.users import RegisterUser
 from core.clock import FakeClock
-from core.ids import new_id
 from core.settings import Settings
 from core.storage import LocalStorage, validate_key
 from core.tokens import parse_key_ring
-from node.runtime import open_primary, run_command_sync
-from queries.registry import projection
-from tests.api.test_contracts_api import PROJECT, register
 from tests.conftest import make_settings
 from tests.e2e.server import LiveServer
+from tests.support.accounts import PASSWORD, bearer, make_admin, register, signup
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT
 
-PASSWORD = "correct-horse-battery"
 Json = dict[str, Any]
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 LEAK_MARKERS = ("sqlite", "traceback", "select ", "libsql", 'file "/', "operationalerror", "integrityerror")
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def signup(client: TestClient, role: str, email: str | None = None) -> Json:
-    email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.com"
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": role.title(), "role": role}
-    )
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def make_admin(client: TestClient, settings: Settings) -> Json:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
-    command = RegisterUser(
-        user_id=new_id(), email=email, name="Admin", role="admin", password_hash=runtime.passwords.hash(PASSWORD)
-    )
-    conn = open_primary(settings)
-    try:
-        run_command_sync(conn, projection(), command, {"actor": "test"})
-    finally:
-        conn.close()
-    response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
-
-
-def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> Json:
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
-    body: Json = response.json()
-    assert {"detail", "error_type"} <= set(body), body
-    if error_type is not None:
-        assert body["error_type"] == error_type, body
-    return body
 
 
 def project_body(**overrides: Any) -> Json:
@@ -123,7 +80,7 @@ def propose(client: TestClient, freelancer: Json, project_id: str) -> Json:
 
 @pytest.fixture
 def admin(client: TestClient, settings: Settings) -> Json:
-    return make_admin(client, settings)
+    return make_admin(client)
 
 
 # -- the holes ----------------------------------------------------------------------------------------------------

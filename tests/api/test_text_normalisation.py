@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.test_contracts_api import PASSWORD, PROJECT, User, assert_error, register
+from tests.support.accounts import PASSWORD, User, register
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT
 
 ZERO_WIDTH = "\u200b"
 BIDI_OVERRIDE = "\u202e"

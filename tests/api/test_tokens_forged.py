@@ -22,8 +22,9 @@ from core.errors import Unauthenticated
 from core.settings import Settings
 from core.tokens import TokenService
 from tests.conftest import make_settings
+from tests.support.accounts import PASSWORD, signup
+from tests.support.errors import assert_error
 
-PASSWORD = "correct-horse-battery"
 KEY_1 = "one-" + "a" * 40
 KEY_2 = "two-" + "b" * 40
 RING = f"k1:{KEY_1}"
@@ -42,26 +43,10 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def assert_error(response: Any, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error_type"] == error_type, body
-    assert set(body) == {"detail", "error_type"}
-
-
 @contextmanager
 def running(settings: Settings, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(create_app(settings, clock), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def register(client: TestClient, email: str = "ann@example.com", role: str = "client") -> Json:
-    response = client.post(
-        "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "Ann", "role": role}
-    )
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
 
 
 @pytest.fixture
@@ -100,7 +85,7 @@ def tamper(token: str, **changes: object) -> str:
 
 
 def test_tokens_are_hs256_with_kid_and_carry_the_documented_claims(ring_client: TestClient, clock: FakeClock) -> None:
-    pair = register(ring_client, role="freelancer")
+    pair = signup(ring_client, "freelancer", email="ann@example.com")
     now = int(clock.now().timestamp())
     for token in (pair["access_token"], pair["refresh_token"]):
         header = header_of(token)
@@ -156,14 +141,14 @@ FORGERIES: dict[str, Forger] = {
 
 @pytest.mark.parametrize("name", sorted(FORGERIES))
 def test_forged_access_tokens_are_401_token_invalid(ring_client: TestClient, name: str) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     forged = FORGERIES[name](claims_of(pair["access_token"]), pair["access_token"])
     assert_error(ring_client.get("/api/auth/me", headers=bearer(forged)), 401, "token_invalid")
     assert_error(ring_client.get("/api/users", headers=bearer(forged)), 401, "token_invalid")
 
 
 def test_a_tampered_admin_role_grants_nothing(ring_client: TestClient) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     forged = tamper(pair["access_token"], role="admin")
     response = ring_client.post(
         "/api/users",
@@ -179,7 +164,7 @@ def test_a_tampered_admin_role_grants_nothing(ring_client: TestClient) -> None:
 
 @pytest.mark.parametrize("name", ["alg_none", "wrong_key_same_kid", "unknown_kid", "tampered_sub", "garbage"])
 def test_forged_refresh_tokens_are_401_token_invalid(ring_client: TestClient, name: str) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     forged = FORGERIES[name](claims_of(pair["refresh_token"]), pair["refresh_token"])
     assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": forged}), 401, "token_invalid")
     logout = ring_client.post("/api/auth/logout", json={"refresh_token": forged}, headers=bearer(pair["access_token"]))
@@ -189,13 +174,13 @@ def test_forged_refresh_tokens_are_401_token_invalid(ring_client: TestClient, na
 
 
 def test_a_signed_refresh_token_with_an_unknown_jti_is_refused(ring_client: TestClient) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     claims = claims_of(pair["refresh_token"]) | {"jti": "not-issued"}
     assert_error(ring_client.post("/api/auth/refresh", json={"refresh_token": sign(claims)}), 401, "token_invalid")
 
 
 def test_a_signed_token_for_no_account_is_401_token_invalid(ring_client: TestClient) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     ghost = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32}))
     assert_error(ring_client.get("/api/auth/me", headers=ghost), 401, "token_invalid")
     assert_error(ring_client.put("/api/auth/me", json={"bio": "boo"}, headers=ghost), 401, "token_invalid")
@@ -210,13 +195,13 @@ def test_a_token_from_ahead_of_this_node_is_not_called_invalid_for_want_of_its_a
     ring_client: TestClient,
 ) -> None:
     """An edge may not have applied the registration yet: the token is not at fault, so no token_invalid."""
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     ahead = bearer(sign(claims_of(pair["access_token"]) | {"sub": "0" * 32, "pos": 10**9}))
     assert_error(ring_client.get("/api/auth/me", headers=ahead), 404, "not_found")
 
 
 def test_token_types_are_not_interchangeable(ring_client: TestClient) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     me = ring_client.get("/api/auth/me", headers=bearer(pair["refresh_token"]))
     assert_error(me, 401, "token_invalid")
     assert me.json()["detail"] == "An access token is required here"
@@ -243,7 +228,7 @@ def test_missing_bearer_is_401_unauthenticated(ring_client: TestClient, authoriz
 
 
 def test_the_scheme_is_case_insensitive(ring_client: TestClient) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     assert (
         ring_client.get("/api/auth/me", headers={"Authorization": f"bearer {pair['access_token']}"}).status_code == 200
     )
@@ -253,7 +238,7 @@ def test_the_scheme_is_case_insensitive(ring_client: TestClient) -> None:
 
 
 def test_access_tokens_expire_after_30_minutes(ring_client: TestClient, clock: FakeClock) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     clock.advance(minutes=29, seconds=59)
     assert ring_client.get("/api/auth/me", headers=bearer(pair["access_token"])).status_code == 200
     clock.advance(seconds=1)
@@ -267,7 +252,7 @@ def test_access_tokens_expire_after_30_minutes(ring_client: TestClient, clock: F
 
 
 def test_refresh_tokens_expire(ring_client: TestClient, clock: FakeClock) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     clock.advance(days=7, seconds=1)
     assert_error(
         ring_client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401, "token_expired"
@@ -275,7 +260,7 @@ def test_refresh_tokens_expire(ring_client: TestClient, clock: FakeClock) -> Non
 
 
 def test_an_expired_forgery_is_still_invalid_not_expired(ring_client: TestClient, clock: FakeClock) -> None:
-    pair = register(ring_client)
+    pair = signup(ring_client, email="ann@example.com")
     clock.advance(minutes=31)
     forged = sign(claims_of(pair["access_token"]), key="z" * 48)
     assert_error(ring_client.get("/api/auth/me", headers=bearer(forged)), 401, "token_invalid")
@@ -288,7 +273,7 @@ def test_key_ring_rotation_keeps_old_tokens_working_until_the_old_key_is_dropped
     tmp_path: Path, clock: FakeClock
 ) -> None:
     with running(make_settings(tmp_path, JWT_KEYS=RING), clock) as client:
-        old = register(client)
+        old = signup(client, email="ann@example.com")
         assert header_of(old["access_token"])["kid"] == "k1"
 
     with running(make_settings(tmp_path, JWT_KEYS=f"k2:{KEY_2},k1:{KEY_1}"), clock) as client:

@@ -15,8 +15,9 @@ from core import store
 from core.clock import FakeClock
 from core.db import connect
 from core.settings import Settings
-from tests.api.test_contracts_api import User, assert_error, login, register
 from tests.conftest import make_settings
+from tests.support.accounts import User, login, register
+from tests.support.errors import assert_error
 
 KB = 1024
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
@@ -87,7 +88,7 @@ def test_housekeeping_deletes_uploads_never_completed_or_never_shown(
     clock.advance(hours=2)
     assert collect(app_client, clock) == 2
 
-    ann = login(app_client, ann.email)  # the first access token has expired meanwhile
+    ann = User(login(app_client, ann.email))  # the first access token has expired meanwhile
     for gone in (unused, never_completed):
         assert_error(app_client.get(f"/api/uploads/{gone}", headers=ann.headers), 404, "not_found")
     for kept in (shown, in_portfolio):

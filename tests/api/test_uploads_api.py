@@ -10,7 +10,6 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,32 +24,19 @@ from core.settings import Settings
 from node.runtime import open_primary
 from tests.conftest import make_settings
 from tests.s3server import create_bucket, s3_client, s3_endpoint  # noqa: F401
+from tests.support.accounts import User, register
+from tests.support.errors import assert_error
+from tests.support.files import KB, PNG, SAMPLES, body_of
 
 # Every test here that opens the primary runs twice: on an embedded file and on a real libSQL server.
 DATABASES = ("local", "remote")
 
-PASSWORD = "correct-horse-battery"
 UPLOAD_KEYS = {"id", "url", "content_type", "size", "sha256"}
 META_KEYS = UPLOAD_KEYS | {"created_at"}
 PRESIGN_KEYS = {"file_id", "upload_url", "method", "headers", "expires_in"}
-KB = 1024
 Json = dict[str, Any]
-serial = count()
 
 
-def body_of(magic: bytes, size: int) -> bytes:
-    return magic + os.urandom(size - len(magic))
-
-
-# Real leading bytes of each accepted type, padded with noise past one 64 KiB chunk.
-SAMPLES: dict[str, bytes] = {
-    "image/png": body_of(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 150 * KB),
-    "image/jpeg": body_of(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01", 150 * KB),
-    "image/webp": body_of(b"RIFF\x24\x58\x02\x00WEBPVP8 \x18\x58\x02\x00", 150 * KB),
-    "image/gif": body_of(b"GIF89a\x01\x00\x01\x00\x80\x00\x00", 150 * KB),
-    "application/pdf": body_of(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", 150 * KB),
-}
-PNG = SAMPLES["image/png"]
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>\n" * 50
 
 
@@ -116,27 +102,14 @@ def env(
         yield Env(request.param, client, settings, bucket, endpoint)
 
 
-class User:
-    def __init__(self, body: Json) -> None:
-        self.id: str = body["user"]["id"]
-        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
-
-
-def register(client: TestClient, role: str = "freelancer") -> User:
-    body = {"email": f"up{next(serial)}@example.com", "password": PASSWORD, "name": "Uma", "role": role}
-    response = client.post("/api/auth/register", json=body)
-    assert response.status_code == 201, response.text
-    return User(response.json())
-
-
 @pytest.fixture
 def uma(env: Env) -> User:
-    return register(env.client)
+    return register(env.client, "freelancer")
 
 
 @pytest.fixture
 def other(env: Env) -> User:
-    return register(env.client)
+    return register(env.client, "freelancer")
 
 
 def post_file(env: Env, user: User, data: bytes, name: str = "photo.png", claimed: str = "image/png") -> Any:
@@ -147,14 +120,6 @@ def uploaded(env: Env, user: User, data: bytes = PNG, **kwargs: Any) -> Json:
     response = post_file(env, user, data, **kwargs)
     assert response.status_code == 201, response.text
     body: Json = response.json()
-    return body
-
-
-def assert_error(response: Any, status: int, error_type: str) -> Json:
-    assert response.status_code == status, response.text
-    body: Json = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
     return body
 
 

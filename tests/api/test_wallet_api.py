@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from core.clock import FakeClock
 from core.settings import Settings
-from tests.api.test_contracts_api import User, assert_error, register
 from tests.conftest import make_settings
+from tests.support.accounts import User, register
+from tests.support.errors import assert_error
+from tests.support.wallet import ask_nonce, link, nonce_for, send_link, sign
 
 Json = dict[str, Any]
 
@@ -23,36 +24,6 @@ Json = dict[str, Any]
 def new_account() -> LocalAccount:
     account: LocalAccount = Account.create()
     return account
-
-
-def sign(message: str, account: LocalAccount) -> str:
-    return str(account.sign_message(encode_defunct(text=message)).signature.to_0x_hex())
-
-
-def ask_nonce(client: TestClient, user: User, address: str, **headers: str) -> Any:
-    return client.post("/api/auth/wallet/nonce", json={"address": address}, headers={**user.headers, **headers})
-
-
-def nonce_for(client: TestClient, user: User, address: str) -> Json:
-    response = ask_nonce(client, user, address)
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
-
-
-def send_link(client: TestClient, user: User, message: str, signature: str, **headers: str) -> Any:
-    return client.post(
-        "/api/auth/wallet", json={"message": message, "signature": signature}, headers={**user.headers, **headers}
-    )
-
-
-def link(client: TestClient, user: User, account: LocalAccount) -> Json:
-    """The whole flow: ask for a message for the account's address, sign it with its key, send it back."""
-    message = nonce_for(client, user, account.address)["message"]
-    response = send_link(client, user, message, sign(message, account))
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
 
 
 def me(client: TestClient, user: User) -> Any:

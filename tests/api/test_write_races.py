@@ -23,10 +23,11 @@ from node.runtime import open_primary
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
 from queries.registry import projection
-from tests.api.test_contracts_api import PROJECT
-from tests.integration.test_accept_race import db_rows
+from tests.support.accounts import bearer, signup_async
+from tests.support.errors import assert_error
+from tests.support.market import PROJECT
+from tests.support.races import db_rows
 
-PASSWORD = "correct-horse-battery"
 ROUNDS = 10
 CONTENDERS = 6
 ITEM = {"title": "Shop redesign", "image_url": "https://img.example.com/shop.png"}
@@ -63,20 +64,6 @@ def replay_differences(settings: Settings) -> list[str]:
         live.close()
 
 
-async def register(client: httpx.AsyncClient, role: str, email: str) -> Headers:
-    body = {"email": email, "password": PASSWORD, "name": "Pat", "role": role}
-    response = await client.post("/api/auth/register", json=body)
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def assert_error(response: httpx.Response, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error_type"] == error_type, body
-    assert isinstance(body["detail"], str) and body["detail"]
-
-
 def event_types(settings: Settings, stream_id: str) -> list[str]:
     return [t for (t,) in db_rows(settings, "SELECT type FROM events WHERE stream_id = ? ORDER BY position", stream_id)]
 
@@ -93,7 +80,7 @@ def test_an_edit_racing_the_removal_of_what_it_edits_is_answered_as_it_happened(
     settings: Settings, clock: FakeClock, role: str, path: str, body: dict[str, Any], revised_type: str
 ) -> None:
     async def race(client: httpx.AsyncClient, settings: Settings) -> None:
-        owner = await register(client, role, f"{role}@example.com")
+        owner = bearer((await signup_async(client, role, email=f"{role}@example.com", name="Pat"))["access_token"])
         for n in range(ROUNDS):
             created = await client.post(path, json=body, headers=owner)
             item_id = created.json()["id"]
@@ -114,7 +101,7 @@ def test_an_edit_racing_the_removal_of_what_it_edits_is_answered_as_it_happened(
 
 def test_one_idempotency_key_sent_at_once_executes_once(settings: Settings, clock: FakeClock) -> None:
     async def race(client: httpx.AsyncClient, settings: Settings) -> None:
-        ann = await register(client, "client", "ann@example.com")
+        ann = bearer((await signup_async(client, "client", email="ann@example.com", name="Pat"))["access_token"])
         for n in range(ROUNDS):
             headers = {**ann, "Idempotency-Key": f"same-{n}"}
             responses = await asyncio.gather(
@@ -136,7 +123,7 @@ def test_one_idempotency_key_sent_at_once_with_different_bodies_is_refused_as_re
     settings: Settings, clock: FakeClock
 ) -> None:
     async def race(client: httpx.AsyncClient, settings: Settings) -> None:
-        ann = await register(client, "client", "ann@example.com")
+        ann = bearer((await signup_async(client, "client", email="ann@example.com", name="Pat"))["access_token"])
         for n in range(ROUNDS):
             headers = {**ann, "Idempotency-Key": f"different-{n}"}
             bodies = [{**PROJECT, "title": f"Landing page number {k}"} for k in range(CONTENDERS)]

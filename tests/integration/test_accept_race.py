@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,25 +26,17 @@ from core.db import Connection
 from core.errors import InvalidState
 from core.ids import new_id
 from core.settings import Settings
-from node.runtime import Runtime, open_primary
-from tests.api import test_contracts_api as contracts_api
+from node.runtime import Runtime
+from tests.support.accounts import bearer, signup_async
+from tests.support.market import PROJECT as BASE_PROJECT
+from tests.support.races import META, db_rows, on_loop
 
-PASSWORD = "correct-horse-battery"
 CONTENDERS = 8
 ROUNDS = 5
 LETTER = "I have shipped this exact kind of project many times, on time and on budget. " * 2
 TITLE = "Build a payments dashboard"
 DESCRIPTION = "A dashboard that shows USDC payments per contract, with filters and export."
-PROJECT = {**contracts_api.PROJECT, "title": TITLE, "description": DESCRIPTION, "skills": ["python", "sql"]}
-META = {"actor": "test", "region": "local"}
-
-
-def db_rows(settings: Settings, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = open_primary(settings)
-    try:
-        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
-    finally:
-        conn.close()
+PROJECT = {**BASE_PROJECT, "title": TITLE, "description": DESCRIPTION, "skills": ["python", "sql"]}
 
 
 def assert_one_hire(settings: Settings, project_id: str, winner: str, proposal_ids: list[str]) -> None:
@@ -70,23 +62,16 @@ def assert_one_hire(settings: Settings, project_id: str, winner: str, proposal_i
 # -- over HTTP -------------------------------------------------------------------------------
 
 
-async def register(client: httpx.AsyncClient, role: str, n: int) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/register",
-        json={"email": f"{role}{n}@example.com", "password": PASSWORD, "name": f"{role} {n}", "role": role},
-    )
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 async def http_race(settings: Settings, clock: FakeClock) -> list[tuple[str, str, list[str], list[httpx.Response]]]:
     app = create_app(settings, clock)
     rounds = []
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            owner = await register(client, "client", 0)
-            freelancers = [await register(client, "freelancer", n) for n in range(CONTENDERS)]
+            owner = bearer((await signup_async(client, "client"))["access_token"])
+            freelancers = [
+                bearer((await signup_async(client, "freelancer"))["access_token"]) for _ in range(CONTENDERS)
+            ]
             for _ in range(ROUNDS):
                 posted = await client.post("/api/projects", json=PROJECT, headers=owner)
                 assert posted.status_code == 201, posted.text
@@ -136,29 +121,6 @@ def test_concurrent_http_accepts_hire_exactly_one(settings: Settings, clock: Fak
 
 
 # -- from real threads, through the runtime --------------------------------------------------
-
-
-@pytest.fixture
-def running(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, asyncio.AbstractEventLoop]]:
-    """An opened runtime and an event loop running in its own thread, as the server has them."""
-    runtime = Runtime(settings, clock)
-    runtime.open()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="loop", daemon=True)
-    thread.start()
-    runtime.tracker.bind(loop)
-    try:
-        yield runtime, loop
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-        runtime.close()
-
-
-def on_loop(loop: asyncio.AbstractEventLoop, runtime: Runtime, command: Any) -> Any:
-    result, _ = asyncio.run_coroutine_threadsafe(runtime.execute(command, META), loop).result(30)
-    return result
 
 
 def prepare(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> tuple[str, str, list[str]]:

@@ -9,20 +9,15 @@ The order is forced with events, not timing: the writer is held busy while both 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 
 import pytest
 
 from commands.users import ChangeAccount, RegisterUser
-from core.db import Connection
 from core.errors import Forbidden
 from core.ids import new_id
 from core.settings import Settings
 from node.runtime import Runtime
-from tests.integration.test_accept_race import META, db_rows, on_loop, running
-
-__all__ = ["running"]
+from tests.support.races import db_rows, on_loop, queued_behind_the_writer
 
 
 def admin(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> str:
@@ -32,31 +27,6 @@ def admin(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> str:
     )
     on_loop(loop, runtime, command)
     return user_id
-
-
-def queued_behind_the_writer(
-    runtime: Runtime, loop: asyncio.AbstractEventLoop, *commands: object
-) -> list[concurrent.futures.Future[object]]:
-    """Run the commands in one writer batch, in this order: the writer is held busy until all are queued."""
-    writer = runtime.writer
-    assert writer is not None
-    writer_busy, release = threading.Event(), threading.Event()
-
-    def hold_writer(conn: Connection) -> None:
-        writer_busy.set()
-        release.wait(30)
-
-    held = writer.submit_nowait(hold_writer)
-    assert writer_busy.wait(30)
-    futures = [asyncio.run_coroutine_threadsafe(runtime.execute(command, META), loop) for command in commands]
-
-    async def nothing() -> None:
-        """Runs after every command's first step: by then their jobs are queued in the writer."""
-
-    asyncio.run_coroutine_threadsafe(nothing(), loop).result(30)
-    release.set()
-    held.result(30)
-    return futures
 
 
 def test_an_admin_deactivated_while_their_new_account_is_queued_does_not_create_it(

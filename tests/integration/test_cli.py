@@ -16,8 +16,8 @@ from core.db import connect
 from core.hrana import HranaClient
 from migrations.runner import migrate
 from ops.cli import app as cli_app
-from tests.integration.test_migrations import cli_env
 from tests.sqld import Sqld
+from tests.support.cli import cli_env
 
 NOT_SQLITE = b"this is a text file, not a database; " * 40
 

@@ -13,9 +13,10 @@ from core.clock import FakeClock, rfc3339, rfc3339_ms
 from core.housekeeping import REFRESH_GRACE, purge_expired
 from core.idempotency import WINDOW
 from core.settings import Settings
-from tests.api.test_contracts_api import PASSWORD, PROJECT, register
 from tests.integration.logfile import open_db
-from tests.integration.test_accept_race import db_rows
+from tests.support.accounts import PASSWORD, register
+from tests.support.market import PROJECT
+from tests.support.races import db_rows
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 INSERT_KEY = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES ('u', ?, 'f', ?)"

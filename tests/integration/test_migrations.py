@@ -19,6 +19,7 @@ from migrations.runner import SchemaTooNew, migrate
 from node.runtime import open_primary
 from ops.cli import app as cli_app
 from tests.conftest import make_settings
+from tests.support.cli import cli_env
 
 LOG_TABLES = {"events", "claims", "credentials", "refresh_tokens"}
 READ_TABLES = {"projection_checkpoint", "projection_versions"}
@@ -46,19 +47,6 @@ def tables(conn: Connection) -> set[str]:
 def recorded(conn: Connection) -> set[tuple[str, int]]:
     rows = conn.execute("SELECT kind, version FROM schema_migrations").fetchall()
     return {(str(row[0]), int(row[1])) for row in rows}
-
-
-def cli_env(data_dir: Path) -> dict[str, str | None]:
-    return {
-        "DATA_DIR": str(data_dir),
-        "SECRET_KEY": "s" * 48,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": None,
-        "REGION": None,
-        "FLY_REGION": None,
-        "PRIMARY_REGION": None,
-        "DB_SYNCHRONOUS": "NORMAL",
-    }
 
 
 def test_migrate_from_empty_creates_log_and_read_tables(conn: Connection) -> None:

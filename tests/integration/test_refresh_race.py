@@ -14,10 +14,7 @@ from commands.sessions import OpenSession, RotateRefreshToken
 from commands.users import ChangeAccount, RegisterUser
 from core.ids import new_id
 from node.runtime import Runtime
-from tests.integration.test_accept_race import on_loop, running
-from tests.integration.test_admin_race import queued_behind_the_writer
-
-__all__ = ["running"]
+from tests.support.races import on_loop, queued_behind_the_writer
 
 
 def register_with_session(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> tuple[str, str]:

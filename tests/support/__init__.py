@@ -1,0 +1,2 @@
+"""Helpers the test modules share: accounts, the error shape, marketplace steps, races. Test modules import these,
+never each other."""
