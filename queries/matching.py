@@ -97,6 +97,11 @@ def on_contract_status(event: StoredEvent) -> list[Statement]:
     return [(MARK_CONTRACT_FREELANCER, (event.position, event.data["contract_id"]))]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "UserRegistered": on_user,
     "UserProfileUpdated": on_user,

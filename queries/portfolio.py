@@ -70,6 +70,11 @@ def on_removed(event: StoredEvent) -> list[Statement]:
     return [(DELETE, (event.data["item_id"],))]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "PortfolioItemAdded": on_added,
     "PortfolioItemRevised": on_revised,

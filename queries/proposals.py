@@ -83,6 +83,11 @@ def on_user_renamed(event: StoredEvent) -> list[Statement]:
     return [(RENAME, (name, event.data["user_id"]))] if name else []
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "ProposalSubmitted": on_submitted,
     "ProposalRevised": on_revised,

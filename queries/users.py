@@ -98,6 +98,11 @@ def on_wallet_linked(event: StoredEvent) -> list[Statement]:
     return [(SET_WALLET, (event.data["address"], recorded_at(event), event.version, event.data["user_id"]))]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "UserRegistered": on_registered,
     "UserProfileUpdated": on_profile_updated,
