@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from core.db import Connection
-from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
-from queries.pagination import decode_cursor, page
+from queries.parties import PartyTable
 from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "contracts"
@@ -32,18 +31,12 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS rm_contracts_client_status ON rm_contracts (client_id, status, id)",
     "CREATE INDEX IF NOT EXISTS rm_contracts_freelancer_status ON rm_contracts (freelancer_id, status, id)",
 )
-COLUMNS = (
-    "id, project_id, client_id, client_name, freelancer_id, freelancer_name, amount_minor, currency, "
-    "platform_fee_minor, description, start_date, end_date, milestones, terms, status, amount_paid_minor, "
-    "created_at, updated_at, version"
-)
 INSERT = (
     "INSERT INTO rm_contracts (id, project_id, client_id, client_name, freelancer_id, freelancer_name, amount_minor, "
     "currency, platform_fee_minor, description, start_date, end_date, milestones, terms, status, created_at, "
     "updated_at, version) VALUES (?, ?, ?, COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, "
     "COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)"
 )
-SELECT_ONE = f"SELECT {COLUMNS} FROM rm_contracts WHERE id = ?"
 SET_STATUS = "UPDATE rm_contracts SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 SET_VERSION = "UPDATE rm_contracts SET version = ? WHERE id = ?"
 ADD_PAID = "UPDATE rm_contracts SET amount_paid_minor = amount_paid_minor + ?, updated_at = ?, version = ? WHERE id = ?"
@@ -111,6 +104,11 @@ def on_user_renamed(event: StoredEvent) -> list[Statement]:
     return [(RENAME_CLIENT, (name, user_id)), (RENAME_FREELANCER, (name, user_id))] if name else []
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "ContractCreated": on_created,
     "ContractRevised": on_revised,
@@ -123,44 +121,72 @@ PROJECTORS = {
 }
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
-    currency = row[7]
+class ContractRow(NamedTuple):
+    """One rm_contracts row as the read side selects it (the selected columns, in this order)."""
+
+    id: str
+    project_id: str
+    client_id: str
+    client_name: str
+    freelancer_id: str
+    freelancer_name: str
+    amount_minor: int
+    currency: str
+    platform_fee_minor: int
+    description: str | None
+    start_date: str | None
+    end_date: str | None
+    milestones: str
+    terms: str | None
+    status: str
+    amount_paid_minor: int
+    created_at: str
+    updated_at: str
+    version: int
+
+
+CONTRACTS = PartyTable(
+    "rm_contracts",
+    ContractRow._fields,
+    ("client_id", "freelancer_id"),
+    ContractRow._make,
+    "No contract with that id",
+    CURSOR_LIST,
+)
+
+
+def _row(row: ContractRow) -> dict[str, Any]:
+    currency = row.currency
     milestones = [
         {"title": m["title"], "amount": format_minor(m["amount_minor"], currency), "due_date": m["due_date"]}
-        for m in orjson.loads(row[12])
+        for m in orjson.loads(row.milestones)
     ]
     return {
-        "id": row[0],
-        "project_id": row[1],
-        "client_id": row[2],
-        "freelancer_id": row[4],
-        "client": {"id": row[2], "name": row[3]},
-        "freelancer": {"id": row[4], "name": row[5]},
-        "amount": format_minor(row[6], currency),
+        "id": row.id,
+        "project_id": row.project_id,
+        "client_id": row.client_id,
+        "freelancer_id": row.freelancer_id,
+        "client": {"id": row.client_id, "name": row.client_name},
+        "freelancer": {"id": row.freelancer_id, "name": row.freelancer_name},
+        "amount": format_minor(row.amount_minor, currency),
         "currency": currency,
-        "platform_fee": format_minor(row[8], currency),
-        "description": row[9],
-        "start_date": row[10],
-        "end_date": row[11],
+        "platform_fee": format_minor(row.platform_fee_minor, currency),
+        "description": row.description,
+        "start_date": row.start_date,
+        "end_date": row.end_date,
         "milestones": milestones,
-        "terms": row[13],
-        "status": row[14],
-        "amount_paid": format_minor(row[15], currency),
-        "created_at": row[16],
-        "updated_at": row[17],
+        "terms": row.terms,
+        "status": row.status,
+        "amount_paid": format_minor(row.amount_paid_minor, currency),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
-
-
-def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
-    return viewer_role == "admin" or viewer_id in (row[2], row[4])
 
 
 def get_contract(conn: Connection, contract_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
     """This contract, if the viewer is its client, its freelancer or an admin; else NotFound."""
-    row = conn.execute(SELECT_ONE, (contract_id,)).fetchone()
-    if row is None or not may_see(row, viewer_id, viewer_role):
-        raise NotFound("No contract with that id")
-    return _row(row), int(row[18])
+    row = CONTRACTS.get(conn, contract_id, viewer_id, viewer_role)
+    return _row(row), row.version
 
 
 def list_contracts(
@@ -173,34 +199,5 @@ def list_contracts(
     status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The contracts this viewer may see, newest first: where they are client or freelancer (admin: all)."""
-    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
-    if viewer_role == "admin":
-        branches = [_branch(None, after, status)]
-    else:
-        # Two index-ordered scans merged by id: (client_id, id) and (freelancer_id, id). A user is never
-        # both parties of one contract, and the `client_id <> ?` keeps the branches disjoint regardless.
-        branches = [
-            _branch(("client_id = ?",), after, status, viewer_id),
-            _branch(("freelancer_id = ?", "client_id <> ?"), after, status, viewer_id, viewer_id),
-        ]
-    sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
-    params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    rows, next_cursor = CONTRACTS.list_page(conn, viewer_id, viewer_role, limit, cursor, (("status = ?", status),))
     return [_row(row) for row in rows], next_cursor
-
-
-def _branch(
-    clauses: tuple[str, ...] | None,
-    after: str | None,
-    status: str | None,
-    *values: str,
-) -> tuple[str, list[Any]]:
-    where, params = list(clauses or ()), list(values)
-    for clause, value in (("id < ?", after), ("status = ?", status)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql = f"SELECT {COLUMNS} FROM rm_contracts"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql, params

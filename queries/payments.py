@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.db import Connection
-from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.contracts import get_contract
-from queries.pagination import decode_cursor, page
+from queries.parties import PartyTable
 from queries.projection import Statement, recorded_at
 
 NAME = "payments"
@@ -33,16 +32,11 @@ SCHEMA = (
         pending_minor INTEGER NOT NULL DEFAULT 0, refunded_minor INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
 )
-COLUMNS = (
-    "id, contract_id, from_user_id, to_user_id, amount_minor, currency, status, transaction_hash, description, "
-    "created_at, updated_at, version"
-)
 INSERT = (
     "INSERT INTO rm_payments (id, contract_id, from_user_id, to_user_id, amount_minor, currency, status, "
     "transaction_hash, description, created_at, updated_at, version) "
     "VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?)"
 )
-SELECT_ONE = f"SELECT {COLUMNS} FROM rm_payments WHERE id = ?"
 SET_STATUS = "UPDATE rm_payments SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 SET_COMPLETED = (
     "UPDATE rm_payments SET status = 'completed', transaction_hash = ?, updated_at = ?, version = ? WHERE id = ?"
@@ -105,6 +99,11 @@ def on_refunded(event: StoredEvent) -> list[Statement]:
     ]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "PaymentCreated": on_created,
     "PaymentCompleted": on_completed,
@@ -113,32 +112,53 @@ PROJECTORS = {
 }
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+class PaymentRow(NamedTuple):
+    """One rm_payments row as the read side selects it (the selected columns, in this order)."""
+
+    id: str
+    contract_id: str | None
+    from_user_id: str
+    to_user_id: str
+    amount_minor: int
+    currency: str
+    status: str
+    transaction_hash: str | None
+    description: str | None
+    created_at: str
+    updated_at: str
+    version: int
+
+
+PAYMENTS = PartyTable(
+    "rm_payments",
+    PaymentRow._fields,
+    ("from_user_id", "to_user_id"),
+    PaymentRow._make,
+    "No payment with that id",
+    CURSOR_LIST,
+)
+
+
+def _row(row: PaymentRow) -> dict[str, Any]:
     return {
-        "id": row[0],
-        "contract_id": row[1],
-        "from_user_id": row[2],
-        "to_user_id": row[3],
-        "amount": format_minor(row[4], row[5]),
-        "currency": row[5],
-        "status": row[6],
-        "transaction_hash": row[7],
-        "description": row[8],
-        "created_at": row[9],
-        "updated_at": row[10],
+        "id": row.id,
+        "contract_id": row.contract_id,
+        "from_user_id": row.from_user_id,
+        "to_user_id": row.to_user_id,
+        "amount": format_minor(row.amount_minor, row.currency),
+        "currency": row.currency,
+        "status": row.status,
+        "transaction_hash": row.transaction_hash,
+        "description": row.description,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
-
-
-def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
-    return viewer_role == "admin" or viewer_id in (row[2], row[3])
 
 
 def get_payment(conn: Connection, payment_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
     """This payment, if the viewer paid it, receives it or is an admin; else NotFound."""
-    row = conn.execute(SELECT_ONE, (payment_id,)).fetchone()
-    if row is None or not may_see(row, viewer_id, viewer_role):
-        raise NotFound("No payment with that id")
-    return _row(row), int(row[11])
+    row = PAYMENTS.get(conn, payment_id, viewer_id, viewer_role)
+    return _row(row), row.version
 
 
 def list_payments(
@@ -152,28 +172,9 @@ def list_payments(
     contract_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The payments this viewer may see, newest first: those they pay or receive (admin: all)."""
-    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
-    filters = (("id < ?", after), ("status = ?", status), ("contract_id = ?", contract_id))
-    if viewer_role == "admin":
-        branches = [_branch((), filters)]
-    else:
-        # Two index-ordered scans merged by id; `from_user_id <> ?` keeps them disjoint.
-        branches = [
-            _branch((("from_user_id = ?", viewer_id),), filters),
-            _branch((("to_user_id = ?", viewer_id), ("from_user_id <> ?", viewer_id)), filters),
-        ]
-    sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
-    params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    filters = (("status = ?", status), ("contract_id = ?", contract_id))
+    rows, next_cursor = PAYMENTS.list_page(conn, viewer_id, viewer_role, limit, cursor, filters)
     return [_row(row) for row in rows], next_cursor
-
-
-def _branch(fixed: tuple[tuple[str, str], ...], filters: tuple[tuple[str, str | None], ...]) -> tuple[str, list[Any]]:
-    pairs = [*fixed, *((clause, value) for clause, value in filters if value is not None)]
-    sql = f"SELECT {COLUMNS} FROM rm_payments"
-    if pairs:
-        sql += " WHERE " + " AND ".join(clause for clause, _ in pairs)
-    return sql, [value for _, value in pairs]
 
 
 def contract_totals(conn: Connection, contract_id: str, viewer_id: str, viewer_role: str) -> dict[str, str]:
