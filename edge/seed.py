@@ -18,7 +18,6 @@ from core.db import Connection
 from core.ids import new_id
 from core.money import DECIMALS
 from core.store import UnitOfWork
-from edge.routes.contracts import platform_fee_minor
 from queries.projection import Projection
 
 # The default PLATFORM_FEE_BPS (core/settings.py); seed-demo passes the configured one.
@@ -202,7 +201,7 @@ def _contracts(rng: random.Random, demo: Demo, fee_bps: int) -> Iterator[Any]:
             freelancer_id=freelancer_id,
             amount_minor=amount_minor,
             currency="USDC",
-            platform_fee_minor=platform_fee_minor(amount_minor, fee_bps),
+            fee_bps=fee_bps,
             description=sentence(rng, 8),
             start_date=start,
             end_date=f"2026-12-{rng.randrange(1, 28):02d}",

@@ -25,14 +25,6 @@ ContractStatus = Literal["active", "completed", "cancelled", "disputed"]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
-    """amount * fee_bps / 10000 in minor units, exact integer arithmetic, rounded half to even."""
-    quotient, remainder = divmod(amount_minor * fee_bps, 10000)
-    if remainder * 2 > 10000 or (remainder * 2 == 10000 and quotient % 2 == 1):
-        quotient += 1
-    return quotient
-
-
 def _amount(value: Any) -> str:
     # The finest currency (USDC, 6 decimals) here; the body's own currency is checked once it is known.
     try:
@@ -184,15 +176,14 @@ async def get_one(call: Call) -> Response:
 async def create(call: Call) -> Response:
     body: ContractBody = call.body
     contract_id = new_id()
-    amount_minor = minor(body.amount, body.currency)
     command = CreateContract(
         contract_id=contract_id,
         project_id=body.project_id,
         client_id=call.user.sub,
         freelancer_id=body.freelancer_id,
-        amount_minor=amount_minor,
+        amount_minor=minor(body.amount, body.currency),
         currency=body.currency,
-        platform_fee_minor=platform_fee_minor(amount_minor, call.runtime.settings.platform_fee_bps),
+        fee_bps=call.runtime.settings.platform_fee_bps,
         description=body.description,
         start_date=body.start_date,
         end_date=body.end_date,

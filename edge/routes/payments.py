@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
-from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, RefundPayment
+from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, Payment, RefundPayment, precheck_confirm
+from core.clock import Clock
 from core.db import Connection
-from core.errors import Conflict, Forbidden, InvalidState, ValidationFailed
+from core.errors import ValidationFailed
 from core.ids import new_id
+from core.money import format_minor
+from core.store import UnitOfWork
 from edge.cache import cached_page, cached_read, cached_view
 from edge.commanding import execute, written
 from edge.routes.contracts import AmountIn
 from edge.routing import Call, Operation
 from edge.schemas import Page, Strict
-from queries.payments import contract_totals, get_payment, linked_wallet, list_payments, tx_hash_used
+from queries.payments import contract_totals, get_payment, linked_wallet, list_payments
 
 if TYPE_CHECKING:
     from core.chain import TransferProof  # web3 is heavy: the verifier is built on first use
@@ -140,20 +143,14 @@ async def create(call: Call) -> Response:
 async def confirm(call: Call) -> Response:
     body: ConfirmBody = call.body
     runtime, payment_id, caller = call.runtime, call.path["payment_id"], call.user.sub
-    payment, _ = await read_back(call, payment_id)
-    if payment["from_user_id"] != caller:
-        raise Forbidden("Only the payer can confirm a payment")
-    if payment["status"] != "pending":
-        raise InvalidState(f"Only a pending payment can be confirmed (it is {payment['status']})")
-    tx_hash = body.transaction_hash.lower()
-    payer, payee = str(payment["from_user_id"]), str(payment["to_user_id"])
+    tx_hash, is_admin = body.transaction_hash.lower(), call.user.role == "admin"
 
-    def lookup(conn: Connection) -> tuple[bool, str | None, str | None]:
-        return tx_hash_used(conn, tx_hash), linked_wallet(conn, payer), linked_wallet(conn, payee)
+    def precheck(conn: Connection) -> tuple[Payment, str | None, str | None]:
+        # The primary's own store (writes run there): the command's rules, before the slow chain check.
+        payment = precheck_confirm(UnitOfWork(conn, {}, Clock()), payment_id, caller, tx_hash, is_admin=is_admin)
+        return payment, linked_wallet(conn, payment.from_user_id), linked_wallet(conn, payment.to_user_id)
 
-    used, sender, recipient = await runtime.read(lookup)
-    if used:
-        raise Conflict("That transaction hash already settled a payment", "tx_already_used")
+    pending, sender, recipient = await runtime.read(precheck)
     if sender is None or recipient is None:
         whose = "payer" if sender is None else "payee"
         raise ValidationFailed(
@@ -161,7 +158,7 @@ async def confirm(call: Call) -> Response:
             "wallet_not_linked",
         )
     verifier = runtime.chain()
-    amount = Decimal(str(payment["amount"]))  # USD payments settle in USDC at par
+    amount = Decimal(format_minor(pending.amount_minor, pending.currency))  # USD payments settle in USDC at par
 
     def verify() -> TransferProof:
         return verifier.verify_transfer(tx_hash, sender=sender, recipient=recipient, amount=amount)
@@ -175,6 +172,7 @@ async def confirm(call: Call) -> Response:
         recipient_address=proof.recipient,
         block_number=proof.block_number,
         confirmations=proof.confirmations,
+        actor_is_admin=is_admin,
     )
     _, position = await execute(call, command)
     payment, version = await read_back(call, payment_id)
