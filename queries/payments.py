@@ -194,9 +194,3 @@ def linked_wallet(conn: Connection, user_id: str) -> str | None:
     """The wallet address a user linked (None if none, or no such user)."""
     row = conn.execute("SELECT wallet_address FROM rm_users WHERE id = ?", (user_id,)).fetchone()
     return str(row[0]) if row and row[0] else None
-
-
-def tx_hash_used(conn: Connection, tx_hash: str) -> bool:
-    """Primary only (claims are write-side): has this hash already settled a payment? The command decides for sure."""
-    row = conn.execute("SELECT 1 FROM claims WHERE kind = 'tx_hash' AND key = ?", (tx_hash.lower(),)).fetchone()
-    return row is not None

@@ -15,6 +15,7 @@ from commands.password_reset import ConfirmPasswordReset, RequestPasswordReset, 
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339, rfc3339_ms
+from core.credentials import get_credentials, reset_is_live
 from core.db import Connection
 from core.errors import BadRequest, NotFound, Unauthenticated
 from core.ids import new_id
@@ -39,7 +40,6 @@ from edge.schemas import (
     UserPrivate,
 )
 from edge.text import free_text, single_line
-from queries.credentials import get_credentials, reset_is_live
 from queries.users import get_user
 
 SUMMARY_ERRORS = (400, 409, 415, 422, 429)

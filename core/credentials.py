@@ -1,7 +1,8 @@
 """The sign-in lookup (primary only): the e-mail claim, the password hash and the account's state.
 
-Credentials are write-side rows, not events, so this query only answers on the primary, which is
-where login is served (an edge forwards every POST).
+Credentials are write-side rows, not events, so they live with the write side's tables rather than in
+`queries/` (no edge has them): this lookup answers on the primary, where login is served (an edge
+forwards every POST).
 """
 
 from __future__ import annotations
