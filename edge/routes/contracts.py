@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, mod
 from starlette.responses import Response
 
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
+from core.db import Connection
 from core.ids import new_id
 from core.money import BadAmount, format_amount, parse_amount, to_minor
 from edge.cache import cached_page, cached_view
@@ -150,8 +152,10 @@ def patch_changes(body: ContractPatch) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True, exclude={"status"})
 
 
-async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], int]:
-    return await call.runtime.read(lambda conn: get_contract(conn, contract_id, call.user.sub, call.user.role))
+def read_back(call: Call, contract_id: str) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """The contract as its caller sees it, read inside the write's transaction (Runtime.execute)."""
+    viewer, role = call.user.sub, call.user.role
+    return lambda conn: get_contract(conn, contract_id, viewer, role)
 
 
 async def list_all(call: Call) -> Response:
@@ -193,8 +197,7 @@ async def create(call: Call) -> Response:
         ],
         terms=body.terms,
     )
-    _, position = await execute(call, command)
-    contract, version = await read_back(call, contract_id)
+    (contract, version), position = await execute(call, command, read_back(call, contract_id))
     return written(contract, position, 201, etag=version)
 
 
@@ -209,8 +212,7 @@ async def update(call: Call) -> Response:
         expected_versions=if_match(call),
         actor_is_admin=call.user.role == "admin",
     )
-    _, position = await execute(call, command)
-    contract, version = await read_back(call, contract_id)
+    (contract, version), position = await execute(call, command, read_back(call, contract_id))
     return written(contract, position, etag=version)
 
 

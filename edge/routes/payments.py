@@ -7,6 +7,7 @@ changes nothing. The command then re-checks what could have moved meanwhile and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -85,8 +86,10 @@ class PaymentTotals(Strict):
     currency: Currency
 
 
-async def read_back(call: Call, payment_id: str) -> tuple[dict[str, Any], int]:
-    return await call.runtime.read(lambda conn: get_payment(conn, payment_id, call.user.sub, call.user.role))
+def read_back(call: Call, payment_id: str) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """The payment as its caller sees it, read inside the write's transaction (Runtime.execute)."""
+    viewer, role = call.user.sub, call.user.role
+    return lambda conn: get_payment(conn, payment_id, viewer, role)
 
 
 async def list_all(call: Call) -> Response:
@@ -135,8 +138,7 @@ async def create(call: Call) -> Response:
         currency=body.currency,
         description=body.description,
     )
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, 201, etag=version)
 
 
@@ -174,23 +176,21 @@ async def confirm(call: Call) -> Response:
         confirmations=proof.confirmations,
         actor_is_admin=is_admin,
     )
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 
 async def refund(call: Call) -> Response:
     payment_id = call.path["payment_id"]
-    _, position = await execute(call, RefundPayment(payment_id=payment_id, admin_id=call.user.sub))
-    payment, version = await read_back(call, payment_id)
+    command = RefundPayment(payment_id=payment_id, admin_id=call.user.sub)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 
 async def cancel(call: Call) -> Response:
     payment_id = call.path["payment_id"]
     command = CancelPayment(payment_id=payment_id, actor_id=call.user.sub, is_admin=call.user.role == "admin")
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 
