@@ -3,26 +3,25 @@ one newest-first list, each showing a row only to its parties and to admins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from core.db import Connection
 from core.errors import NotFound
 from queries.pagination import decode_cursor, page
 
-R = TypeVar("R")
+Row = tuple[Any, ...]  # the selected columns, in `columns` order
 Filters = Sequence[tuple[str, object | None]]  # (clause, value): a clause applies only when its value is given
 
 
 @dataclass(frozen=True)
-class PartyTable(Generic[R]):
+class PartyTable:
     """A read table keyed by `id` (newest id first), with two party columns that see their rows."""
 
     table: str
-    columns: tuple[str, ...]  # selected in this order; the last one is `version`
+    columns: tuple[str, ...]  # selected in this order
     parties: tuple[str, str]  # e.g. ("client_id", "freelancer_id"); a row never names one user in both
-    make: Callable[[Sequence[Any]], R]  # a named row from the selected tuple
     missing: str  # the NotFound detail for a row the viewer may not see
     cursor: str  # the list's cursor name
     select: str = field(init=False)
@@ -39,16 +38,16 @@ class PartyTable(Generic[R]):
         first, second = self.party_index
         return viewer_role == "admin" or viewer_id in (row[first], row[second])
 
-    def get(self, conn: Connection, row_id: str, viewer_id: str, viewer_role: str) -> R:
+    def get(self, conn: Connection, row_id: str, viewer_id: str, viewer_role: str) -> Row:
         """The row, if the viewer is one of its parties or an admin; else NotFound."""
-        row = conn.execute(self.select_one, (row_id,)).fetchone()
+        row: Row | None = conn.execute(self.select_one, (row_id,)).fetchone()
         if row is None or not self.may_see(row, viewer_id, viewer_role):
             raise NotFound(self.missing)
-        return self.make(row)
+        return row
 
     def list_page(
         self, conn: Connection, viewer_id: str, viewer_role: str, limit: int, cursor: str | None, filters: Filters
-    ) -> tuple[list[R], str | None]:
+    ) -> tuple[list[Row], str | None]:
         """The rows this viewer may see, newest first, with the next page's cursor."""
         after = decode_cursor(cursor, self.cursor, 1)[0] if cursor else None
         wanted = [("id < ?", after), *filters]
@@ -65,7 +64,7 @@ class PartyTable(Generic[R]):
         sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
         params = [p for b in branches for p in b[1]]
         rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), self.cursor)
-        return [self.make(row) for row in rows], next_cursor
+        return rows, next_cursor
 
     def _branch(self, fixed: Filters, filters: Filters) -> tuple[str, list[Any]]:
         pairs = [*fixed, *((clause, value) for clause, value in filters if value is not None)]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.db import Connection
 from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.contracts import get_contract
-from queries.parties import PartyTable
+from queries.parties import PartyTable, Row
 from queries.projection import Statement, recorded_at
 
 NAME = "payments"
@@ -112,53 +112,65 @@ PROJECTORS = {
 }
 
 
-class PaymentRow(NamedTuple):
-    """One rm_payments row as the read side selects it (the selected columns, in this order)."""
-
-    id: str
-    contract_id: str | None
-    from_user_id: str
-    to_user_id: str
-    amount_minor: int
-    currency: str
-    status: str
-    transaction_hash: str | None
-    description: str | None
-    created_at: str
-    updated_at: str
-    version: int
-
-
+# The columns a payment is read with, in the order `_row` unpacks them.
+FIELDS = (
+    "id",
+    "contract_id",
+    "from_user_id",
+    "to_user_id",
+    "amount_minor",
+    "currency",
+    "status",
+    "transaction_hash",
+    "description",
+    "created_at",
+    "updated_at",
+    "version",
+)
 PAYMENTS = PartyTable(
     "rm_payments",
-    PaymentRow._fields,
+    FIELDS,
     ("from_user_id", "to_user_id"),
-    PaymentRow._make,
     "No payment with that id",
     CURSOR_LIST,
 )
 
 
-def _row(row: PaymentRow) -> dict[str, Any]:
+def _row(row: Row) -> dict[str, Any]:
+    """The API's view of a payment row; unpacking names every column (and costs less than indexing)."""
+    (
+        payment_id,
+        contract_id,
+        from_user_id,
+        to_user_id,
+        amount_minor,
+        currency,
+        status,
+        transaction_hash,
+        description,
+        created_at,
+        updated_at,
+        _version,
+    ) = row
     return {
-        "id": row.id,
-        "contract_id": row.contract_id,
-        "from_user_id": row.from_user_id,
-        "to_user_id": row.to_user_id,
-        "amount": format_minor(row.amount_minor, row.currency),
-        "currency": row.currency,
-        "status": row.status,
-        "transaction_hash": row.transaction_hash,
-        "description": row.description,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
+        "id": payment_id,
+        "contract_id": contract_id,
+        "from_user_id": from_user_id,
+        "to_user_id": to_user_id,
+        "amount": format_minor(amount_minor, currency),
+        "currency": currency,
+        "status": status,
+        "transaction_hash": transaction_hash,
+        "description": description,
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
 
 
 def get_payment(conn: Connection, payment_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
     """This payment, if the viewer paid it, receives it or is an admin; else NotFound."""
     row = PAYMENTS.get(conn, payment_id, viewer_id, viewer_role)
-    return _row(row), row.version
+    return _row(row), int(row[-1])  # version: the last column
 
 
 def list_payments(
