@@ -193,11 +193,11 @@ def contract_totals(conn: Connection, contract_id: str, viewer_id: str, viewer_r
     """Completed (net of refunds), pending and refunded amounts on a contract its parties and admins may see."""
     contract, _ = get_contract(conn, contract_id, viewer_id, viewer_role)
     currency = str(contract["currency"])
-    row = conn.execute(SELECT_TOTALS, (contract_id,)).fetchone() or (0, 0, 0)
+    paid, pending, refunded = conn.execute(SELECT_TOTALS, (contract_id,)).fetchone() or (0, 0, 0)
     return {
-        "total_paid": format_minor(row[0], currency),
-        "total_pending": format_minor(row[1], currency),
-        "total_refunded": format_minor(row[2], currency),
+        "total_paid": format_minor(paid, currency),
+        "total_pending": format_minor(pending, currency),
+        "total_refunded": format_minor(refunded, currency),
         "currency": currency,
     }
 
