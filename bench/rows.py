@@ -132,8 +132,20 @@ def main() -> None:
         )
         print(f"| {name} | {us:.1f} | {was and f'{was:.1f}'} | {ratio and f'{ratio:.3f}'} |")
     started = datetime.now(UTC)
-    record = {"machine": host_info(), "baseline": base, "command": "python -m bench.rows --baseline DIR", "rows": rows}
+    record = {
+        "machine": host_info(),
+        "baseline": base and revision(Path(base)),
+        "command": "python -m bench.rows --baseline DIR",
+        "rows": rows,
+    }
     save_results("rows", started, record)
+
+
+def revision(root: Path) -> str:
+    """The baseline tree's commit (its path is a scratch directory of no use to a reader)."""
+    command = ["git", "-C", str(root), "rev-parse", "--short", "HEAD"]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    return done.stdout.strip() or str(root)
 
 
 def best(into: dict[str, float], found: dict[str, float]) -> None:
