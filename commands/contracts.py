@@ -45,7 +45,7 @@ class CreateContract(Command):
     freelancer_id: str
     amount_minor: int
     currency: str
-    platform_fee_minor: int
+    fee_bps: int = Field(ge=0, le=10_000)  # the server's PLATFORM_FEE_BPS, never the client's
     description: str | None = None
     start_date: str | None = None
     end_date: str | None = None
@@ -164,6 +164,14 @@ def party_contract(uow: UnitOfWork, contract_id: str, actor_id: str, *, admin: b
     return contract
 
 
+def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
+    """amount * fee_bps / 10000 in minor units, exact integer arithmetic, rounded half to even."""
+    quotient, remainder = divmod(amount_minor * fee_bps, 10000)
+    if remainder * 2 > 10000 or (remainder * 2 == 10000 and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
 def _invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", errors=[{"loc": ["body", field], "msg": message}])
 
@@ -211,7 +219,8 @@ def create_contract(uow: UnitOfWork, cmd: CreateContract) -> str:
         raise _invalid("freelancer_id", "must be the freelancer whose proposal was accepted on this project")
     if not users.load_user(uow, cmd.freelancer_id).is_active:
         raise _invalid("freelancer_id", "that account is deactivated")
-    event = ContractCreated(**cmd.model_dump())
+    fee_minor = platform_fee_minor(cmd.amount_minor, cmd.fee_bps)
+    event = ContractCreated(**cmd.model_dump(exclude={"fee_bps"}), platform_fee_minor=fee_minor)
     check_dates(event.start_date, event.end_date)
     check_milestones(event.milestones, event.amount_minor, event.start_date, event.end_date)
     uow.claim(

@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 
 from commands.common import Command
 from commands.sessions import revoke_other_sessions
-from commands.users import EMAIL_CLAIM, STREAM, UPSERT_CREDENTIALS, load_user
+from commands.users import EMAIL_CLAIM, STREAM, load_user
+from core import password_resets
 from core.clock import rfc3339, rfc3339_ms
+from core.credentials import save_password_hash
 from core.errors import BadRequest
 from core.events.users import (
     PasswordResetCompleted,
@@ -24,14 +26,6 @@ from core.events.users import (
 from core.store import UnitOfWork
 
 MAILS_PER_HOUR = 3  # per account, kept across restarts (the HTTP layer also limits in memory, with a 429)
-COUNT_ISSUED = "SELECT COUNT(*) FROM password_resets WHERE user_id = ? AND requested_at > ?"
-INSERT_RESET = (
-    "INSERT INTO password_resets (reset_id, user_id, token_hash, requested_at, expires_at, mail_token) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-SELECT_RESET = "SELECT reset_id, user_id, expires_at, used_at FROM password_resets WHERE token_hash = ?"
-# Spending one token spends every other outstanding token of the account too: one reset ends them all.
-SPEND_RESETS = "UPDATE password_resets SET used_at = ?, mail_token = NULL WHERE user_id = ? AND used_at IS NULL"
 INVALID = "This reset link is not valid (unknown, already used or expired); ask for a new one"
 
 
@@ -68,29 +62,29 @@ def request_password_reset(uow: UnitOfWork, cmd: RequestPasswordReset) -> None:
         uow.append(stream, "password_reset", 0, [PasswordResetNotIssued(request_id=cmd.request_id)])
         return
     expires = now + timedelta(minutes=cmd.ttl_minutes)
-    row = (cmd.reset_id, user.id, cmd.token_hash, rfc3339_ms(now), rfc3339_ms(expires), cmd.token)
-    uow.conn.execute(INSERT_RESET, row)
+    password_resets.issue(
+        uow.conn, cmd.reset_id, user.id, cmd.token_hash, rfc3339_ms(now), rfc3339_ms(expires), cmd.token
+    )
     stream = f"audit:{user.id}"
     event = PasswordResetRequested(user_id=user.id, reset_id=cmd.reset_id, expires_at=rfc3339(expires))
     uow.append(stream, "audit", uow.version_of(stream), [event])
 
 
 def too_many(uow: UnitOfWork, user_id: str, now: datetime) -> bool:
-    row = uow.conn.execute(COUNT_ISSUED, (user_id, rfc3339_ms(now - timedelta(hours=1)))).fetchone()
-    return int(row[0]) >= MAILS_PER_HOUR
+    return password_resets.issued_since(uow.conn, user_id, rfc3339_ms(now - timedelta(hours=1))) >= MAILS_PER_HOUR
 
 
 def confirm_password_reset(uow: UnitOfWork, cmd: ConfirmPasswordReset) -> str:
     """Returns the account's id. Unknown, used, expired, or for an account switched off since: one answer."""
-    row = uow.conn.execute(SELECT_RESET, (cmd.token_hash,)).fetchone()
-    if row is None or row[3] is not None or row[2] <= rfc3339_ms(uow.now):
+    reset = password_resets.find(uow.conn, cmd.token_hash)
+    if reset is None or reset.used_at is not None or reset.expires_at <= rfc3339_ms(uow.now):
         raise BadRequest(INVALID, "reset_token_invalid")
-    reset_id, user_id = row[0], row[1]
+    reset_id, user_id = reset.reset_id, reset.user_id
     user = load_user(uow, user_id)
     if not user.is_active:
         raise BadRequest(INVALID, "reset_token_invalid")
-    uow.conn.execute(SPEND_RESETS, (rfc3339_ms(uow.now), user_id))
-    uow.conn.execute(UPSERT_CREDENTIALS, (user_id, cmd.password_hash, rfc3339(uow.now)))
+    password_resets.spend_all(uow.conn, user_id, rfc3339_ms(uow.now))
+    save_password_hash(uow.conn, user_id, cmd.password_hash, rfc3339(uow.now))
     uow.append(user_id, STREAM, user.version, [UserPasswordChanged(user_id=user_id)])
     stream = f"audit:{user_id}"
     uow.append(stream, "audit", uow.version_of(stream), [PasswordResetCompleted(user_id=user_id, reset_id=reset_id)])

@@ -63,6 +63,7 @@ class ConfirmPayment(Command):
     recipient_address: str
     block_number: int
     confirmations: int
+    actor_is_admin: bool = False  # admins see every payment, so they are refused (403), not told it is missing
 
 
 class RefundPayment(Command):
@@ -207,9 +208,33 @@ def _pending(payment: Payment, what: str) -> None:
         raise InvalidState(f"Only a pending payment can be {what} (it is {payment.status})")
 
 
-def confirm_payment(uow: UnitOfWork, cmd: ConfirmPayment) -> None:
-    payment = _own_payment(uow, cmd.payment_id, cmd.actor_id, "confirm")
+def check_confirmable(payment: Payment, actor_id: str, *, is_admin: bool = False) -> None:
+    """Only the payer confirms, and only a pending payment; the payee and admins are refused, anyone else is
+    told it does not exist."""
+    if actor_id != payment.from_user_id:
+        if actor_id == payment.to_user_id or is_admin:
+            raise Forbidden("Only the payer can confirm a payment")
+        raise NotFound("No payment with that id")
     _pending(payment, "confirmed")
+
+
+def check_unused(uow: UnitOfWork, tx_hash: str) -> None:
+    if uow.claim_owner(TX_CLAIM, tx_hash.lower()) is not None:
+        raise Conflict("That transaction hash already settled a payment", "tx_already_used")
+
+
+def precheck_confirm(uow: UnitOfWork, payment_id: str, actor_id: str, tx_hash: str, *, is_admin: bool) -> Payment:
+    """The rules of `confirm_payment` that need no chain proof, checked before the slow chain check: a
+    confirmation they would refuse never reaches the chain (the command checks them again when it runs)."""
+    payment = load_payment(uow, payment_id)
+    check_confirmable(payment, actor_id, is_admin=is_admin)
+    check_unused(uow, tx_hash)
+    return payment
+
+
+def confirm_payment(uow: UnitOfWork, cmd: ConfirmPayment) -> None:
+    payment = load_payment(uow, cmd.payment_id)
+    check_confirmable(payment, cmd.actor_id, is_admin=cmd.actor_is_admin)
     if uow.claim_owner(WALLET_CLAIM, wallet_key(cmd.sender_address)) != payment.from_user_id or (
         uow.claim_owner(WALLET_CLAIM, wallet_key(cmd.recipient_address)) != payment.to_user_id
     ):

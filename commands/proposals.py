@@ -25,7 +25,6 @@ from core.store import UnitOfWork
 
 STREAM = "proposal"
 CLAIM = "proposal"  # key "<project_id>:<freelancer_id>" → proposal id: one per freelancer per project
-SELECT_PROJECT_PROPOSALS = "SELECT owner FROM claims WHERE kind = 'proposal' AND key >= ? AND key < ?"
 # A project that closes or is cancelled takes no more hires: its submitted proposals are rejected with these reasons.
 CLOSING = {"closed": "project_closed", "cancelled": "project_cancelled"}
 
@@ -237,6 +236,4 @@ def reject_submitted(uow: UnitOfWork, project_id: str, reason: str, accepted: st
 
 
 def _proposal_ids(uow: UnitOfWork, project_id: str) -> list[str]:
-    # ':' sorts just below ';', so this range is every key with the "<project_id>:" prefix.
-    rows = uow.conn.execute(SELECT_PROJECT_PROPOSALS, (f"{project_id}:", f"{project_id};")).fetchall()
-    return [str(row[0]) for row in rows]
+    return uow.claim_owners(CLAIM, f"{project_id}:")

@@ -6,23 +6,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from core import refresh_tokens
 from core.clock import rfc3339
 from core.errors import Unauthenticated
 from core.events.sessions import RefreshTokenReused, SessionOpened, SessionRevoked
 from core.store import UnitOfWork
 
 STREAM = "session"
-INSERT_TOKEN = "INSERT INTO refresh_tokens (jti, family_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)"
-SELECT_TOKEN = "SELECT family_id, user_id, spent_at, revoked_at, expires_at FROM refresh_tokens WHERE jti = ?"
-SPEND_TOKEN = "UPDATE refresh_tokens SET spent_at = ? WHERE jti = ? AND spent_at IS NULL AND revoked_at IS NULL"
-REVOKE_FAMILY = "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL"
-REVOKE_USER = "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
-REVOKE_USER_BUT_FAMILY = (
-    "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND family_id <> ? AND revoked_at IS NULL"
-)
-SELECT_LIVE_FAMILIES = (
-    "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +51,7 @@ class RevokeSession(BaseModel):
 
 
 def store_token(uow: UnitOfWork, jti: str, family_id: str, user_id: str, expires_at: str) -> None:
-    uow.conn.execute(INSERT_TOKEN, (jti, family_id, user_id, rfc3339(uow.now), expires_at))
+    refresh_tokens.insert(uow.conn, jti, family_id, user_id, rfc3339(uow.now), expires_at)
 
 
 def open_session(uow: UnitOfWork, cmd: OpenSession) -> str:
@@ -74,33 +64,33 @@ def open_session(uow: UnitOfWork, cmd: OpenSession) -> str:
 
 def rotate_refresh_token(uow: UnitOfWork, cmd: RotateRefreshToken) -> Rotation:
     """A spent token revokes its whole family (reuse detected): returned, not raised, so the revocation commits."""
-    row = uow.conn.execute(SELECT_TOKEN, (cmd.jti,)).fetchone()
-    if row is None:
+    token = refresh_tokens.find(uow.conn, cmd.jti)
+    if token is None:
         raise Unauthenticated("This refresh token is not known", "token_invalid")
-    family_id, user_id, spent_at, revoked_at, _ = row
-    if revoked_at is not None:
+    family_id, user_id = token.family_id, token.user_id
+    if token.revoked_at is not None:
         raise Unauthenticated("This session has ended; sign in again", "token_invalid")
-    if spent_at is not None:
+    if token.spent_at is not None:
         revoke_family(uow, family_id, user_id, reason="reuse")
         uow.append(
             family_id, STREAM, uow.version_of(family_id), [RefreshTokenReused(family_id=family_id, user_id=user_id)]
         )
         return Rotation(user_id, family_id, reused=True)
-    uow.conn.execute(SPEND_TOKEN, (rfc3339(uow.now), cmd.jti))
+    refresh_tokens.spend(uow.conn, cmd.jti, rfc3339(uow.now))
     store_token(uow, cmd.next_jti, family_id, user_id, cmd.next_expires_at)
     return Rotation(user_id, family_id, reused=False)
 
 
 def revoke_session(uow: UnitOfWork, cmd: RevokeSession) -> None:
-    row = uow.conn.execute(SELECT_TOKEN, (cmd.jti,)).fetchone()
-    if row is None or row[1] != cmd.user_id:
+    token = refresh_tokens.find(uow.conn, cmd.jti)
+    if token is None or token.user_id != cmd.user_id:
         raise Unauthenticated("This refresh token is not known", "token_invalid")
-    if row[3] is None:
-        revoke_family(uow, row[0], cmd.user_id, reason="logout")
+    if token.revoked_at is None:
+        revoke_family(uow, token.family_id, cmd.user_id, reason="logout")
 
 
 def revoke_family(uow: UnitOfWork, family_id: str, user_id: str, reason: str) -> None:
-    uow.conn.execute(REVOKE_FAMILY, (rfc3339(uow.now), family_id))
+    refresh_tokens.revoke_family(uow.conn, family_id, rfc3339(uow.now))
     end_session(uow, family_id, user_id, reason)
 
 
@@ -112,7 +102,7 @@ def end_session(uow: UnitOfWork, family_id: str, user_id: str, reason: str) -> N
 
 def revoke_all_for_user(uow: UnitOfWork, user_id: str) -> None:
     """Deactivation and role changes end every refresh token at once."""
-    uow.conn.execute(REVOKE_USER, (rfc3339(uow.now), user_id))
+    refresh_tokens.revoke_user(uow.conn, user_id, rfc3339(uow.now))
 
 
 def revoke_other_sessions(uow: UnitOfWork, user_id: str, keep_family: str | None) -> None:
@@ -122,11 +112,8 @@ def revoke_other_sessions(uow: UnitOfWork, user_id: str, keep_family: str | None
     its access tokens stop too (`queries.sessions`). A session whose refresh tokens have all expired
     issued its last access token when it last refreshed, and that one has expired as well.
     """
-    live = uow.conn.execute(SELECT_LIVE_FAMILIES, (user_id, rfc3339(uow.now))).fetchall()
-    if keep_family is None:
-        revoke_all_for_user(uow, user_id)
-    else:
-        uow.conn.execute(REVOKE_USER_BUT_FAMILY, (rfc3339(uow.now), user_id, keep_family))
-    for (family_id,) in live:
+    live = refresh_tokens.live_families(uow.conn, user_id, rfc3339(uow.now))
+    refresh_tokens.revoke_user(uow.conn, user_id, rfc3339(uow.now), keep_family=keep_family)
+    for family_id in live:
         if family_id != keep_family:
             end_session(uow, family_id, user_id, "password_change")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from commands.common import check_version, fold
 from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
+from core.credentials import password_hash_of, save_password_hash
 from core.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from core.events.base import Event, StoredEvent
 from core.events.sessions import LoginFailed
@@ -28,12 +29,6 @@ from core.store import UnitOfWork
 STREAM = "user"
 EMAIL_CLAIM = "email"
 Role = Literal["client", "freelancer", "admin"]
-
-UPSERT_CREDENTIALS = (
-    "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at"
-)
-SELECT_PASSWORD_HASH = "SELECT password_hash FROM credentials WHERE user_id = ?"
 
 
 class _Command(BaseModel):
@@ -143,7 +138,7 @@ def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
         code="email_taken",
         detail="An account with that e-mail already exists",
     )
-    uow.conn.execute(UPSERT_CREDENTIALS, (cmd.user_id, cmd.password_hash, rfc3339(uow.now)))
+    save_password_hash(uow.conn, cmd.user_id, cmd.password_hash, rfc3339(uow.now))
     event = UserRegistered(
         user_id=cmd.user_id,
         email=cmd.email.strip(),
@@ -168,7 +163,7 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
         events.append(UserProfileUpdated(user_id=user.id, changes=dict(cmd.changes)))
     if cmd.password_hash is not None:
         require_password_unchanged(uow, user.id, cmd.checked_hash, "current_password is wrong")
-        uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.password_hash, rfc3339(uow.now)))
+        save_password_hash(uow.conn, user.id, cmd.password_hash, rfc3339(uow.now))
         events.append(UserPasswordChanged(user_id=user.id))
         revoke_other_sessions(uow, user.id, cmd.keep_family)
     if events:
@@ -177,8 +172,8 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
 
 def require_password_unchanged(uow: UnitOfWork, user_id: str, checked_hash: str | None, detail: str) -> None:
     """The password was checked before the command queued; a password change may have committed since."""
-    row = uow.conn.execute(SELECT_PASSWORD_HASH, (user_id,)).fetchone()
-    if row is None or checked_hash is None or not hmac.compare_digest(row[0], checked_hash):
+    stored = password_hash_of(uow.conn, user_id)
+    if stored is None or checked_hash is None or not hmac.compare_digest(stored, checked_hash):
         raise Unauthenticated(detail, "invalid_credentials")
 
 
@@ -217,7 +212,7 @@ def record_login(uow: UnitOfWork, cmd: RecordLogin) -> str:
         raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
     require_password_unchanged(uow, user.id, cmd.checked_hash, "The e-mail or password is wrong")
     if cmd.new_password_hash is not None:
-        uow.conn.execute(UPSERT_CREDENTIALS, (user.id, cmd.new_password_hash, rfc3339(uow.now)))
+        save_password_hash(uow.conn, user.id, cmd.new_password_hash, rfc3339(uow.now))
     return open_session(uow, cmd.session)
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from commands.common import Command
 from commands.users import load_user
+from core import wallet_nonces
 from core.clock import rfc3339_ms
 from core.errors import Conflict, Forbidden, ValidationFailed
 from core.events.wallets import WalletLinked
@@ -20,15 +21,6 @@ STREAM = "user"  # a wallet is part of its user's account: WalletLinked goes to 
 CLAIM = "wallet"  # key: lower-cased address → the user it belongs to
 NONCE_TTL = timedelta(minutes=10)
 MAX_OPEN_NONCES = 20  # per user: more unspent, unexpired nonces than this and the oldest are dropped
-
-INSERT_NONCE = "INSERT INTO wallet_nonces (nonce, user_id, address, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)"
-SELECT_NONCE = "SELECT user_id, address, expires_at, used_at FROM wallet_nonces WHERE nonce = ?"
-SPEND_NONCE = "UPDATE wallet_nonces SET used_at = ? WHERE nonce = ? AND used_at IS NULL"
-DELETE_EXPIRED = "DELETE FROM wallet_nonces WHERE expires_at <= ?"
-TRIM_OPEN = (
-    "DELETE FROM wallet_nonces WHERE nonce IN (SELECT nonce FROM wallet_nonces WHERE user_id = ? AND used_at IS NULL "
-    "ORDER BY issued_at DESC, nonce LIMIT -1 OFFSET ?)"
-)
 
 
 class IssueWalletNonce(Command):
@@ -70,9 +62,8 @@ def issue_wallet_nonce(uow: UnitOfWork, cmd: IssueWalletNonce) -> str:
     if owner is not None and owner != cmd.user_id:
         raise _taken(cmd.address)
     now = rfc3339_ms(uow.now)
-    uow.conn.execute(DELETE_EXPIRED, (now,))  # expired nonces can never be spent: forget them
-    uow.conn.execute(INSERT_NONCE, (cmd.nonce, cmd.user_id, cmd.address, now, rfc3339_ms(cmd.expires_at)))
-    uow.conn.execute(TRIM_OPEN, (cmd.user_id, MAX_OPEN_NONCES))
+    expires_at = rfc3339_ms(cmd.expires_at)
+    wallet_nonces.issue(uow.conn, cmd.nonce, cmd.user_id, cmd.address, now, expires_at, MAX_OPEN_NONCES)
     return cmd.nonce
 
 
@@ -81,11 +72,11 @@ def _bad_nonce(detail: str) -> ValidationFailed:
 
 
 def link_wallet(uow: UnitOfWork, cmd: LinkWallet) -> str:
-    row = uow.conn.execute(SELECT_NONCE, (cmd.nonce,)).fetchone()
-    if row is None or row[0] != cmd.user_id:  # someone else's nonce looks exactly like an unknown one
+    nonce = wallet_nonces.find(uow.conn, cmd.nonce)
+    if nonce is None or nonce.user_id != cmd.user_id:  # someone else's nonce looks exactly like an unknown one
         raise _bad_nonce("The message nonce is unknown; request a new message")
-    _, issued_for, expires_at, used_at = row
-    if used_at is not None:
+    issued_for, expires_at = nonce.address, nonce.expires_at
+    if nonce.used_at is not None:
         raise _bad_nonce("The message nonce was already used; request a new message")
     if expires_at <= rfc3339_ms(uow.now):
         raise _bad_nonce("The message nonce has expired; request a new message")
@@ -94,7 +85,7 @@ def link_wallet(uow: UnitOfWork, cmd: LinkWallet) -> str:
     user = load_user(uow, cmd.user_id)
     if not user.is_active:
         raise Forbidden("This account is deactivated")
-    uow.conn.execute(SPEND_NONCE, (rfc3339_ms(uow.now), cmd.nonce))
+    wallet_nonces.spend(uow.conn, cmd.nonce, rfc3339_ms(uow.now))
     previous = current_wallet(uow, user.id)
     if previous is not None and wallet_key(previous) == wallet_key(cmd.address):
         return cmd.address  # already this user's wallet: the nonce is spent, nothing else changes

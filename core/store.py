@@ -32,6 +32,7 @@ SELECT_HEAD = "SELECT COALESCE(MAX(position), 0) FROM events"
 INSERT_CLAIM = "INSERT INTO claims (kind, key, owner, claimed_at) VALUES (?, ?, ?, ?)"
 SELECT_CLAIM = "SELECT owner FROM claims WHERE kind = ? AND key = ?"
 DELETE_CLAIM = "DELETE FROM claims WHERE kind = ? AND key = ? AND owner = ?"
+SELECT_CLAIMS_FROM = "SELECT owner FROM claims WHERE kind = ? AND key >= ? AND key < ?"
 
 
 def row_to_event(row: Sequence[Any], meta: bool = True) -> StoredEvent:
@@ -171,6 +172,13 @@ def claim_owner(conn: Connection, kind: str, key: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def claim_owners(conn: Connection, kind: str, prefix: str) -> list[str]:
+    """The owners of every claim of `kind` whose key starts with `prefix` (which ends in ':')."""
+    # ':' sorts just below ';', so this range is every key with the "<...>:" prefix.
+    upper = prefix[:-1] + ";"
+    return [str(owner) for (owner,) in conn.execute(SELECT_CLAIMS_FROM, (kind, prefix, upper)).fetchall()]
+
+
 def release_claim(conn: Connection, kind: str, key: str, owner: str) -> None:
     conn.execute(DELETE_CLAIM, (kind, key, owner))
 
@@ -202,6 +210,9 @@ class UnitOfWork:
 
     def claim_owner(self, kind: str, key: str) -> str | None:
         return claim_owner(self.conn, kind, key)
+
+    def claim_owners(self, kind: str, prefix: str) -> list[str]:
+        return claim_owners(self.conn, kind, prefix)
 
     def release_claim(self, kind: str, key: str, owner: str) -> None:
         release_claim(self.conn, kind, key, owner)

@@ -297,7 +297,7 @@ def create_admin(
 @reported
 def audit(user: Annotated[str, typer.Option("--user", help="user id")]) -> None:
     """Print the security-relevant events of one account (logins, reuse, role and status changes, password resets)."""
-    from queries.audit import audit_trail
+    from core.audit import audit_trail
 
     conn = primary_connection(existing=True)
     try:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.routes.contracts import platform_fee_minor
 from commands import contracts, portfolio, projects, proposals, users
 from commands.handlers import COMMAND_HANDLERS
 from core.clock import Clock
@@ -202,7 +201,7 @@ def _contracts(rng: random.Random, demo: Demo, fee_bps: int) -> Iterator[Any]:
             freelancer_id=freelancer_id,
             amount_minor=amount_minor,
             currency="USDC",
-            platform_fee_minor=platform_fee_minor(amount_minor, fee_bps),
+            fee_bps=fee_bps,
             description=sentence(rng, 8),
             start_date=start,
             end_date=f"2026-12-{rng.randrange(1, 28):02d}",

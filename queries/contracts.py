@@ -7,10 +7,9 @@ from typing import Any
 import orjson
 
 from core.db import Connection
-from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
-from queries.pagination import decode_cursor, page
+from queries.parties import PartyTable, Row
 from queries.projection import Statement, recorded_at, update_changed
 
 NAME = "contracts"
@@ -32,18 +31,12 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS rm_contracts_client_status ON rm_contracts (client_id, status, id)",
     "CREATE INDEX IF NOT EXISTS rm_contracts_freelancer_status ON rm_contracts (freelancer_id, status, id)",
 )
-COLUMNS = (
-    "id, project_id, client_id, client_name, freelancer_id, freelancer_name, amount_minor, currency, "
-    "platform_fee_minor, description, start_date, end_date, milestones, terms, status, amount_paid_minor, "
-    "created_at, updated_at, version"
-)
 INSERT = (
     "INSERT INTO rm_contracts (id, project_id, client_id, client_name, freelancer_id, freelancer_name, amount_minor, "
     "currency, platform_fee_minor, description, start_date, end_date, milestones, terms, status, created_at, "
     "updated_at, version) VALUES (?, ?, ?, COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, "
     "COALESCE((SELECT name FROM rm_users WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)"
 )
-SELECT_ONE = f"SELECT {COLUMNS} FROM rm_contracts WHERE id = ?"
 SET_STATUS = "UPDATE rm_contracts SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 SET_VERSION = "UPDATE rm_contracts SET version = ? WHERE id = ?"
 ADD_PAID = "UPDATE rm_contracts SET amount_paid_minor = amount_paid_minor + ?, updated_at = ?, version = ? WHERE id = ?"
@@ -111,6 +104,11 @@ def on_user_renamed(event: StoredEvent) -> list[Statement]:
     return [(RENAME_CLIENT, (name, user_id)), (RENAME_FREELANCER, (name, user_id))] if name else []
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "ContractCreated": on_created,
     "ContractRevised": on_revised,
@@ -123,44 +121,89 @@ PROJECTORS = {
 }
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
-    currency = row[7]
-    milestones = [
-        {"title": m["title"], "amount": format_minor(m["amount_minor"], currency), "due_date": m["due_date"]}
-        for m in orjson.loads(row[12])
-    ]
+# The columns a contract is read with, in the order `_row` unpacks them.
+FIELDS = (
+    "id",
+    "project_id",
+    "client_id",
+    "client_name",
+    "freelancer_id",
+    "freelancer_name",
+    "amount_minor",
+    "currency",
+    "platform_fee_minor",
+    "description",
+    "start_date",
+    "end_date",
+    "milestones",
+    "terms",
+    "status",
+    "amount_paid_minor",
+    "created_at",
+    "updated_at",
+    "version",
+)
+CONTRACTS = PartyTable(
+    "rm_contracts",
+    FIELDS,
+    ("client_id", "freelancer_id"),
+    "No contract with that id",
+    CURSOR_LIST,
+)
+
+
+def _row(row: Row) -> dict[str, Any]:
+    """The API's view of a contract row; unpacking names every column (and costs less than indexing)."""
+    (
+        contract_id,
+        project_id,
+        client_id,
+        client_name,
+        freelancer_id,
+        freelancer_name,
+        amount_minor,
+        currency,
+        platform_fee_minor,
+        description,
+        start_date,
+        end_date,
+        milestones,
+        terms,
+        status,
+        amount_paid_minor,
+        created_at,
+        updated_at,
+        _version,
+    ) = row
     return {
-        "id": row[0],
-        "project_id": row[1],
-        "client_id": row[2],
-        "freelancer_id": row[4],
-        "client": {"id": row[2], "name": row[3]},
-        "freelancer": {"id": row[4], "name": row[5]},
-        "amount": format_minor(row[6], currency),
+        "id": contract_id,
+        "project_id": project_id,
+        "client_id": client_id,
+        "freelancer_id": freelancer_id,
+        "client": {"id": client_id, "name": client_name},
+        "freelancer": {"id": freelancer_id, "name": freelancer_name},
+        "amount": format_minor(amount_minor, currency),
         "currency": currency,
-        "platform_fee": format_minor(row[8], currency),
-        "description": row[9],
-        "start_date": row[10],
-        "end_date": row[11],
-        "milestones": milestones,
-        "terms": row[13],
-        "status": row[14],
-        "amount_paid": format_minor(row[15], currency),
-        "created_at": row[16],
-        "updated_at": row[17],
+        "platform_fee": format_minor(platform_fee_minor, currency),
+        "description": description,
+        "start_date": start_date,
+        "end_date": end_date,
+        "milestones": [
+            {"title": m["title"], "amount": format_minor(m["amount_minor"], currency), "due_date": m["due_date"]}
+            for m in orjson.loads(milestones)
+        ],
+        "terms": terms,
+        "status": status,
+        "amount_paid": format_minor(amount_paid_minor, currency),
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
-
-
-def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
-    return viewer_role == "admin" or viewer_id in (row[2], row[4])
 
 
 def get_contract(conn: Connection, contract_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
     """This contract, if the viewer is its client, its freelancer or an admin; else NotFound."""
-    row = conn.execute(SELECT_ONE, (contract_id,)).fetchone()
-    if row is None or not may_see(row, viewer_id, viewer_role):
-        raise NotFound("No contract with that id")
-    return _row(row), int(row[18])
+    row = CONTRACTS.get(conn, contract_id, viewer_id, viewer_role)
+    return _row(row), int(row[-1])  # version: the last column
 
 
 def list_contracts(
@@ -173,34 +216,5 @@ def list_contracts(
     status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The contracts this viewer may see, newest first: where they are client or freelancer (admin: all)."""
-    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
-    if viewer_role == "admin":
-        branches = [_branch(None, after, status)]
-    else:
-        # Two index-ordered scans merged by id: (client_id, id) and (freelancer_id, id). A user is never
-        # both parties of one contract, and the `client_id <> ?` keeps the branches disjoint regardless.
-        branches = [
-            _branch(("client_id = ?",), after, status, viewer_id),
-            _branch(("freelancer_id = ?", "client_id <> ?"), after, status, viewer_id, viewer_id),
-        ]
-    sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
-    params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    rows, next_cursor = CONTRACTS.list_page(conn, viewer_id, viewer_role, limit, cursor, (("status = ?", status),))
     return [_row(row) for row in rows], next_cursor
-
-
-def _branch(
-    clauses: tuple[str, ...] | None,
-    after: str | None,
-    status: str | None,
-    *values: str,
-) -> tuple[str, list[Any]]:
-    where, params = list(clauses or ()), list(values)
-    for clause, value in (("id < ?", after), ("status = ?", status)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql = f"SELECT {COLUMNS} FROM rm_contracts"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql, params

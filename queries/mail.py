@@ -39,7 +39,8 @@ def get_recipient(conn: Connection, user_id: str) -> Recipient | None:
     row = conn.execute(SELECT_RECIPIENT, (user_id,)).fetchone()
     if row is None:
         return None
-    return Recipient(row[0], row[1], row[2], bool(row[3]), switches(orjson.loads(row[4])))
+    user_id, email, name, is_active, notifications = row
+    return Recipient(user_id, email, name, bool(is_active), switches(orjson.loads(notifications)))
 
 
 def get_project_title(conn: Connection, project_id: str) -> str:
@@ -51,10 +52,16 @@ def get_project_title(conn: Connection, project_id: str) -> str:
 def get_proposal_author(conn: Connection, proposal_id: str) -> tuple[str, str] | None:
     """Who wrote this proposal, on which project?"""
     row = conn.execute(SELECT_PROPOSAL, (proposal_id,)).fetchone()
-    return (str(row[0]), str(row[1])) if row else None
+    if row is None:
+        return None
+    freelancer_id, project_id = row
+    return str(freelancer_id), str(project_id)
 
 
 def get_payment_parties(conn: Connection, payment_id: str) -> PaymentParties | None:
     """Who paid whom, how much?"""
     row = conn.execute(SELECT_PAYMENT, (payment_id,)).fetchone()
-    return PaymentParties(row[0], row[1], int(row[2]), row[3]) if row else None
+    if row is None:
+        return None
+    from_user_id, to_user_id, amount_minor, currency = row
+    return PaymentParties(from_user_id, to_user_id, int(amount_minor), currency)

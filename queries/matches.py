@@ -50,7 +50,8 @@ def subject(conn: Connection, kind: str, entity_id: str) -> Subject | None:
     row = conn.execute(SELECT_DOC, (kind, entity_id)).fetchone()
     if row is None:
         return None
-    return Subject(row[1], skills_of(row[2]), np.frombuffer(bytes(row[3]), dtype=np.float32), row[4])
+    _rowid, text, skills, vector, rate_minor = row
+    return Subject(text, skills_of(skills), np.frombuffer(bytes(vector), dtype=np.float32), rate_minor)
 
 
 def offset_of(cursor: str | None, name: str) -> int:

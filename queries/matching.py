@@ -97,6 +97,11 @@ def on_contract_status(event: StoredEvent) -> list[Statement]:
     return [(MARK_CONTRACT_FREELANCER, (event.position, event.data["contract_id"]))]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "UserRegistered": on_user,
     "UserProfileUpdated": on_user,
@@ -192,7 +197,8 @@ def state(conn: Connection, encoder: str) -> State:
     row = conn.execute(SELECT_STATE).fetchone()
     if row is None:
         return State(0, 0, DOC_VERSION, encoder)
-    current = State(int(row[0]), int(row[1]), int(row[2]), str(row[3]))
+    position, generation, doc_version, made_by = row
+    current = State(int(position), int(generation), int(doc_version), str(made_by))
     if current.doc_version != DOC_VERSION or current.encoder != encoder:
         return State(0, current.generation, DOC_VERSION, encoder)
     return current

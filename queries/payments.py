@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from core.db import Connection
-from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
 from queries.contracts import get_contract
-from queries.pagination import decode_cursor, page
+from queries.parties import PartyTable, Row
 from queries.projection import Statement, recorded_at
 
 NAME = "payments"
@@ -33,16 +32,11 @@ SCHEMA = (
         pending_minor INTEGER NOT NULL DEFAULT 0, refunded_minor INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
 )
-COLUMNS = (
-    "id, contract_id, from_user_id, to_user_id, amount_minor, currency, status, transaction_hash, description, "
-    "created_at, updated_at, version"
-)
 INSERT = (
     "INSERT INTO rm_payments (id, contract_id, from_user_id, to_user_id, amount_minor, currency, status, "
     "transaction_hash, description, created_at, updated_at, version) "
     "VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?)"
 )
-SELECT_ONE = f"SELECT {COLUMNS} FROM rm_payments WHERE id = ?"
 SET_STATUS = "UPDATE rm_payments SET status = ?, updated_at = ?, version = ? WHERE id = ?"
 SET_COMPLETED = (
     "UPDATE rm_payments SET status = 'completed', transaction_hash = ?, updated_at = ?, version = ? WHERE id = ?"
@@ -105,6 +99,11 @@ def on_refunded(event: StoredEvent) -> list[Statement]:
     ]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "PaymentCreated": on_created,
     "PaymentCompleted": on_completed,
@@ -113,32 +112,65 @@ PROJECTORS = {
 }
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+# The columns a payment is read with, in the order `_row` unpacks them.
+FIELDS = (
+    "id",
+    "contract_id",
+    "from_user_id",
+    "to_user_id",
+    "amount_minor",
+    "currency",
+    "status",
+    "transaction_hash",
+    "description",
+    "created_at",
+    "updated_at",
+    "version",
+)
+PAYMENTS = PartyTable(
+    "rm_payments",
+    FIELDS,
+    ("from_user_id", "to_user_id"),
+    "No payment with that id",
+    CURSOR_LIST,
+)
+
+
+def _row(row: Row) -> dict[str, Any]:
+    """The API's view of a payment row; unpacking names every column (and costs less than indexing)."""
+    (
+        payment_id,
+        contract_id,
+        from_user_id,
+        to_user_id,
+        amount_minor,
+        currency,
+        status,
+        transaction_hash,
+        description,
+        created_at,
+        updated_at,
+        _version,
+    ) = row
     return {
-        "id": row[0],
-        "contract_id": row[1],
-        "from_user_id": row[2],
-        "to_user_id": row[3],
-        "amount": format_minor(row[4], row[5]),
-        "currency": row[5],
-        "status": row[6],
-        "transaction_hash": row[7],
-        "description": row[8],
-        "created_at": row[9],
-        "updated_at": row[10],
+        "id": payment_id,
+        "contract_id": contract_id,
+        "from_user_id": from_user_id,
+        "to_user_id": to_user_id,
+        "amount": format_minor(amount_minor, currency),
+        "currency": currency,
+        "status": status,
+        "transaction_hash": transaction_hash,
+        "description": description,
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
-
-
-def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
-    return viewer_role == "admin" or viewer_id in (row[2], row[3])
 
 
 def get_payment(conn: Connection, payment_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
     """This payment, if the viewer paid it, receives it or is an admin; else NotFound."""
-    row = conn.execute(SELECT_ONE, (payment_id,)).fetchone()
-    if row is None or not may_see(row, viewer_id, viewer_role):
-        raise NotFound("No payment with that id")
-    return _row(row), int(row[11])
+    row = PAYMENTS.get(conn, payment_id, viewer_id, viewer_role)
+    return _row(row), int(row[-1])  # version: the last column
 
 
 def list_payments(
@@ -152,39 +184,20 @@ def list_payments(
     contract_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The payments this viewer may see, newest first: those they pay or receive (admin: all)."""
-    after = decode_cursor(cursor, CURSOR_LIST, 1)[0] if cursor else None
-    filters = (("id < ?", after), ("status = ?", status), ("contract_id = ?", contract_id))
-    if viewer_role == "admin":
-        branches = [_branch((), filters)]
-    else:
-        # Two index-ordered scans merged by id; `from_user_id <> ?` keeps them disjoint.
-        branches = [
-            _branch((("from_user_id = ?", viewer_id),), filters),
-            _branch((("to_user_id = ?", viewer_id), ("from_user_id <> ?", viewer_id)), filters),
-        ]
-    sql = " UNION ALL ".join(b[0] for b in branches) + " ORDER BY id DESC LIMIT ?"
-    params = [p for b in branches for p in b[1]]
-    rows, next_cursor = page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit, (0,), CURSOR_LIST)
+    filters = (("status = ?", status), ("contract_id = ?", contract_id))
+    rows, next_cursor = PAYMENTS.list_page(conn, viewer_id, viewer_role, limit, cursor, filters)
     return [_row(row) for row in rows], next_cursor
-
-
-def _branch(fixed: tuple[tuple[str, str], ...], filters: tuple[tuple[str, str | None], ...]) -> tuple[str, list[Any]]:
-    pairs = [*fixed, *((clause, value) for clause, value in filters if value is not None)]
-    sql = f"SELECT {COLUMNS} FROM rm_payments"
-    if pairs:
-        sql += " WHERE " + " AND ".join(clause for clause, _ in pairs)
-    return sql, [value for _, value in pairs]
 
 
 def contract_totals(conn: Connection, contract_id: str, viewer_id: str, viewer_role: str) -> dict[str, str]:
     """Completed (net of refunds), pending and refunded amounts on a contract its parties and admins may see."""
     contract, _ = get_contract(conn, contract_id, viewer_id, viewer_role)
     currency = str(contract["currency"])
-    row = conn.execute(SELECT_TOTALS, (contract_id,)).fetchone() or (0, 0, 0)
+    paid, pending, refunded = conn.execute(SELECT_TOTALS, (contract_id,)).fetchone() or (0, 0, 0)
     return {
-        "total_paid": format_minor(row[0], currency),
-        "total_pending": format_minor(row[1], currency),
-        "total_refunded": format_minor(row[2], currency),
+        "total_paid": format_minor(paid, currency),
+        "total_pending": format_minor(pending, currency),
+        "total_refunded": format_minor(refunded, currency),
         "currency": currency,
     }
 
@@ -193,9 +206,3 @@ def linked_wallet(conn: Connection, user_id: str) -> str | None:
     """The wallet address a user linked (None if none, or no such user)."""
     row = conn.execute("SELECT wallet_address FROM rm_users WHERE id = ?", (user_id,)).fetchone()
     return str(row[0]) if row and row[0] else None
-
-
-def tx_hash_used(conn: Connection, tx_hash: str) -> bool:
-    """Primary only (claims are write-side): has this hash already settled a payment? The command decides for sure."""
-    row = conn.execute("SELECT 1 FROM claims WHERE kind = 'tx_hash' AND key = ?", (tx_hash.lower(),)).fetchone()
-    return row is not None

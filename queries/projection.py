@@ -17,17 +17,16 @@ as it builds the B-tree indexes after a bulk replay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from types import ModuleType
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from core.db import Connection
 from core.events.base import StoredEvent
+from queries.readmodel import Projector, ReadModel, Statement
 
-Statement = tuple[str, Sequence[Any]]
-Projector = Callable[[StoredEvent], list[Statement]]
+__all__ = ["Projection", "Projector", "ReadModel", "Statement"]
 
 # Summed deltas, and parameters of one run, kept per call before they are written out (they bound a
 # long replay's memory: a run of proposal inserts can span the whole log).
@@ -50,11 +49,11 @@ UPSERT_VERSION = (
 class Projection:
     """Every read model's projectors, dispatched by event type."""
 
-    def __init__(self, models: Sequence[ModuleType]) -> None:
+    def __init__(self, models: Sequence[ReadModel]) -> None:
         self.models = tuple(models)
         self.dispatch: dict[str, list[Projector]] = {}
-        self.additive = frozenset(sql for model in self.models for sql in getattr(model, "ADDITIVE", ()))
-        self.indexing = frozenset(sql for model in self.models for sql in getattr(model, "INDEXING", ()))
+        self.additive = frozenset(sql for model in self.models for sql in model.ADDITIVE)
+        self.indexing = frozenset(sql for model in self.models for sql in model.INDEXING)
         for model in self.models:
             for event_type, projector in model.PROJECTORS.items():
                 self.dispatch.setdefault(event_type, []).append(projector)
@@ -115,11 +114,11 @@ class Projection:
         """Search and derived tables (REINDEX), then the secondary indexes, each built in one pass (after
         a bulk replay: far cheaper than row by row)."""
         for model in self.models:
-            for step in getattr(model, "REINDEX", ()):
-                if callable(step):
-                    step(conn)
-                else:
+            for step in model.REINDEX:
+                if isinstance(step, str):
                     conn.execute(step)
+                else:
+                    step(conn)
             for ddl in model.SCHEMA:
                 if is_index(ddl):
                     conn.execute(ddl)

@@ -49,6 +49,11 @@ def on_session_revoked(event: StoredEvent) -> list[Statement]:
     return [(INSERT_ENDED, (d["family_id"], d["user_id"], recorded_at(event)))]
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {"SessionRevoked": on_session_revoked}
 
 

@@ -200,6 +200,11 @@ def on_proposal_revised(event: StoredEvent) -> list[Statement]:
     return _attach(event.data["proposal_id"], changes["attachments"]) if "attachments" in changes else []
 
 
+# No summed deltas, index-only statements or reindex steps (queries/readmodel.py).
+ADDITIVE: tuple[str, ...] = ()
+INDEXING: tuple[str, ...] = ()
+REINDEX: tuple[str, ...] = ()
+
 PROJECTORS = {
     "UploadPresigned": on_presigned,
     "UploadStored": on_stored,

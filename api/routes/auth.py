@@ -35,11 +35,11 @@ from commands.password_reset import ConfirmPasswordReset, RequestPasswordReset, 
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
 from core.clock import rfc3339, rfc3339_ms
+from core.credentials import get_credentials, reset_is_live
 from core.db import Connection
 from core.errors import BadRequest, NotFound, Unauthenticated
 from core.ids import new_id
 from core.tokens import Claims
-from queries.credentials import get_credentials, reset_is_live
 from queries.users import get_user
 
 SUMMARY_ERRORS = (400, 409, 415, 422, 429)
@@ -130,8 +130,7 @@ async def register(call: Call) -> Response:
     command = RegisterUser(
         user_id=user_id, email=body.email, name=body.name, role=body.role, password_hash=password_hash, session=session
     )
-    _, position = await execute(call, command)
-    user, _ = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
+    (user, _), position = await execute(call, command, lambda conn: get_user(conn, user_id, private=True))
     return token_response(call, user, refresh, family, position, 201)
 
 
@@ -160,8 +159,8 @@ async def login(call: Call) -> Response:
         expires_at=rfc3339(datetime.fromtimestamp(claims.exp, now.tzinfo)),
     )
     command = RecordLogin(session=session, checked_hash=found.password_hash, new_password_hash=rehash)
-    _, position = await execute(call, command)
-    user, _ = await runtime.read(lambda conn: get_user(conn, found.user_id, private=True))
+    user_id = found.user_id
+    (user, _), position = await execute(call, command, lambda conn: get_user(conn, user_id, private=True))
     return token_response(call, user, refresh, family, position, 200)
 
 
@@ -229,8 +228,7 @@ async def update_me(call: Call) -> Response:
         keep_family=call.user.fam,
         expected_versions=if_match(call),
     )
-    _, position = await execute(call, command)
-    user, version = await runtime.read(account_of(call, call.user))
+    (user, version), position = await execute(call, command, account_of(call, call.user))
     return written(user, position, etag=version)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from api.routing import Call, Operation
 from api.schemas import AmountIn, Omittable, Page, Party, Strict
 from api.text import single_line, visible_length
 from commands.contracts import CancelContract, CreateContract, Milestone, ReviseContract
+from core.db import Connection
 from core.ids import new_id
 from core.money import BadAmount, parse_amount, to_minor
 from queries.contracts import get_contract, list_contracts
@@ -22,14 +24,6 @@ from queries.contracts import get_contract, list_contracts
 Currency = Literal["USDC", "USD"]
 ContractStatus = Literal["active", "completed", "cancelled", "disputed"]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def platform_fee_minor(amount_minor: int, fee_bps: int) -> int:
-    """amount * fee_bps / 10000 in minor units, exact integer arithmetic, rounded half to even."""
-    quotient, remainder = divmod(amount_minor * fee_bps, 10000)
-    if remainder * 2 > 10000 or (remainder * 2 == 10000 and quotient % 2 == 1):
-        quotient += 1
-    return quotient
 
 
 def _iso_date(value: str) -> str:
@@ -143,8 +137,10 @@ def patch_changes(body: ContractPatch) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True, exclude={"status"})
 
 
-async def read_back(call: Call, contract_id: str) -> tuple[dict[str, object], int]:
-    return await call.runtime.read(lambda conn: get_contract(conn, contract_id, call.user.sub, call.user.role))
+def read_back(call: Call, contract_id: str) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """The contract as its caller sees it, read inside the write's transaction (Runtime.execute)."""
+    viewer, role = call.user.sub, call.user.role
+    return lambda conn: get_contract(conn, contract_id, viewer, role)
 
 
 async def list_all(call: Call) -> Response:
@@ -169,15 +165,14 @@ async def get_one(call: Call) -> Response:
 async def create(call: Call) -> Response:
     body: ContractBody = call.body
     contract_id = new_id()
-    amount_minor = minor(body.amount, body.currency)
     command = CreateContract(
         contract_id=contract_id,
         project_id=body.project_id,
         client_id=call.user.sub,
         freelancer_id=body.freelancer_id,
-        amount_minor=amount_minor,
+        amount_minor=minor(body.amount, body.currency),
         currency=body.currency,
-        platform_fee_minor=platform_fee_minor(amount_minor, call.runtime.settings.platform_fee_bps),
+        fee_bps=call.runtime.settings.platform_fee_bps,
         description=body.description,
         start_date=body.start_date,
         end_date=body.end_date,
@@ -187,8 +182,7 @@ async def create(call: Call) -> Response:
         ],
         terms=body.terms,
     )
-    _, position = await execute(call, command)
-    contract, version = await read_back(call, contract_id)
+    (contract, version), position = await execute(call, command, read_back(call, contract_id))
     return written(contract, position, 201, etag=version)
 
 
@@ -203,8 +197,7 @@ async def update(call: Call) -> Response:
         expected_versions=if_match(call),
         actor_is_admin=call.user.role == "admin",
     )
-    _, position = await execute(call, command)
-    contract, version = await read_back(call, contract_id)
+    (contract, version), position = await execute(call, command, read_back(call, contract_id))
     return written(contract, position, etag=version)
 
 

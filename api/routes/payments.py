@@ -7,6 +7,7 @@ changes nothing. The command then re-checks what could have moved meanwhile and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,11 +18,14 @@ from api.cache import cached_page, cached_read, cached_view
 from api.commanding import execute, written
 from api.routing import Call, Operation
 from api.schemas import AmountIn, Page, Strict
-from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, RefundPayment
+from commands.payments import CancelPayment, ConfirmPayment, CreatePayment, Payment, RefundPayment, precheck_confirm
+from core.clock import Clock
 from core.db import Connection
-from core.errors import Conflict, Forbidden, InvalidState, ValidationFailed
+from core.errors import ValidationFailed
 from core.ids import new_id
-from queries.payments import contract_totals, get_payment, linked_wallet, list_payments, tx_hash_used
+from core.money import format_minor
+from core.store import UnitOfWork
+from queries.payments import contract_totals, get_payment, linked_wallet, list_payments
 
 if TYPE_CHECKING:
     from core.chain import TransferProof  # web3 is heavy: the verifier is built on first use
@@ -81,8 +85,10 @@ class PaymentTotals(Strict):
     currency: Currency
 
 
-async def read_back(call: Call, payment_id: str) -> tuple[dict[str, Any], int]:
-    return await call.runtime.read(lambda conn: get_payment(conn, payment_id, call.user.sub, call.user.role))
+def read_back(call: Call, payment_id: str) -> Callable[[Connection], tuple[dict[str, Any], int]]:
+    """The payment as its caller sees it, read inside the write's transaction (Runtime.execute)."""
+    viewer, role = call.user.sub, call.user.role
+    return lambda conn: get_payment(conn, payment_id, viewer, role)
 
 
 async def list_all(call: Call) -> Response:
@@ -131,28 +137,21 @@ async def create(call: Call) -> Response:
         currency=body.currency,
         description=body.description,
     )
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, 201, etag=version)
 
 
 async def confirm(call: Call) -> Response:
     body: ConfirmBody = call.body
     runtime, payment_id, caller = call.runtime, call.path["payment_id"], call.user.sub
-    payment, _ = await read_back(call, payment_id)
-    if payment["from_user_id"] != caller:
-        raise Forbidden("Only the payer can confirm a payment")
-    if payment["status"] != "pending":
-        raise InvalidState(f"Only a pending payment can be confirmed (it is {payment['status']})")
-    tx_hash = body.transaction_hash.lower()
-    payer, payee = str(payment["from_user_id"]), str(payment["to_user_id"])
+    tx_hash, is_admin = body.transaction_hash.lower(), call.user.role == "admin"
 
-    def lookup(conn: Connection) -> tuple[bool, str | None, str | None]:
-        return tx_hash_used(conn, tx_hash), linked_wallet(conn, payer), linked_wallet(conn, payee)
+    def precheck(conn: Connection) -> tuple[Payment, str | None, str | None]:
+        # The primary's own store (writes run there): the command's rules, before the slow chain check.
+        payment = precheck_confirm(UnitOfWork(conn, {}, Clock()), payment_id, caller, tx_hash, is_admin=is_admin)
+        return payment, linked_wallet(conn, payment.from_user_id), linked_wallet(conn, payment.to_user_id)
 
-    used, sender, recipient = await runtime.read(lookup)
-    if used:
-        raise Conflict("That transaction hash already settled a payment", "tx_already_used")
+    pending, sender, recipient = await runtime.read(precheck)
     if sender is None or recipient is None:
         whose = "payer" if sender is None else "payee"
         raise ValidationFailed(
@@ -160,7 +159,7 @@ async def confirm(call: Call) -> Response:
             "wallet_not_linked",
         )
     verifier = runtime.chain()
-    amount = Decimal(str(payment["amount"]))  # USD payments settle in USDC at par
+    amount = Decimal(format_minor(pending.amount_minor, pending.currency))  # USD payments settle in USDC at par
 
     def verify() -> TransferProof:
         return verifier.verify_transfer(tx_hash, sender=sender, recipient=recipient, amount=amount)
@@ -174,24 +173,23 @@ async def confirm(call: Call) -> Response:
         recipient_address=proof.recipient,
         block_number=proof.block_number,
         confirmations=proof.confirmations,
+        actor_is_admin=is_admin,
     )
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 
 async def refund(call: Call) -> Response:
     payment_id = call.path["payment_id"]
-    _, position = await execute(call, RefundPayment(payment_id=payment_id, admin_id=call.user.sub))
-    payment, version = await read_back(call, payment_id)
+    command = RefundPayment(payment_id=payment_id, admin_id=call.user.sub)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 
 async def cancel(call: Call) -> Response:
     payment_id = call.path["payment_id"]
     command = CancelPayment(payment_id=payment_id, actor_id=call.user.sub, is_admin=call.user.role == "admin")
-    _, position = await execute(call, command)
-    payment, version = await read_back(call, payment_id)
+    (payment, version), position = await execute(call, command, read_back(call, payment_id))
     return written(payment, position, etag=version)
 
 

@@ -65,8 +65,7 @@ async def create(call: Call) -> Response:
         created_by=call.user.sub,
         by_admin=True,
     )
-    _, position = await execute(call, command)
-    user, version = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
+    (user, version), position = await execute(call, command, lambda conn: get_user(conn, user_id, private=True))
     return written(user, position, 201, etag=version)
 
 
@@ -80,8 +79,7 @@ async def change(call: Call) -> Response:
         is_active=body.is_active,
         expected_versions=if_match(call),
     )
-    _, position = await execute(call, command)
-    user, version = await call.runtime.read(lambda conn: get_user(conn, user_id, private=True))
+    (user, version), position = await execute(call, command, lambda conn: get_user(conn, user_id, private=True))
     return written(user, position, etag=version)
 
 

@@ -105,8 +105,8 @@ async def link_wallet(call: Call) -> Response:
         )
 
     address = await runtime.in_thread(verify)
-    _, position = await execute(call, LinkWallet(user_id=user_id, nonce=nonce, address=address))
-    user, version = await runtime.read(lambda conn: get_user(conn, user_id, private=True))
+    command = LinkWallet(user_id=user_id, nonce=nonce, address=address)
+    (user, version), position = await execute(call, command, lambda conn: get_user(conn, user_id, private=True))
     return written(user, position, etag=version)
 
 

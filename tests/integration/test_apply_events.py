@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from core.db import Connection
 from core.events.base import StoredEvent
 from migrations.runner import migrate
 from queries import projection as projection_module
-from queries.projection import Projection, Statement, checkpoint
+from queries.projection import Projection, Projector, Statement, checkpoint
 from tests.integration.logfile import DRIVERS, open_db
 
 INSERT = "INSERT INTO t_items (id, label, hits) VALUES (?, ?, 0)"
@@ -47,18 +48,28 @@ def on_removed(event: StoredEvent) -> list[Statement]:
     return [(DELETE, (event.stream_id,))]
 
 
-def model(*, additive: bool) -> ModuleType:
-    toy = ModuleType("toy")
-    toy.NAME, toy.VERSION = "toy", 1
-    toy.TABLES = ("t_items", "t_log")
-    toy.SCHEMA = (
+TOY_PROJECTORS = {"Created": on_created, "Relabelled": on_relabelled, "Hit": on_hit, "Removed": on_removed}
+
+
+@dataclass(frozen=True)
+class Toy:
+    """A read model that is not a module: the ReadModel protocol asks only for these attributes."""
+
+    ADDITIVE: tuple[str, ...]
+    NAME: str = "toy"
+    VERSION: int = 1
+    TABLES: tuple[str, ...] = ("t_items", "t_log")
+    SCHEMA: tuple[str, ...] = (
         "CREATE TABLE t_items (id TEXT PRIMARY KEY, label TEXT NOT NULL, hits INTEGER NOT NULL)",
         "CREATE TABLE t_log (seq INTEGER PRIMARY KEY, item TEXT NOT NULL, label TEXT NOT NULL)",
     )
-    toy.PROJECTORS = {"Created": on_created, "Relabelled": on_relabelled, "Hit": on_hit, "Removed": on_removed}
-    if additive:
-        toy.ADDITIVE = (HIT,)
-    return toy
+    PROJECTORS: Mapping[str, Projector] = field(default_factory=lambda: dict(TOY_PROJECTORS))
+    INDEXING: tuple[str, ...] = ()
+    REINDEX: tuple[str, ...] = ()
+
+
+def model(*, additive: bool) -> Toy:
+    return Toy(ADDITIVE=(HIT,) if additive else ())
 
 
 KEYS = ("a", "b", "c")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import example, settings
 from hypothesis import given as for_all
 from hypothesis import strategies as st
+from pydantic import ValidationError as PydanticValidationError
 
-from api.routes.contracts import platform_fee_minor
 from commands.contracts import (
     CancelContract,
     CreateContract,
@@ -23,6 +23,7 @@ from commands.contracts import (
     cancel_contract,
     create_contract,
     load_contract,
+    platform_fee_minor,
     revise_contract,
 )
 from core import store
@@ -119,7 +120,7 @@ def create_command(**overrides: Any) -> CreateContract:
         "freelancer_id": FREELANCER,
         "amount_minor": 1_000_000_000,
         "currency": "USDC",
-        "platform_fee_minor": 50_000_000,
+        "fee_bps": 500,
         "start_date": "2026-12-01",
         "end_date": "2026-12-31",
         "milestones": [Milestone(title="Design", amount_minor=400_000_000, due_date="2026-12-10")],
@@ -514,3 +515,19 @@ def test_the_fee_is_amount_times_bps_over_10000_rounded_half_to_even(amount_mino
 )
 def test_fee_examples(amount_minor: int, fee_bps: int, fee: int) -> None:
     assert platform_fee_minor(amount_minor, fee_bps) == fee
+
+
+@pytest.mark.parametrize(("fee_bps", "fee"), [(0, 0), (250, 25_000_000), (500, 50_000_000), (10_000, 1_000_000_000)])
+def test_the_command_computes_the_fee_from_the_servers_basis_points(conn: Connection, fee_bps: int, fee: int) -> None:
+    hired_project(conn)
+
+    events = when(conn, create_contract, create_command(fee_bps=fee_bps))
+
+    assert events[0][1]["platform_fee_minor"] == fee
+
+
+def test_a_contract_command_takes_no_fee_amount_and_no_basis_points_out_of_range() -> None:
+    with pytest.raises(PydanticValidationError):
+        create_command(platform_fee_minor=1)
+    with pytest.raises(PydanticValidationError):
+        create_command(fee_bps=10_001)

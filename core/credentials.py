@@ -1,7 +1,8 @@
-"""The sign-in lookup (primary only): the e-mail claim, the password hash and the account's state.
+"""The credentials table (primary only): the sign-in lookup, and the password hashes commands store and check.
 
-Credentials are write-side rows, not events, so this query only answers on the primary, which is
-where login is served (an edge forwards every POST).
+Credentials are write-side rows, not events, so they live with the write side's tables rather than in
+`queries/` (no edge has them): this lookup answers on the primary, where login is served (an edge
+forwards every POST).
 """
 
 from __future__ import annotations
@@ -43,3 +44,19 @@ def get_credentials(conn: Connection, email_key: str | None, *, user_id: str | N
 def reset_is_live(conn: Connection, token_hash: str, now_ms: str) -> bool:
     """Could a reset token with this hash still be spent (known, unused, unexpired at `now_ms`)?"""
     return conn.execute(SELECT_LIVE_RESET, (token_hash, now_ms)).fetchone() is not None
+
+
+UPSERT_CREDENTIALS = (
+    "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at"
+)
+SELECT_PASSWORD_HASH = "SELECT password_hash FROM credentials WHERE user_id = ?"
+
+
+def save_password_hash(conn: Connection, user_id: str, password_hash: str, at: str) -> None:
+    conn.execute(UPSERT_CREDENTIALS, (user_id, password_hash, at))
+
+
+def password_hash_of(conn: Connection, user_id: str) -> str | None:
+    row = conn.execute(SELECT_PASSWORD_HASH, (user_id,)).fetchone()
+    return str(row[0]) if row is not None else None
