@@ -36,7 +36,8 @@ def test_each_set_is_installed_once_and_again_when_its_lock_changes(tmp_path: Pa
     (tmp_path / ".venv").mkdir()
     stamp = tmp_path / ".venv" / ".runtime-stamp"
     stamp.touch()
-    later = (tmp_path / "requirements-runtime.lock").stat().st_mtime + 10
+    # Newer than everything the runtime set depends on (the runtime lock and pyproject.toml).
+    later = max((tmp_path / name).stat().st_mtime for name in ("requirements-runtime.lock", "pyproject.toml")) + 10
     os.utime(stamp, (later, later))
     assert "pip install" not in planned_here("run", tmp_path)
     os.utime(tmp_path / "requirements-runtime.lock", (later + 10, later + 10))
