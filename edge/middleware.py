@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import PayloadTooLarge
+from core.logging import access_line
 from core.positions import PositionTracker
 from edge.errors import error_for, internal_error
 from edge.metrics import Metrics
@@ -142,9 +143,8 @@ class EdgeMiddleware:
         """One histogram observation and (when info is on) one access-log line."""
         template = getattr(scope.get("route"), "path", "<unmatched>")
         self.metrics.requests.observe(scope["method"], template, status, elapsed)
-        if self.access_log:
-            log.info(
-                "request",
+        if self.access_log:  # straight to the sink: structlog's chain cost more than the rest of a cached read
+            access_line(
                 request_id=request_id.decode(),
                 method=scope["method"],
                 route=template,

@@ -19,6 +19,7 @@ from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.files import private_database
 from core.ids import new_id
+from core.logging import flush as flush_logs
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
@@ -136,6 +137,7 @@ class Runtime:
             self.writer.stop()
         if self.reads is not None:
             self.reads.close()
+        flush_logs()  # the last lines leave before the server says it stopped
 
     async def sync_position(self) -> int:
         """Primary: catch up with writes other processes committed to the same file (the CLI, a seed run)."""
