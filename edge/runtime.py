@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from commands.handlers import COMMAND_HANDLERS
 from core import idempotency, keyring, store
 from core.clock import Clock
-from core.db import Connection, ReadPool, connect, is_remote, local_path
+from core.db import Connection, LoopReader, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.files import private_database
@@ -67,6 +67,7 @@ class Runtime:
         self.replicator: Replicator | None = None
         self.matcher: Matcher | None = None  # the asynchronous matching projector, when FEATURE_FLAG_AI_MATCHING
         self.reads: ReadPool | None = None
+        self.loop_reader: LoopReader | None = None
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
@@ -112,6 +113,17 @@ class Runtime:
         )
         self.writer.start()
         self.reads = ReadPool(read_opener, self.settings.read_threads)
+        self.loop_reader = self._loop_reader(read_opener)
+
+    def _loop_reader(self, opener: Callable[[], Connection]) -> LoopReader | None:
+        """The event loop's own read connection, when reads may run there (LOOP_READ_BUDGET_MS > 0)."""
+        if self.settings.loop_read_budget_ms <= 0:
+            return None
+        conn = opener()
+        if not LoopReader.supported(conn):
+            conn.close()
+            return None
+        return LoopReader(conn, self.settings.loop_read_budget_ms / 1000)
 
     def _pulled(self, events: list[StoredEvent]) -> None:
         """Writer thread: events another writer put on the log server, now in the copy's read models."""
@@ -137,6 +149,8 @@ class Runtime:
             self.writer.stop()
         if self.reads is not None:
             self.reads.close()
+        if self.loop_reader is not None:
+            self.loop_reader.close()
         flush_logs()  # the last lines leave before the server says it stopped
 
     async def sync_position(self) -> int:
@@ -252,6 +266,15 @@ class Runtime:
         if self.reads is None:
             raise RuntimeError("runtime not opened")
         return await self.reads.run(fn)
+
+    async def read_bounded(self, fn: Callable[[Connection], T]) -> T:
+        """A read of at most a page (100 rows) or one resource: on the loop, or on a reader thread once it
+        runs past LOOP_READ_BUDGET_MS (core.db.LoopReader)."""
+        if self.loop_reader is not None:
+            done, value = self.loop_reader.run(fn)
+            if done:
+                return value  # type: ignore[return-value]
+        return await self.read(fn)
 
     def chain(self) -> UsdcVerifier:
         """The USDC verifier for CHAIN_RPC_URL and USDC_CONTRACT_ADDRESS, made on first use (no request here)."""
