@@ -52,9 +52,12 @@ def is_regional(path: str) -> bool:
 class Forwarder:
     """A streaming reverse proxy to the primary (httpx, bounded timeouts)."""
 
-    def __init__(self, primary_url: str) -> None:
+    def __init__(self, primary_url: str, uds: str | None = None) -> None:
+        # With `uds`, the primary is worker 0 of this machine, on its Unix socket (edge.workers).
+        transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else None
         self.client = httpx.AsyncClient(
             base_url=primary_url,
+            transport=transport,
             timeout=httpx.Timeout(connect=3.0, read=60.0, write=60.0, pool=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
@@ -133,7 +136,9 @@ class RegionGate:
         fly_primary_region: str | None,
         sync_position: Callable[[], Awaitable[int]] | None = None,
         authenticate: Callable[[Scope], Awaitable[object]] | None = None,
+        forward_reads: Callable[[Scope], bool] | None = None,
     ) -> None:
+        self.forward_reads = forward_reads  # reads only the primary's process answers (matching, edge.workers)
         self.sync_position = sync_position
         self.authenticate = authenticate
         self.tracker = tracker
@@ -144,6 +149,8 @@ class RegionGate:
         self.edge = forwarder is not None or fly_primary_region is not None
 
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
+        if self.forward_reads is not None and self.forward_reads(scope):
+            return True
         if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
             return False
         return is_regional(scope["path"])
@@ -152,6 +159,9 @@ class RegionGate:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""
         if self.edge and scope["method"] in WRITE_METHODS:
             await self._to_primary(scope, receive, send, "write")
+            return False
+        if self.forward_reads is not None and self.forward_reads(scope):
+            await self._to_primary(scope, receive, send, "worker")
             return False
         if token is None:
             return True
@@ -166,8 +176,8 @@ class RegionGate:
             # Every regional read needs a signed-in caller: refuse a stranger before waiting (or forwarding)
             # for a position they chose. The route authenticates again once the position is reached.
             await self.authenticate(scope)
-        if target > self.tracker.position and not self.edge and self.sync_position is not None:
-            await self.sync_position()  # the token may come from another process's write (the CLI)
+        if target > self.tracker.position and self.sync_position is not None:
+            await self.sync_position()  # the token may come from another process's write (the CLI, worker 0)
         # Once synced, the primary has every position there is: one it lacks will not come by waiting.
         if await self.tracker.wait_for(target, self.wait_s if self.edge else 0):
             scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)

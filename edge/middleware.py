@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -61,6 +62,8 @@ class EdgeMiddleware:
         unlimited_paths: tuple[str, ...] = (),
         gate: RegionGate,
         access_log: bool = True,
+        refresh: Callable[[], None] | None = None,
+        worker: int | None = None,
     ) -> None:
         self.app = app
         self.gate = gate
@@ -72,6 +75,8 @@ class EdgeMiddleware:
         self.unlimited = unlimited_paths
         self.region_text = region
         self.access_log = access_log
+        self.refresh = refresh  # a reader worker's catch-up with worker 0's commits (edge.workers)
+        self.worker = worker
         security = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
         if hsts:
             security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
@@ -84,6 +89,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        if self.refresh is not None:
+            self.refresh()
         size, request_id, length, token = _scan(scope["headers"])
         scope[REQUEST_ID_KEY] = request_id
         # The position this answer is served at: raised by the region gate after waiting for a token.
@@ -151,6 +158,7 @@ class EdgeMiddleware:
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
                 region=self.region_text,
+                **({} if self.worker is None else {"worker": self.worker}),
             )
 
     @staticmethod
