@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -110,8 +111,8 @@ def _unanswered(exc: httpx.HTTPError) -> Response:
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        if message["type"] == "http.disconnect":  # the client left mid-body: an abort, not the primary's failure
+            raise ClientDisconnect
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
@@ -192,6 +193,8 @@ class RegionGate:
 
     async def _to_primary(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         self.metrics.forwarded.labels(reason).inc()
+        if self.forward_reads is not None:  # a reader worker: logged and counted under the route worker 0 runs
+            _name_route(scope)
         if self.fly_primary is not None:
             body = error_response(
                 409, "Replayed in the primary region", "replayed", headers={"fly-replay": f"region={self.fly_primary}"}
@@ -201,3 +204,11 @@ class RegionGate:
         if self.forwarder is None:  # constructed with neither: only on a misconfigured edge
             raise RuntimeError("edge without PRIMARY_URL or FLY_REGION")
         await self.forwarder.forward(scope, receive, send)
+
+
+def _name_route(scope: Scope) -> None:
+    """Set the route a request would take here (the router's own lookup), for its access line and metrics."""
+    resolve = getattr(getattr(scope.get("app"), "router", None), "resolve", None)
+    found = resolve(scope) if resolve is not None else None
+    if found is not None:
+        scope["route"] = found[0]

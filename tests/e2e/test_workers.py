@@ -71,9 +71,9 @@ def test_every_worker_shows_every_write_at_once_and_follows_sessions() -> None:
     assert refused == [401] * 8
     readers = {line["worker"] for line in lines if line["method"] == "GET" and line["route"] == "/api/projects"}
     assert readers == {0, 1}, lines[-10:]
-    # Worker 1 forwards writes (logged there as unmatched); worker 0 runs them.
-    writes = [line for line in lines if line["method"] == "POST" and line["route"] == "/api/projects"]
-    assert {line["worker"] for line in writes} == {0} and len(writes) == ROUNDS
+    # Worker 0 runs every write; worker 1 hands on those it takes, and logs them under the same route.
+    writes = [line["worker"] for line in lines if line["method"] == "POST" and line["route"] == "/api/projects"]
+    assert writes.count(0) == ROUNDS and writes.count(1) <= ROUNDS
 
 
 def test_rate_limits_count_requests_whichever_worker_takes_them() -> None:
