@@ -7,6 +7,7 @@ replays it there; elsewhere the edge proxies it to `PRIMARY_URL` itself and rela
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import httpx
 import structlog
@@ -50,15 +51,19 @@ def is_regional(path: str) -> bool:
     return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
 
 
+class Proxy(Protocol):
+    """What the region gate sends requests through: Forwarder, or a reader worker's UnixForwarder."""
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Forwarder:
     """A streaming reverse proxy to the primary (httpx, bounded timeouts)."""
 
-    def __init__(self, primary_url: str, uds: str | None = None) -> None:
-        # With `uds`, the primary is worker 0 of this machine, on its Unix socket (edge.workers).
-        transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else None
+    def __init__(self, primary_url: str) -> None:
         self.client = httpx.AsyncClient(
             base_url=primary_url,
-            transport=transport,
             timeout=httpx.Timeout(connect=3.0, read=60.0, write=60.0, pool=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
@@ -133,7 +138,7 @@ class RegionGate:
         tracker: PositionTracker,
         metrics: Metrics,
         wait_s: float,
-        forwarder: Forwarder | None,
+        forwarder: Proxy | None,
         fly_primary_region: str | None,
         sync_position: Callable[[], Awaitable[int]] | None = None,
         authenticate: Callable[[Scope], Awaitable[object]] | None = None,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from edge.forwarding import Forwarder
+    from edge.forwarding import Proxy
     from edge.runtime import Runtime
 
 WORKER_ENV = "MEGILANCE_WORKER"  # set by the supervisor in each worker: "<index>:<unix socket path>"
@@ -55,7 +55,7 @@ def role_from_env() -> WorkerRole | None:
     return WorkerRole(int(index), path)
 
 
-def worker_setup(settings: Settings, runtime: Runtime) -> tuple[WorkerRole | None, Forwarder | None]:
+def worker_setup(settings: Settings, runtime: Runtime) -> tuple[WorkerRole | None, Proxy | None]:
     """This process's role (None: the only one), marked on `runtime`, and where it sends writes."""
     role = role_from_env()
     runtime.forwards_writes = role is not None and not role.owns_writer
@@ -70,12 +70,13 @@ def answered_by_writer(scope: Any) -> bool:
     return b"sort=relevance" in scope["query_string"]
 
 
-def writes_forwarder(settings: Settings, role: WorkerRole | None) -> Forwarder | None:
+def writes_forwarder(settings: Settings, role: WorkerRole | None) -> Proxy | None:
     """Where this process sends writes: worker 0 for a reader worker, PRIMARY_URL for an edge off Fly, or nowhere."""
     from edge.forwarding import Forwarder
+    from edge.unix_forwarder import UnixForwarder
 
     if role is not None and not role.owns_writer:
-        return Forwarder("http://worker-0", uds=role.writer_socket)
+        return UnixForwarder(role.writer_socket)
     if not settings.is_primary and not settings.fly_region:
         return Forwarder(settings.primary_url)
     return None
@@ -89,6 +90,7 @@ def unix_listener(path: Path) -> socket.socket:
     old = os.umask(0o077)
     try:
         sock.bind(str(path))
+        sock.listen(2048)  # now: a reader may hand on a request before worker 0 has started (it waits in the backlog)
     except OSError:
         sock.close()
         raise
