@@ -106,6 +106,7 @@ def serve_worker(index: int, writer_socket: str, sockets: list[socket.socket], c
     from edge import server
 
     os.environ[WORKER_ENV] = f"{index}:{writer_socket}"
+    stop_with_parent()
     server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = config.pop("head_timeout_s"), config.pop("min_body_rate")
     host = config.pop("host")
     server.return_large_blocks_to_the_system()
@@ -113,6 +114,19 @@ def serve_worker(index: int, writer_socket: str, sockets: list[socket.socket], c
     serving.run(sockets=sockets)
     if not serving.started:
         sys.exit(3)
+
+
+PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+
+
+def stop_with_parent() -> None:
+    """On Linux, get SIGTERM (a graceful stop) when the `serve` process dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def supervise(
