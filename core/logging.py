@@ -1,7 +1,8 @@
 """structlog JSON logs: one line per event, with request id, region, route, status and duration.
 
-Every line goes through one `LineSink`, which keeps lines in memory and writes them in a few large writes: when
-SINK_MAX_BYTES are waiting, or SINK_DELAY_S after the first waiting line (a background thread), and at exit.
+Every line goes through one `LineSink`, in order. Access lines wait in memory and leave in a few large writes:
+when SINK_MAX_BYTES are waiting, SINK_DELAY_S after the first waiting one (a background thread), with any other
+line (written at once, after those waiting), and at exit.
 One write per line (structlog's default) cost the board about 30% of its throughput (docs/performance.md).
 The access log skips structlog's processor chain: `access_line` renders its fixed fields with orjson.
 """
@@ -67,12 +68,12 @@ class LineSink:
         self._thread: threading.Thread | None = None
         self.closed = False
 
-    def write(self, line: bytes) -> None:
-        """Queue one line (ending in a newline); written within SINK_DELAY_S."""
+    def write(self, line: bytes, *, now: bool = False) -> None:
+        """Queue one line (ending in a newline); written within SINK_DELAY_S, or `now` with those before it."""
         with self._lock:
             self._lines.append(line)
             self._size += len(line)
-            if self._size >= SINK_MAX_BYTES:
+            if now or self._size >= SINK_MAX_BYTES:
                 self._flush_locked()
             elif not self._wake.is_set():
                 self._wake.set()
@@ -116,7 +117,8 @@ class _SinkFile:
         self.sink = sink
 
     def write(self, data: bytes) -> None:
-        self.sink.write(data)
+        # Anything but an access line is rare and may say why the process is about to die: written at once.
+        self.sink.write(data, now=True)
 
     def flush(self) -> None:
         """BytesLogger flushes after each line: the sink decides when lines are written instead."""
