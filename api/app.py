@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from api.auth import authenticate
 from api.cache import ResponseCache
-from api.forwarding import Forwarder, RegionGate
+from api.forwarding import RegionGate
 from api.matcher import start_matching, stop_matching
 from api.middleware import Cors, EdgeMiddleware
 from api.openapi import build_spec
@@ -37,6 +37,7 @@ from api.routes import (
 )
 from api.routing import IndexedRouter, Operation, routes
 from api.uploads.housekeeping import GC_BATCH, collect_uploads
+from api.workers import answered_by_writer, worker_setup
 from core.clock import Clock
 from core.housekeeping import BATCH, purge_expired
 from core.logging import configure, logging_enabled
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     settings.require_edge_settings()
     settings.require_public_url()
-    forwarder = Forwarder(settings.primary_url) if not settings.is_primary and not settings.fly_region else None
+    role, forwarder = worker_setup(settings, runtime)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -156,10 +157,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             runtime.replicator.start()
         runtime.matcher = await start_matching(runtime)
         background = []
-        mailer = Mailer(runtime, metrics) if settings.is_primary else None  # mail leaves from the primary only
+        mailer = Mailer(runtime, metrics) if runtime.owns_writer else None  # mail leaves from the primary only
         if mailer is not None:
             mailer.start()
-        if settings.is_primary:
+        if runtime.owns_writer:
             loop = asyncio.get_running_loop()
             background = [
                 loop.create_task(watch_external_writes(runtime)),
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
         sync_position=runtime.sync_position,
         authenticate=lambda scope: authenticate(Request(scope), runtime),
+        forward_reads=answered_by_writer if runtime.forwards_writes else None,
     )
     # CORS is outermost, so every answer a browser gets carries it: errors from the middleware and the
     # region gate too (a 4xx without CORS headers reaches a browser app as an opaque network error).
@@ -229,6 +231,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             unlimited_paths=UPLOAD_PATHS,
             gate=gate,
             access_log=logging_enabled(settings.log_level, "info"),
+            refresh=runtime.refresh if runtime.forwards_writes else None,
+            worker=role.index if role is not None else None,
         )
     )
     app = Api(middleware=middleware)

@@ -102,7 +102,7 @@ async def cached_read(call: Call, key: tuple[Any, ...], build: Build) -> Respons
     position = tracker.position  # read before the query: the answer is at least this new
     hit = cache.get(key, position)
     if hit is None:
-        value, headers = await call.runtime.read(build)
+        value, headers = await call.runtime.read_bounded(build)
         body = orjson.dumps(value)
         hit = (body, raw_headers(body, headers))
         cache.put(key, position, *hit)

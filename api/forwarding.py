@@ -7,9 +7,11 @@ replays it there; elsewhere the edge proxies it to `PRIMARY_URL` itself and rela
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import httpx
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -47,6 +49,13 @@ LOCAL_PATHS = ("/internal/", "/api/health/", "/api/docs", "/api/redoc", "/api/op
 def is_regional(path: str) -> bool:
     """Whether requests for this path honour X-Consistency-Token, and an edge may send them to the primary."""
     return not path.startswith(LOCAL_PATHS) and path not in INFO_PATHS
+
+
+class Proxy(Protocol):
+    """What the region gate sends requests through: Forwarder, or a reader worker's UnixForwarder."""
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+    async def close(self) -> None: ...
 
 
 class Forwarder:
@@ -107,8 +116,8 @@ def _unanswered(exc: httpx.HTTPError) -> Response:
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        if message["type"] == "http.disconnect":  # the client left mid-body: an abort, not the primary's failure
+            raise ClientDisconnect
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
@@ -129,11 +138,13 @@ class RegionGate:
         tracker: PositionTracker,
         metrics: Metrics,
         wait_s: float,
-        forwarder: Forwarder | None,
+        forwarder: Proxy | None,
         fly_primary_region: str | None,
         sync_position: Callable[[], Awaitable[int]] | None = None,
         authenticate: Callable[[Scope], Awaitable[object]] | None = None,
+        forward_reads: Callable[[Scope], bool] | None = None,
     ) -> None:
+        self.forward_reads = forward_reads  # reads only the primary's process answers (matching, api.workers)
         self.sync_position = sync_position
         self.authenticate = authenticate
         self.tracker = tracker
@@ -144,6 +155,8 @@ class RegionGate:
         self.edge = forwarder is not None or fly_primary_region is not None
 
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
+        if self.forward_reads is not None and self.forward_reads(scope):
+            return True
         if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
             return False
         return is_regional(scope["path"])
@@ -152,6 +165,9 @@ class RegionGate:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""
         if self.edge and scope["method"] in WRITE_METHODS:
             await self._to_primary(scope, receive, send, "write")
+            return False
+        if self.forward_reads is not None and self.forward_reads(scope):
+            await self._to_primary(scope, receive, send, "worker")
             return False
         if token is None:
             return True
@@ -166,8 +182,8 @@ class RegionGate:
             # Every regional read needs a signed-in caller: refuse a stranger before waiting (or forwarding)
             # for a position they chose. The route authenticates again once the position is reached.
             await self.authenticate(scope)
-        if target > self.tracker.position and not self.edge and self.sync_position is not None:
-            await self.sync_position()  # the token may come from another process's write (the CLI)
+        if target > self.tracker.position and self.sync_position is not None:
+            await self.sync_position()  # the token may come from another process's write (the CLI, worker 0)
         # Once synced, the primary has every position there is: one it lacks will not come by waiting.
         if await self.tracker.wait_for(target, self.wait_s if self.edge else 0):
             scope[POSITION_KEY] = max(scope.get(POSITION_KEY, 0), self.tracker.position)
@@ -182,6 +198,8 @@ class RegionGate:
 
     async def _to_primary(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         self.metrics.forwarded.labels(reason).inc()
+        if self.forward_reads is not None:  # a reader worker: logged and counted under the route worker 0 runs
+            _name_route(scope)
         if self.fly_primary is not None:
             body = error_response(
                 409, "Replayed in the primary region", "replayed", headers={"fly-replay": f"region={self.fly_primary}"}
@@ -191,3 +209,11 @@ class RegionGate:
         if self.forwarder is None:  # constructed with neither: only on a misconfigured edge
             raise RuntimeError("edge without PRIMARY_URL or FLY_REGION")
         await self.forwarder.forward(scope, receive, send)
+
+
+def _name_route(scope: Scope) -> None:
+    """Set the route a request would take here (the router's own lookup), for its access line and metrics."""
+    resolve = getattr(getattr(scope.get("app"), "router", None), "resolve", None)
+    found = resolve(scope) if resolve is not None else None
+    if found is not None:
+        scope["route"] = found[0]

@@ -135,6 +135,8 @@ async def start_matching(runtime: Runtime) -> Matcher | None:
     """The running matcher when FEATURE_FLAG_AI_MATCHING is on; None (nothing encoded) when it is off."""
     if not runtime.settings.feature_flag_ai_matching:
         return None  # the inline change log is still written: a one-row upsert per event
+    if runtime.forwards_writes:  # a reader worker: worker 0 runs the matcher, and answers matching reads
+        return None
     matcher = Matcher(runtime)
     await matcher.start()
     return matcher

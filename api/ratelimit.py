@@ -158,7 +158,10 @@ class RateLimits:
 
     def client_ip(self, request: Request) -> str:
         """The socket peer, unless it is a trusted proxy: then Fly-Client-IP or the last untrusted XFF hop."""
-        peer = request.client.host if request.client else "unknown"
+        if request.client is None:  # over worker 0's Unix socket (api.workers): the reader worker's last hop
+            hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+            return hops[-1] if _is_ip(hops[-1]) else "unknown"
+        peer = request.client.host
         if not self._is_trusted(peer):
             return peer
         fly = request.headers.get("fly-client-ip", "").strip()

@@ -39,7 +39,7 @@ from bench.run import (
     table,
     wrk_errors,
 )
-from bench.servers import APP_LOG_LEVEL, ARGON2_DEFAULTS, app_env, megilance_command
+from bench.servers import APP_LOG_LEVEL, ARGON2_DEFAULTS, Server, app_env, bare_sqlite_server, megilance_command
 from bench.wrk import ensure_wrk, lua_string, run_wrk
 from core import store
 from core.db import Connection, connect
@@ -66,6 +66,20 @@ class MarketBench(Bench):
         self.env = app_env(self.data_dir)
         self.seeded: dict[str, Any] = {}
         self._token: str | None = None
+        self._floor: Server | None = None
+
+    @property
+    def floor(self) -> Server:
+        """bench.bare_sqlite_app on the app's own database file (started on first use)."""
+        if self._floor is None:
+            progress("starting the bare sqlite3 page app")
+            self._floor = bare_sqlite_server(self.workdir, self.data_dir / "megilance.db").start()
+        return self._floor
+
+    def close(self) -> None:
+        if self._floor is not None:
+            self._floor.stop()
+        super().close()
 
     def db(self) -> Connection:
         return connect(str(self.data_dir / "megilance.db"), synchronous="NORMAL")
@@ -141,17 +155,63 @@ def no_op_budget_lua(path: str) -> str:
     return f"local PATH = {lua_string(path)}\n" + NO_OP_BUDGET_LUA
 
 
+FLOOR_TARGET = 0.7
+
+
+def compare_floor(
+    bench: MarketBench, scenario: str, path: str, floor_path: str, app_lua: str, floor_lua: str, label: str, notes: str
+) -> list[Row]:
+    """wrk the bare sqlite3 page app, the app, the page app again; ratio = app / mean of the two floor runs."""
+    floor_url, app_url = bench.floor.url(floor_path), bench.app.url(path)
+    opts: dict[str, Any] = {"connections": CONNECTIONS}
+    if WARMUP_S > 0:
+        run_wrk(floor_url, duration_s=WARMUP_S, extra_lua=floor_lua, **opts)
+        run_wrk(app_url, duration_s=WARMUP_S, headers=bench.auth(), extra_lua=app_lua, **opts)
+    progress(f"{scenario}: floor, app, floor ({DURATION_S}s each, -t1 -c{CONNECTIONS})")
+    first = run_wrk(floor_url, duration_s=DURATION_S, extra_lua=floor_lua, **opts)
+    app = run_wrk(app_url, duration_s=DURATION_S, headers=bench.auth(), extra_lua=app_lua, **opts)
+    second = run_wrk(floor_url, duration_s=DURATION_S, extra_lua=floor_lua, **opts)
+    base = (first.rps + second.rps) / 2
+    spread = abs(first.rps - second.rps) / base if base else 0.0
+    ratio = app.rps / base if base else 0.0
+    floor_row = Row(
+        scenario,
+        f"{scenario}: bare sqlite3 page app (mean of 2)",
+        base,
+        (first.p50_ms + second.p50_ms) / 2,
+        (first.p99_ms + second.p99_ms) / 2,
+        wrk_errors(first, second),
+        1.0,
+        notes=f"GET {floor_path}: runs {first.rps:,.0f} / {second.rps:,.0f} req/s (spread {spread:.0%})",
+        detail={"runs": [first.to_dict(), second.to_dict()], "spread": spread},
+    )
+    app_row = Row(
+        scenario,
+        label,
+        app.rps,
+        app.p50_ms,
+        app.p99_ms,
+        wrk_errors(app),
+        ratio,
+        f">= {FLOOR_TARGET} x floor",
+        ratio >= FLOOR_TARGET and app.error_total == 0,
+        notes="; ".join(n for n in (notes, "floor spread > 10%: noisy" if spread > 0.10 else "") if n),
+        detail={"run": app.to_dict(), "floor_rps": base},
+    )
+    return [floor_row, app_row]
+
+
 def scenario_board(bench: MarketBench) -> list[Row]:
     path = "/api/projects?limit=20"
     check(bench.app.url(path), bench.auth())
-    rows = compare(bench, "board", path, 0.5, bench.auth(), notes="response cache in play (one key)")
-    rows += compare(
+    rows = compare(bench, "board", path, 0.6, bench.auth(), notes="response cache in play (one key)")
+    rows += compare_floor(
         bench,
         "board-nocache",
         path,
-        None,
-        bench.auth(),
-        extra_lua=no_op_budget_lua(path),
+        "/board",
+        no_op_budget_lua(path),
+        no_op_budget_lua("/board?limit=20"),
         label=f"board: GET {path}&budget_min=<no-op, new each request>",
         notes="cache defeated: every request a distinct key, same 20 rows",
     )
@@ -163,27 +223,28 @@ def scenario_search(bench: MarketBench) -> list[Row]:
     matches = bench.rows("SELECT COUNT(*) FROM rm_projects_fts WHERE rm_projects_fts MATCH ?", SEARCH_WORD)[0][0]
     check(bench.app.url(path), bench.auth())
     rows = compare(bench, "search", path, 0.35, bench.auth(), notes=f"{matches} matching projects; cache in play")
-    rows += compare(
+    rows += compare_floor(
         bench,
         "search-nocache",
         path,
-        None,
-        bench.auth(),
-        extra_lua=no_op_budget_lua(path),
+        f"/board?q={SEARCH_WORD}",
+        no_op_budget_lua(path),
+        no_op_budget_lua(f"/board?q={SEARCH_WORD}"),
         label=f"search: GET {path}&budget_min=<no-op, new each request>",
         notes=f"cache defeated; FTS5 match over {matches} projects, newest 20",
     )
     return rows
 
 
-def rotate_ids_lua(ids_file: Path) -> str:
+def rotate_ids_lua(ids_file: Path, prefix: str = "/api/projects/") -> str:
     return (
         lua_lines("ids", ids_file)
+        + f"local PREFIX = {lua_string(prefix)}\n"
         + """
 local n = 0
 function request()
   n = n + 1
-  return wrk.format(nil, "/api/projects/" .. ids[n % #ids + 1])
+  return wrk.format(nil, PREFIX .. ids[n % #ids + 1])
 end
 """
     )
@@ -205,13 +266,14 @@ def scenario_detail(bench: MarketBench) -> list[Row]:
     # The detail read has no query parameters; to defeat the cache, rotate over more projects than it holds.
     added = add_projects(bench, MAX_ENTRIES + 1000 - len(seeded))
     every = [row[0] for row in bench.rows("SELECT id FROM rm_projects ORDER BY id")]
-    rows += compare(
+    ids_file = bench.data_file("all-ids.txt", every)
+    rows += compare_floor(
         bench,
         "detail-nocache",
         f"/api/projects/{every[0]}",
-        None,
-        bench.auth(),
-        extra_lua=rotate_ids_lua(bench.data_file("all-ids.txt", every)),
+        f"/detail/{every[0]}",
+        rotate_ids_lua(ids_file),
+        rotate_ids_lua(ids_file, "/detail/"),
         label="detail: GET /api/projects/{id} (cache defeated)",
         notes=f"rotating over {len(every)} projects (> the cache's {MAX_ENTRIES} entries; {added:,} posted "
         "over HTTP first)",

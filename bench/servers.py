@@ -21,7 +21,9 @@ HOST = "127.0.0.1"
 
 # The server's own defaults (core/settings.py), spelled out so a test-only environment cannot shrink them.
 ARGON2_DEFAULTS = {"ARGON2_TIME_COST": "3", "ARGON2_MEMORY_KIB": "19456", "ARGON2_PARALLELISM": "1"}
-APP_LOG_LEVEL = "warning"
+# As users run it (`make run`): info, one access-log line per request. BENCH_LOG_LEVEL=warning for the old figures.
+APP_LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
+APP_WORKERS = os.environ.get("BENCH_WORKERS", "1")
 
 
 def free_port() -> int:
@@ -151,6 +153,31 @@ def bare_server(workdir: Path) -> Server:
     return Server("bare", cmd, port, "/", dict(os.environ), workdir)
 
 
+def bare_sqlite_server(workdir: Path, database: Path) -> Server:
+    """bench.bare_sqlite_app on `database`: the floor for an uncached page read."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.bare_sqlite_app:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return Server("bare-sqlite", cmd, port, "/board", {**os.environ, "BARE_SQLITE_DB": str(database)}, workdir)
+
+
 def app_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     for key in (
@@ -171,6 +198,7 @@ def app_env(data_dir: Path, **extra: str) -> dict[str, str]:
             "RATE_LIMIT_ENABLED": "false",
             "LOG_LEVEL": APP_LOG_LEVEL,
             "DB_SYNCHRONOUS": "FULL",
+            "WORKERS": APP_WORKERS,
             **ARGON2_DEFAULTS,
         }
     )
@@ -178,8 +206,8 @@ def app_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def app_server(workdir: Path, **extra_env: str) -> Server:
+def app_server(workdir: Path, name: str = "app", **extra_env: str) -> Server:
     port = free_port()
     data_dir = workdir / "app-data"
     cmd = [megilance_command(), "serve", "--host", HOST, "--port", str(port)]
-    return Server("app", cmd, port, "/api/health/live", app_env(data_dir, **extra_env), workdir)
+    return Server(name, cmd, port, "/api/health/live", app_env(data_dir, **extra_env), workdir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,8 @@ import libsql
 T = TypeVar("T")
 
 REMOTE_SCHEMES = ("libsql://", "https://", "http://", "wss://", "ws://")
+# SQLite virtual-machine steps between two looks at a loop read's clock (a few microseconds of work).
+PROGRESS_STEPS = 1000
 
 
 class Cursor(Protocol):
@@ -138,3 +141,49 @@ class ReadPool:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+
+class LoopReader:
+    """Reads on the event loop's own connection, each within a time budget.
+
+    A page of at most 100 indexed rows takes well under a millisecond, less than handing it to a reader
+    thread and back (docs/performance.md). A read still running after `budget_s` (a search with many
+    matches, a page read while a rebuild holds the file) is interrupted by SQLite's progress handler and
+    the caller runs it again on the read pool: the loop is never held for much longer than the budget.
+    """
+
+    def __init__(self, conn: Connection, budget_s: float) -> None:
+        self._conn = conn
+        self._budget = budget_s
+        self._deadline = 0.0
+        self.interrupted = 0  # reads handed on to the pool (reported by tests and benchmarks)
+        conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def supported(conn: Connection) -> bool:
+        """stdlib sqlite3 can interrupt a statement from Python; libsql cannot."""
+        return isinstance(conn, sqlite3.Connection)
+
+    def _past_deadline(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def run(self, fn: Callable[[Connection], T]) -> tuple[bool, T | None]:
+        """(True, result) when `fn` finished within the budget; (False, None) when it was interrupted."""
+        self._deadline = time.perf_counter() + self._budget
+        try:
+            return True, fn(self._conn)
+        except sqlite3.OperationalError as exc:
+            if str(exc) != "interrupted":
+                raise
+            self.interrupted += 1
+            return False, None
+        finally:
+            if getattr(self._conn, "in_transaction", False):  # an interrupted read inside BEGIN … COMMIT
+                self._conn.execute("ROLLBACK")
+
+    def data_version(self) -> int:
+        """SQLite's count of commits by other connections to this file, as this connection sees it."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()

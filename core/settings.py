@@ -118,6 +118,24 @@ class Settings(BaseSettings):
         description="Reader threads, each with its own connection.",
         json_schema_extra={"default_text": "CPU count, at most 4"},
     )
+    # A page read takes less than the hop to a reader thread and back (docs/performance.md): run it on the loop.
+    loop_read_budget_ms: float = Field(
+        2.0,
+        alias="LOOP_READ_BUDGET_MS",
+        ge=0,
+        le=1000,
+        description="How long a page or resource read may run on the event loop before it moves to a reader "
+        "thread (0: every read on reader threads).",
+    )
+    workers: int = Field(
+        default_factory=lambda: min(8, os.cpu_count() or 1),
+        alias="WORKERS",
+        ge=1,
+        le=64,
+        description="Processes `megilance serve` starts on this machine (`--workers` overrides it); one of them "
+        "owns the writer.",
+        json_schema_extra={"default_text": "CPU count, at most 8"},
+    )
     host: str = Field("127.0.0.1", alias="HOST", description="Where `megilance serve` listens (`--host` overrides it).")
     port: int = Field(8000, alias="PORT", ge=1, le=65535, description="The port (`--port` overrides it).")
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from commands.handlers import COMMAND_HANDLERS
 from core import backup, idempotency, keyring, store
 from core.clock import Clock
-from core.db import Connection, ReadPool, connect, is_remote, local_path
+from core.db import Connection, LoopReader, ReadPool, connect, is_remote, local_path
 from core.errors import ServiceUnavailable
 from core.events.base import StoredEvent
 from core.files import private_database
 from core.ids import new_id
+from core.logging import flush as flush_logs
 from core.passwords import Passwords
 from core.positions import PositionTracker
 from core.settings import Settings
@@ -93,6 +94,11 @@ class Runtime:
         self.reads: ReadPool | None = None
         self.backup: backup.Litestream | None = None  # BACKUP_URL on an embedded primary (docs/backup.md)
         self.log_epoch: tuple[str, int] = ("", 0)  # primary: (epoch, head) of its last restore from the backup
+        self.loop_reader: LoopReader | None = None
+        # A reader worker of `serve --workers N`: writes go to worker 0, commits are noticed by `refresh`.
+        self.forwards_writes = False
+        self._watch: Connection | None = None
+        self._data_version = -1
         self.verifier: UsdcVerifier | None = None  # built on first use by chain(); tests may set their own
         self._storage: Storage | None = None  # built on first use by `storage` (in a worker thread)
         self._storage_lock = threading.Lock()
@@ -100,6 +106,11 @@ class Runtime:
         if settings.is_primary and is_remote(settings.resolved_database_url()):
             self.remote = RemotePrimary(settings, self.projection, prepare_primary)
             self.remote.on_pulled = self._pulled
+
+    @property
+    def owns_writer(self) -> bool:
+        """The process whose writer commits to the primary's log (not an edge, not a reader worker)."""
+        return self.settings.is_primary and not self.forwards_writes
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +140,9 @@ class Runtime:
         if self.remote is not None:
             self.remote.open(required=False)
             opener, read_opener = self.remote.connect_mirrored, self.remote.connect_local
+        if self.forwards_writes:
+            self._open_reader(read_opener)
+            return
         conn = read_opener()
         try:
             if self.remote is None:  # a remote primary's copy was prepared by remote.open
@@ -149,6 +163,49 @@ class Runtime:
         self.reads = ReadPool(read_opener, self.settings.read_threads)
         if self.backup is not None:
             self.backup.start()
+        self.loop_reader = self._loop_reader(read_opener)
+
+    def _open_reader(self, opener: Callable[[], Connection]) -> None:
+        """A reader worker: the file worker 0 migrated and writes; reads here, and a connection to watch it."""
+        self._watch = watch = opener()
+        watch.execute("BEGIN")  # one snapshot: the sessions as of the position the tracker starts at
+        try:
+            self.tracker.advance(checkpoint(watch))
+            self.sessions.load(watch, self.clock.now())
+        finally:
+            watch.execute("COMMIT")
+        self.refresh()
+        self.reads = ReadPool(opener, self.settings.read_threads)
+        self.loop_reader = self._loop_reader(opener)
+
+    def refresh(self) -> None:
+        """Reader worker, on the loop before each request: catch up with what other connections committed.
+
+        `PRAGMA data_version` changes when another connection commits to the file (a few microseconds to ask).
+        Then the new events reach the sessions before the position moves: a token revoked by that write is
+        refused here as soon as the position (and so the response cache) shows the write.
+        """
+        watch = self._watch
+        if watch is None:
+            return
+        version = int(watch.execute("PRAGMA data_version").fetchone()[0])
+        if version == self._data_version:
+            return
+        self._data_version = version
+        after, reached = self.tracker.position, checkpoint(watch)
+        if reached > after:
+            self.sessions.observe(store.read_after(watch, after, reached - after))
+            self.tracker.advance(reached)
+
+    def _loop_reader(self, opener: Callable[[], Connection]) -> LoopReader | None:
+        """The event loop's own read connection, when reads may run there (LOOP_READ_BUDGET_MS > 0)."""
+        if self.settings.loop_read_budget_ms <= 0:
+            return None
+        conn = opener()
+        if not LoopReader.supported(conn):
+            conn.close()
+            return None
+        return LoopReader(conn, self.settings.loop_read_budget_ms / 1000)
 
     def _pulled(self, events: list[StoredEvent]) -> None:
         """Writer thread: events another writer put on the log server, now in the copy's read models."""
@@ -188,10 +245,17 @@ class Runtime:
             self.backup.stop()  # after the last commit: Litestream copies the rest of the WAL before it exits
         if self.reads is not None:
             self.reads.close()
+        if self.loop_reader is not None:
+            self.loop_reader.close()
+        if self._watch is not None:
+            self._watch.close()
+        flush_logs()  # the last lines leave before the server says it stopped
 
     async def sync_position(self) -> int:
         """Primary: catch up with writes other processes committed to the same file (the CLI, a seed run)."""
-        if self.settings.is_primary and self.reads is not None:
+        if self._watch is not None:
+            self.refresh()
+        elif self.settings.is_primary and self.reads is not None:
             self.tracker.advance(await self.read(checkpoint))
         return self.tracker.position
 
@@ -206,7 +270,10 @@ class Runtime:
             checks["database"] = {"ok": True}
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
             checks["database"] = {"ok": False, "error": type(exc).__name__}
-        checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
+        if self.forwards_writes:  # worker 0 writes; its own readiness reports its writer
+            checks["writer"] = {"ok": True, "forwarded": True}
+        else:
+            checks["writer"] = {"ok": self.writer is not None and self.writer.alive}
         checks["position"] = {"ok": True, "position": self.tracker.position}
         if self.matcher is not None:
             # Informative only: matching behind never takes a node out of rotation (its reads wait, or 503).
@@ -307,6 +374,15 @@ class Runtime:
         if self.reads is None:
             raise RuntimeError("runtime not opened")
         return await self.reads.run(fn)
+
+    async def read_bounded(self, fn: Callable[[Connection], T]) -> T:
+        """A read of at most a page (100 rows) or one resource: on the loop, or on a reader thread once it
+        runs past LOOP_READ_BUDGET_MS (core.db.LoopReader)."""
+        if self.loop_reader is not None:
+            done, value = self.loop_reader.run(fn)
+            if done:
+                return value  # type: ignore[return-value]
+        return await self.read(fn)
 
     def chain(self) -> UsdcVerifier:
         """The USDC verifier for CHAIN_RPC_URL and USDC_CONTRACT_ADDRESS, made on first use (no request here)."""

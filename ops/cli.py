@@ -11,21 +11,23 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from api.workers import SOCKET_NAME
 from core import backup, store
 from core.db import Connection, DatabaseUnavailable, connect, is_remote, local_path
 from core.errors import DomainError
-from core.settings import InsecureSettings, SettingsError, load_settings, validation_summary
+from core.settings import InsecureSettings, Settings, SettingsError, load_settings, validation_summary
 from httpserver import bounded as server
 from httpserver.bounded import BoundedHttpToolsProtocol
 from migrations.runner import SchemaTooNew, pending
 from migrations.runner import migrate as run_migrations
 from node.runtime import open_primary, prepare_edge, prepare_primary, run_command_sync, secure_database_files
+from ops.workers import supervise
 from queries import matching
 from queries.projection import checkpoint
 from queries.rebuild import differences, rebuild
@@ -104,7 +106,10 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="default: HOST", show_default=False)] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: PORT", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(min=1, max=1, help="only 1: one process owns the writer")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="processes (default: WORKERS); one owns the writer", show_default=False),
+    ] = None,
 ) -> None:
     """Serve the API with uvicorn (uvloop, httptools)."""
     import uvicorn
@@ -134,28 +139,55 @@ def serve(
         finally:
             conn.close()
     host = host or settings.host
+    count = worker_count(settings, workers)
     sock = server.listening_socket(host, settings.port if port is None else port)
     server.raise_open_file_limit()  # each connection holds a file: the default soft limit (often 1024) is too few
+    options = uvicorn_options(settings)
+    if count > 1:
+        # A private directory of its own: a Unix socket path is at most 107 bytes, DATA_DIR may be longer.
+        writer_socket = Path(tempfile.mkdtemp(prefix="megilance-")) / SOCKET_NAME
+        limits = {"head_timeout_s": server.HEAD_TIMEOUT_S, "min_body_rate": server.MIN_BODY_RATE}
+        with sock:
+            code = supervise(count, sock, writer_socket, {**options, **limits, "host": host})
+        if code:
+            raise typer.Exit(code)
+        return
     server.return_large_blocks_to_the_system()  # before any thread hashes a password
-    config = uvicorn.Config(
-        "api.app:create_app",
-        factory=True,
-        workers=workers,
-        loop="uvloop",
-        http=BoundedHttpToolsProtocol,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=5,
-        limit_concurrency=settings.max_connections,  # beyond it, requests get 503 rather than pile up
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-        server_header=False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response
-    )
+    config = uvicorn.Config("api.app:create_app", factory=True, **options)
     with sock:
         serving = server.Server(config, host)
         serving.run(sockets=[sock])
     if not serving.started:  # the app's startup failed (uvicorn has logged why)
         raise typer.Exit(3)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How every worker runs uvicorn (uvloop, httptools with this server's limits)."""
+    return {
+        "loop": "uvloop",
+        "http": BoundedHttpToolsProtocol,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_keep_alive": 5,
+        "limit_concurrency": settings.max_connections,  # beyond it, requests get 503 rather than pile up
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": False,
+        "server_header": False,  # no `server: uvicorn`: nothing to gain from naming the software, a header per response
+    }
+
+
+def worker_count(settings: Settings, asked: int | None) -> int:
+    """Processes to start: `--workers`, else WORKERS; one where only one can serve (said on stderr)."""
+    count = asked if asked is not None else settings.workers
+    single = None
+    if not settings.is_primary:
+        single = "an edge applies its primary's feed in one process"
+    elif is_remote(settings.resolved_database_url()):
+        single = "a primary whose log is on a libSQL server runs one process"
+    if count > 1 and single is not None:
+        typer.echo(f"megilance serve: one worker, not {count}: {single}", err=True)
+        return 1
+    return count
 
 
 @app.command()

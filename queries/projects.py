@@ -43,6 +43,16 @@ COLUMNS = (
     "p.budget_max_minor, p.experience_level, p.estimated_duration, p.skills, p.status, p.proposals_count, "
     "p.created_at, p.updated_at, p.version"
 )
+# One project as the API shows it, built as JSON text by SQLite (`_row`'s fields in its order): a page of these
+# goes out as orjson fragments, without a Python dict per row. Budgets are positive USD cents.
+JSON_ROW = (
+    "json_object('id', p.id, 'client_id', p.client_id, 'client', json_object('id', p.client_id, 'name', "
+    "p.client_name), 'title', p.title, 'description', p.description, 'category', p.category, 'budget_type', "
+    "p.budget_type, 'budget_min', printf('%d.%02d', p.budget_min_minor / 100, p.budget_min_minor % 100), "
+    "'budget_max', printf('%d.%02d', p.budget_max_minor / 100, p.budget_max_minor % 100), 'experience_level', "
+    "p.experience_level, 'estimated_duration', p.estimated_duration, 'skills', json(p.skills), 'status', p.status, "
+    "'proposals_count', p.proposals_count, 'created_at', p.created_at, 'updated_at', p.updated_at)"
+)
 INSERT = (
     "INSERT INTO rm_projects (id, client_id, client_name, title, description, category, budget_type, "
     "budget_min_minor, budget_max_minor, experience_level, estimated_duration, skills, status, created_at, "
@@ -238,6 +248,14 @@ def get_project(conn: Connection, project_id: str) -> tuple[dict[str, Any], int]
     return _row(row), int(row[16])
 
 
+def get_project_json(conn: Connection, project_id: str) -> tuple[orjson.Fragment, int]:
+    """`get_project`, as JSON text made by SQLite (for the detail page)."""
+    row = conn.execute(f"SELECT {JSON_ROW}, p.version FROM rm_projects p WHERE p.id = ?", (project_id,)).fetchone()
+    if row is None:
+        raise NotFound("No project with that id")
+    return orjson.Fragment(row[0]), int(row[1])
+
+
 def board_query(
     *,
     limit: int,
@@ -249,6 +267,7 @@ def board_query(
     budget_min_minor: int | None = None,
     budget_max_minor: int | None = None,
     client_id: str | None = None,
+    columns: str = COLUMNS,
 ) -> tuple[str, list[Any]]:
     """The board's SQL and parameters: `match` (an FTS5 expression) and the filters, newest first.
 
@@ -279,10 +298,10 @@ def board_query(
             params.append(value)
     condition = " WHERE " + " AND ".join(where) if where else ""
     if match is None:
-        sql = f"SELECT {COLUMNS} FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
+        sql = f"SELECT {columns} FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
     else:
         page_rowids = f"SELECT p.rowid FROM {source}{condition} ORDER BY p.id DESC LIMIT ?"
-        sql = f"SELECT {COLUMNS} FROM rm_projects p WHERE p.rowid IN ({page_rowids}) ORDER BY p.id DESC"
+        sql = f"SELECT {columns} FROM rm_projects p WHERE p.rowid IN ({page_rowids}) ORDER BY p.id DESC"
     return sql, [*params, limit + 1]
 
 
@@ -298,8 +317,11 @@ def list_projects(
     budget_min_minor: int | None = None,
     budget_max_minor: int | None = None,
     client_id: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Which projects match, newest first? `q` is full-text over title, description and skills."""
+    fragments: bool = False,
+) -> tuple[list[Any], str | None]:
+    """Which projects match, newest first? `q` is full-text over title, description and skills.
+
+    With `fragments`, each item is the project's JSON text made by SQLite (orjson.Fragment), not a dict."""
     match = None
     if q is not None:
         match = match_expression(q)
@@ -315,6 +337,9 @@ def list_projects(
         budget_min_minor=budget_min_minor,
         budget_max_minor=budget_max_minor,
         client_id=client_id,
+        columns=f"p.id, {JSON_ROW}" if fragments else COLUMNS,
     )
     rows, next_cursor = page(conn.execute(sql, params).fetchall(), limit, (0,), CURSOR_LIST)
+    if fragments:
+        return [orjson.Fragment(str(row[1])) for row in rows], next_cursor
     return [_row(row) for row in rows], next_cursor

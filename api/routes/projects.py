@@ -27,7 +27,7 @@ from api.text import at_least_visible, free_text, single_line
 from commands.projects import DeleteProject, PostProject, ReviseProject
 from core.ids import new_id
 from queries.matches import search_projects
-from queries.projects import get_project, list_projects
+from queries.projects import get_project, get_project_json, list_projects
 
 CLIENT = frozenset({"client"})
 
@@ -137,6 +137,7 @@ async def list_all(call: Call) -> Response:
             budget_min_minor=cents(f.budget_min) if f.budget_min else None,
             budget_max_minor=cents(f.budget_max) if f.budget_max else None,
             client_id=f.client_id,
+            fragments=True,
         ),
     )
 
@@ -162,7 +163,7 @@ async def search_by_relevance(call: Call, f: ProjectFilters) -> Response:
 
 async def get_one(call: Call) -> Response:
     project_id = call.path["project_id"]
-    return await cached_view(call, ("project", project_id), lambda conn: get_project(conn, project_id))
+    return await cached_view(call, ("project", project_id), lambda conn: get_project_json(conn, project_id))
 
 
 async def create(call: Call) -> Response:

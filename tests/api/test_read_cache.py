@@ -89,7 +89,8 @@ class LookupSignal(ResponseCache):
 
 def test_a_read_names_a_position_that_covers_what_it_shows(tmp_path: Path) -> None:
     """A read queued while a write commits shows the write: its token must cover it (monotonic reads elsewhere)."""
-    settings = make_settings(tmp_path, READ_THREADS=1)
+    # Every read on the one reader thread: the board read waits there while the write commits.
+    settings = make_settings(tmp_path, READ_THREADS=1, LOOP_READ_BUDGET_MS=0)
     with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
         body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
         token = client.post("/api/auth/register", json=body).json()["access_token"]

@@ -31,6 +31,8 @@ TEST_ENV: dict[str, str] = {
     "LOG_LEVEL": "warning",
     # Matching loads a model and encodes every profile: only the tests about it turn it on.
     "FEATURE_FLAG_AI_MATCHING": "false",
+    # One process unless a test asks for more (the default is one per core).
+    "WORKERS": "1",
 }
 
 
@@ -190,7 +192,7 @@ class LiveServer:
     def kill(self) -> int:
         """SIGKILL at once (a crash); returns the exit code (-9). The data directory is left as it was."""
         if self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)  # its workers too (the server leads its own session)
             self.process.wait(timeout=10)
         self._close_logs()
         return self.process.returncode

@@ -21,9 +21,10 @@ from tests.e2e.server import LiveServer
 FLOOD = 2100  # silent sockets: more than MAX_CONNECTIONS (2048)
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    with LiveServer.start({"HEADER_TIMEOUT_S": "1", "LOG_LEVEL": "info"}) as server:
+@pytest.fixture(scope="module", params=["1", "2"], ids=["one-worker", "two-workers"])
+def live(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Every protection holds in each worker: with two, the kernel hands each connection to either."""
+    with LiveServer.start({"HEADER_TIMEOUT_S": "1", "LOG_LEVEL": "info", "WORKERS": request.param}) as server:
         yield server
 
 

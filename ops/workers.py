@@ -1,0 +1,119 @@
+"""The `serve --workers N` supervisor: binds the writer's Unix socket, spawns the workers (not forked) and stops
+them all when one exits or when it is told to stop. What each worker does is api.workers."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from typing import Any
+
+from api.workers import STOP_TIMEOUT_S, WORKER_ENV
+
+
+def unix_listener(path: Path) -> socket.socket:
+    """The writer's local socket, readable and writable by this user only."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # left by a process that did not stop cleanly
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        sock.bind(str(path))
+        sock.listen(2048)  # now: a reader may hand on a request before worker 0 has started (it waits in the backlog)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    return sock
+
+
+def serve_worker(index: int, writer_socket: str, sockets: list[socket.socket], config: dict[str, Any]) -> None:
+    """A worker's whole life (the target of each spawned process)."""
+    import uvicorn
+
+    from httpserver import bounded as server
+
+    os.environ[WORKER_ENV] = f"{index}:{writer_socket}"
+    stop_with_parent()
+    server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = config.pop("head_timeout_s"), config.pop("min_body_rate")
+    host = config.pop("host")
+    server.return_large_blocks_to_the_system()
+    serving = server.Server(uvicorn.Config("api.app:create_app", factory=True, **config), host, announce=index == 0)
+    serving.run(sockets=sockets)
+    if not serving.started:
+        sys.exit(3)
+
+
+PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+
+
+def stop_with_parent() -> None:
+    """On Linux, get SIGTERM (a graceful stop) when the `serve` process dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def supervise(
+    workers: int, tcp: socket.socket, writer_path: Path, config: dict[str, Any]
+) -> int:  # pragma: no cover - runs in the `serve` process; tests drive it through the command
+    """Start `workers` processes on `tcp` (worker 0 also on `writer_path`), and wait for them; the exit code."""
+    context = multiprocessing.get_context("spawn")
+    unix = unix_listener(writer_path)
+    processes: list[SpawnProcess] = []
+    stopping = False
+
+    def stop(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(workers):
+            sockets = [tcp, unix] if index == 0 else [tcp]
+            process = context.Process(
+                target=serve_worker, args=(index, str(writer_path), sockets, dict(config)), name=f"worker-{index}"
+            )
+            process.start()
+            processes.append(process)
+        code = _wait_any(processes)
+        if not stopping:  # one worker ended on its own: the others stop too (a supervisor above restarts us)
+            stop(signal.SIGTERM, None)
+        for process in processes:
+            process.join(STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        return 0 if stopping else (code or 1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        unix.close()
+        with contextlib.suppress(OSError):
+            writer_path.unlink()
+            writer_path.parent.rmdir()  # the supervisor's private directory
+
+
+def _wait_any(processes: list[SpawnProcess]) -> int:
+    """Block until one process ends; its exit code."""
+    from multiprocessing.connection import wait
+
+    sentinels = {process.sentinel: process for process in processes}
+    while True:
+        ready = wait(list(sentinels), timeout=1.0)
+        for sentinel in ready:
+            process = sentinels[sentinel]  # type: ignore[index]
+            process.join()
+            return process.exitcode or 0
