@@ -8,7 +8,8 @@ from starlette.testclient import TestClient
 
 from node.runtime import open_primary
 from queries.projects import get_project, list_projects
-from tests.api.test_contracts_api import PROJECT, register
+from tests.support.accounts import register
+from tests.support.market import PROJECT
 
 AWKWARD = {
     **PROJECT,
