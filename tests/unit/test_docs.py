@@ -16,7 +16,8 @@ TEST_PATH = re.compile(r"`(?:pytest )?(tests/[\w/]+\.py)`")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 # Words about the making of the code, not about the product; and paths that do not exist in a clone.
 BUILD_WORDS = re.compile(
-    r"issue #?\d+|design card|(?<![-\w])stop \d+|review mends?|\.\./shared|/work/shared"
+    # Written with character classes so that this file does not itself hold the words it looks for.
+    r"i[s]sue #?\d+|design[ ]card|(?<![-\w])st[o]p \d+|review[ ]mends?|\.\./sh[a]red|/work/sh[a]red"
     r"|(?-i:\b(?:API|ARCHITECTURE|STYLE)\.md)",
     re.IGNORECASE,
 )
@@ -70,9 +71,18 @@ def test_no_file_speaks_of_how_the_project_was_built() -> None:
 
 
 def test_the_word_check_catches_what_it_is_for() -> None:
-    for text in ("see issue 12", "Issue #3", "the design card", "stop 17's code", "a review mend", "../shared/x"):
+    # Joined at run time, so that this file does not itself hold the words.
+    samples = [
+        "see iss" + "ue 12",
+        "Iss" + "ue #3",
+        "the design" + " card",
+        "st" + "op 17's code",
+        "a review" + " mend",
+        "../sh" + "ared/x",
+    ]
+    for text in samples:
         assert BUILD_WORDS.search(text), text
-    for text in ("docs/api.md", "an issuer", "non-stop 24 h", "shared memory"):
+    for text in ("docs/api.md", "an issuer", "non-st" + "op 24 h", "shared memory"):
         assert not BUILD_WORDS.search(text), text
 
 
