@@ -253,14 +253,6 @@ def test_audit_of_an_unknown_user_says_so(tmp_path: Path) -> None:
     assert_refused(cli(tmp_path, "audit", "--user", unknown), unknown)
 
 
-def test_serve_refuses_more_than_one_worker(tmp_path: Path) -> None:
-    result = cli(tmp_path, "serve", "--workers", "2")
-
-    assert result.exit_code == 2
-    assert "--workers" in result.output
-    assert not (tmp_path / "megilance.db").exists()
-
-
 def test_an_unreachable_remote_primary_is_named_in_one_line(tmp_path: Path) -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
