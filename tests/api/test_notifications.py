@@ -16,6 +16,7 @@ from core.events.payments import PaymentCompleted
 from queries.registry import projection
 from tests.conftest import make_settings
 from tests.mailkit import SmtpServer, smtp_server, unique_email  # noqa: F401
+from tests.support.market import bid
 
 PASSWORD = "first-password-1"
 Json = dict[str, Any]
@@ -52,19 +53,6 @@ def post_project(client: TestClient, owner: User, title: str = EVIL_TITLE) -> st
         "skills": ["html"],
     }
     response = client.post("/api/projects", json=body, headers=owner.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def bid(client: TestClient, freelancer: User, project_id: str) -> str:
-    body = {
-        "project_id": project_id,
-        "cover_letter": "I have built many landing pages like this one. " * 3,
-        "estimated_hours": 20,
-        "hourly_rate": "40",
-        "availability": "immediate",
-    }
-    response = client.post("/api/proposals", json=body, headers=freelancer.headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
