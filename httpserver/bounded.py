@@ -24,6 +24,7 @@ import ctypes.util
 import resource
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -372,13 +373,13 @@ def listen_line(host: str, sock: socket.socket) -> str:
 class Server(uvicorn.Server):
     """uvicorn's server on sockets made here, which says once where it listens (uvicorn's own line is at info)."""
 
-    def __init__(self, config: uvicorn.Config, host: str, *, announce: bool = True) -> None:
+    def __init__(self, config: uvicorn.Config, host: str, *, announce: Callable[[], bool] = lambda: True) -> None:
         super().__init__(config)
         self.server_state = CountingState()
         self.host = host
-        self.announce = announce  # of several workers on one socket, only the first says where they listen
+        self.announce = announce  # of several workers on one socket, only the first to start says where they listen
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started and sockets and self.announce:
+        if self.started and sockets and self.announce():
             print(listen_line(self.host, sockets[0]), file=sys.stderr, flush=True)  # stdout: JSON log lines only

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from multiprocessing.context import SpawnProcess
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,18 @@ def unix_listener(path: Path) -> socket.socket:
     return sock
 
 
-def serve_worker(index: int, writer_socket: str, sockets: list[socket.socket], config: dict[str, Any]) -> None:
+def first_to_start(announced: Synchronized[int]) -> bool:
+    """True for the one worker that claims the flag first: it prints where the workers listen."""
+    with announced.get_lock():
+        if announced.value:
+            return False
+        announced.value = 1
+        return True
+
+
+def serve_worker(
+    index: int, writer_socket: str, sockets: list[socket.socket], config: dict[str, Any], announced: Synchronized[int]
+) -> None:
     """A worker's whole life (the target of each spawned process)."""
     import uvicorn
 
@@ -44,7 +56,9 @@ def serve_worker(index: int, writer_socket: str, sockets: list[socket.socket], c
     server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = config.pop("head_timeout_s"), config.pop("min_body_rate")
     host = config.pop("host")
     server.return_large_blocks_to_the_system()
-    serving = server.Server(uvicorn.Config("api.app:create_app", factory=True, **config), host, announce=index == 0)
+    serving = server.Server(
+        uvicorn.Config("api.app:create_app", factory=True, **config), host, announce=lambda: first_to_start(announced)
+    )
     serving.run(sockets=sockets)
     if not serving.started:
         sys.exit(3)
@@ -70,6 +84,7 @@ def supervise(
     context = multiprocessing.get_context("spawn")
     unix = unix_listener(writer_path)
     processes: list[SpawnProcess] = []
+    announced = context.Value("b", 0)  # any worker may answer first: the first to start says where they listen
     stopping = False
 
     def stop(signum: int, _: object) -> None:
@@ -84,7 +99,9 @@ def supervise(
         for index in range(workers):
             sockets = [tcp, unix] if index == 0 else [tcp]
             process = context.Process(
-                target=serve_worker, args=(index, str(writer_path), sockets, dict(config)), name=f"worker-{index}"
+                target=serve_worker,
+                args=(index, str(writer_path), sockets, dict(config), announced),
+                name=f"worker-{index}",
             )
             process.start()
             processes.append(process)
