@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         background = []
         mailer = Mailer(runtime, metrics) if runtime.owns_writer else None  # mail leaves from the primary only
         if mailer is not None:
-            mailer.start()
+            await mailer.start()
         if runtime.owns_writer:
             loop = asyncio.get_running_loop()
             background = [

@@ -38,7 +38,10 @@ def get_credentials(conn: Connection, email_key: str | None, *, user_id: str | N
     row = (
         conn.execute(SELECT_BY_ID, (user_id,)) if user_id else conn.execute(SELECT_BY_EMAIL, (email_key,))
     ).fetchone()
-    return Credentials(row[0], row[1], row[2], bool(row[3])) if row else None
+    if row is None:
+        return None
+    user_id, password_hash, role, is_active = row
+    return Credentials(user_id, password_hash, role, bool(is_active))
 
 
 def reset_is_live(conn: Connection, token_hash: str, now_ms: str) -> bool:

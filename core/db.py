@@ -58,6 +58,15 @@ def unique_violation_target(exc: BaseException) -> str:
     return text.split("UNIQUE constraint failed:", 1)[-1].strip() if is_unique_violation(exc) else ""
 
 
+def positions(select: str) -> dict[str, int]:
+    """Each selected column's place in a row, by name: from `SELECT a, t.b FROM ...` or a bare `a, t.b` list.
+
+    Lets code read `row[AT["version"]]` where unpacking every column would be noise (a table prefix is dropped).
+    """
+    columns = select.removeprefix("SELECT ").split(" FROM ", 1)[0]
+    return {column.strip().rpartition(".")[2]: index for index, column in enumerate(columns.split(","))}
+
+
 def is_remote(url: str) -> bool:
     return url.startswith(REMOTE_SCHEMES)
 

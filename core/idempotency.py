@@ -50,12 +50,14 @@ class Stored:
 
 def lookup(conn: Connection, user_id: str, key: str, now: datetime) -> Stored | None:
     row = conn.execute(SELECT, (user_id, key)).fetchone()
-    if row is None or row[4] < rfc3339_ms(now - WINDOW):
+    if row is None:
         return None
-    lost = row[1] is None and row[4] < rfc3339_ms(now - ANSWER_DEADLINE)
-    body = bytes(row[2]) if row[2] is not None else None
-    resource = (row[7], row[8]) if row[7] is not None and row[8] is not None else None
-    return Stored(row[0], row[1], body, row[3], row[5], lost, row[6], resource)
+    fingerprint, status, body, position, created_at, etag, boot, resource_type, resource_id = row
+    if created_at < rfc3339_ms(now - WINDOW):
+        return None
+    lost = status is None and created_at < rfc3339_ms(now - ANSWER_DEADLINE)
+    resource = (resource_type, resource_id) if resource_type is not None and resource_id is not None else None
+    return Stored(fingerprint, status, bytes(body) if body is not None else None, position, etag, lost, boot, resource)
 
 
 def claim(conn: Connection, c: Claim, now: datetime) -> None:

@@ -36,11 +36,21 @@ SELECT_CLAIMS_FROM = "SELECT owner FROM claims WHERE kind = ? AND key >= ? AND k
 
 
 def row_to_event(row: Sequence[Any], meta: bool = True) -> StoredEvent:
-    version, data = row[5], orjson.loads(row[6])
+    """An event from its COLUMNS (or BARE_COLUMNS) row."""
+    position, stream_id, stream_type, stream_version, event_type, schema_version, data, meta_json, recorded_at = row
+    payload = orjson.loads(data)
     if UPCASTERS:  # checked here: a replay decodes every event, and most logs have nothing to upcast
-        version, data = upcast(row[4], version, data)
+        schema_version, payload = upcast(event_type, schema_version, payload)
     return StoredEvent(
-        row[0], row[1], row[2], row[3], row[4], version, data, orjson.loads(row[7]) if meta and row[7] else {}, row[8]
+        position,
+        stream_id,
+        stream_type,
+        stream_version,
+        event_type,
+        schema_version,
+        payload,
+        orjson.loads(meta_json) if meta and meta_json else {},
+        recorded_at,
     )
 
 

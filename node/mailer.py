@@ -157,7 +157,10 @@ class Mailer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Follow the log from the checkpoint; the gauges show the backlog from the start, not after a pass."""
+        self.position = await self.runtime.read(outbox.checkpoint)
+        await self.refresh_gauges()
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:

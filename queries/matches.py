@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.db import Connection
+from core.db import Connection, positions
 from core.errors import NotFound
 from core.money import format_minor
 from queries.matching import skills_of
@@ -32,6 +32,7 @@ from queries.ranking import (
 from queries.users import get_user
 
 SELECT_DOC = "SELECT rowid, text, skills, vector, rate_minor FROM rm_matching_docs WHERE kind = ? AND id = ?"
+SELECT_DOC_AT = positions(SELECT_DOC)
 MAX_REASONS = 4
 MAX_WORDS = 5
 
@@ -231,7 +232,7 @@ def words_in(conn: Connection, ranked: Ranked, pos: int, terms: list[str], kind:
 
 def doc_text(conn: Connection, kind: str, entity_id: str) -> str:
     row = conn.execute(SELECT_DOC, (kind, entity_id)).fetchone()
-    return str(row[1]) if row else ""
+    return str(row[SELECT_DOC_AT["text"]]) if row else ""
 
 
 def to_minor(amount: str) -> float:

@@ -410,10 +410,10 @@ def differences(live: Connection, scratch: Connection) -> list[str]:
     row = live.execute(SELECT_STATE).fetchone()
     if row is None:
         return []  # never embedded (the flag is off, or nothing ran yet): nothing derived to compare
-    behind = live.execute(COUNT_PENDING, (int(row[0]),)).fetchone()[0]
+    position, _generation, _doc_version, encoder = row
+    behind = live.execute(COUNT_PENDING, (int(position),)).fetchone()[0]
     if behind:
-        return [f"rm_matching_docs: {behind} document(s) changed since position {row[0]} are not embedded yet"]
-    encoder = str(row[3])
+        return [f"rm_matching_docs: {behind} document(s) changed since position {position} are not embedded yet"]
     want = expected_hashes(scratch, encoder)
     have = {(k, i): h for k, i, h in live.execute(SELECT_DOC_HASHES).fetchall()}
     wrong = [key for key in want.keys() & have.keys() if want[key] != have[key]]

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from core.db import Connection
+from core.db import Connection, positions
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from queries.pagination import decode_cursor, page
@@ -24,6 +24,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS rm_portfolio_items_freelancer ON rm_portfolio_items (freelancer_id, id)",
 )
 COLUMNS = "id, freelancer_id, title, description, image_url, project_url, tags, created_at, updated_at, version"
+AT = positions(COLUMNS)
 INSERT = (
     "INSERT INTO rm_portfolio_items (id, freelancer_id, title, description, image_url, project_url, tags, "
     "created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -114,7 +115,7 @@ def get_portfolio_item(conn: Connection, item_id: str) -> tuple[dict[str, Any], 
     row = conn.execute(SELECT_ONE, (item_id,)).fetchone()
     if row is None:
         raise NotFound("No portfolio item with that id")
-    return _row(row), int(row[9])
+    return _row(row), int(row[AT["version"]])
 
 
 def list_portfolio_items(

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from core.db import Connection
+from core.db import Connection, positions
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
@@ -43,6 +43,7 @@ COLUMNS = (
     "p.budget_max_minor, p.experience_level, p.estimated_duration, p.skills, p.status, p.proposals_count, "
     "p.created_at, p.updated_at, p.version"
 )
+AT = positions(COLUMNS)
 # One project as the API shows it, built as JSON text by SQLite (`_row`'s fields in its order): a page of these
 # goes out as orjson fragments, without a Python dict per row. Budgets are positive USD cents.
 JSON_ROW = (
@@ -245,7 +246,7 @@ def get_project(conn: Connection, project_id: str) -> tuple[dict[str, Any], int]
     row = conn.execute(f"SELECT {COLUMNS} FROM rm_projects p WHERE p.id = ?", (project_id,)).fetchone()
     if row is None:
         raise NotFound("No project with that id")
-    return _row(row), int(row[16])
+    return _row(row), int(row[AT["version"]])
 
 
 def get_project_json(conn: Connection, project_id: str) -> tuple[orjson.Fragment, int]:
@@ -253,7 +254,8 @@ def get_project_json(conn: Connection, project_id: str) -> tuple[orjson.Fragment
     row = conn.execute(f"SELECT {JSON_ROW}, p.version FROM rm_projects p WHERE p.id = ?", (project_id,)).fetchone()
     if row is None:
         raise NotFound("No project with that id")
-    return orjson.Fragment(row[0]), int(row[1])
+    body, version = row
+    return orjson.Fragment(body), int(version)
 
 
 def board_query(

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from core.db import Connection
+from core.db import Connection, positions
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.money import format_minor
@@ -31,6 +31,7 @@ COLUMNS = (
     "id, project_id, client_id, freelancer_id, freelancer_name, cover_letter, estimated_hours, hourly_rate_minor, "
     "availability, attachments, status, created_at, updated_at, version"
 )
+AT = positions(COLUMNS)
 INSERT = (
     "INSERT INTO rm_proposals (id, project_id, client_id, freelancer_id, freelancer_name, cover_letter, "
     "estimated_hours, hourly_rate_minor, availability, attachments, status, created_at, updated_at, version) "
@@ -133,7 +134,8 @@ def _row(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def may_see(row: tuple[Any, ...], viewer_id: str, viewer_role: str) -> bool:
-    return viewer_role == "admin" or viewer_id in (row[2], row[3])
+    """The author, the project's owner and admins see a proposal."""
+    return viewer_role == "admin" or viewer_id in (row[AT["client_id"]], row[AT["freelancer_id"]])
 
 
 def get_proposal(conn: Connection, proposal_id: str, viewer_id: str, viewer_role: str) -> tuple[dict[str, Any], int]:
@@ -141,7 +143,7 @@ def get_proposal(conn: Connection, proposal_id: str, viewer_id: str, viewer_role
     row = conn.execute(f"SELECT {COLUMNS} FROM rm_proposals WHERE id = ?", (proposal_id,)).fetchone()
     if row is None or not may_see(row, viewer_id, viewer_role):
         raise NotFound("No proposal with that id")
-    return _row(row), int(row[13])
+    return _row(row), int(row[AT["version"]])
 
 
 def list_proposals(

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from core.db import Connection
+from core.db import Connection, positions
 from queries.matching import FTS, SELECT_STATE, VOCAB, skills_of
+
+SELECT_STATE_AT = positions(SELECT_STATE)
 
 K = 60
 W_DENSE, W_BM25, W_SKILLS = 1.0, 0.5, 0.5
@@ -120,26 +122,32 @@ def build_index(conn: Connection, kind: str, generation: int) -> Index:
 def read_index(conn: Connection, kind: str, generation: int) -> Index:
     rows = conn.execute(SELECT_INDEX, (kind,)).fetchall()
     n = len(rows)
-    matrix = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32).reshape(n, -1) if n else None
+    # One tuple per SELECT_INDEX column, in its order.
+    rowids, ids, vectors, skill_lists, active, rates, budget_types, budget_maxes, completed, completeness = (
+        zip(*rows, strict=True) if n else ((),) * 10
+    )
+    matrix = np.frombuffer(b"".join(bytes(v) for v in vectors), dtype=np.float32).reshape(n, -1) if n else None
     nan = float("nan")
-    skills = [skills_of(r[3]) for r in rows]
+    skills = [skills_of(s) for s in skill_lists]
     by_skill: dict[str, list[int]] = {}
     for i, names in enumerate(skills):
         for name in {fold(s) for s in names}:
             by_skill.setdefault(name, []).append(i)
     return Index(
         generation=generation,
-        ids=[r[1] for r in rows],
-        rowids={int(r[0]): i for i, r in enumerate(rows)},
+        ids=list(ids),
+        rowids={int(rowid): i for i, rowid in enumerate(rowids)},
         matrix=matrix if matrix is not None else np.zeros((0, 512), dtype=np.float32),
-        active=np.array([bool(r[4]) for r in rows], dtype=bool),
-        rate=np.array([r[5] if r[5] is not None else nan for r in rows], dtype=np.float64),
-        hourly_budget=np.array([r[7] if r[6] == "hourly" else nan for r in rows], dtype=np.float64),
-        completed=np.array([r[8] for r in rows], dtype=np.int64),
-        completeness=np.array([r[9] for r in rows], dtype=np.float64),
+        active=np.array([bool(a) for a in active], dtype=bool),
+        rate=np.array([r if r is not None else nan for r in rates], dtype=np.float64),
+        hourly_budget=np.array(
+            [m if t == "hourly" else nan for t, m in zip(budget_types, budget_maxes, strict=True)], dtype=np.float64
+        ),
+        completed=np.array(completed, dtype=np.int64),
+        completeness=np.array(completeness, dtype=np.float64),
         skills=skills,
         by_skill=by_skill,
-        by_id=np.argsort(np.array([r[1] for r in rows], dtype=str)) if n else np.zeros(0, np.int64),
+        by_id=np.argsort(np.array(ids, dtype=str)) if n else np.zeros(0, np.int64),
     )
 
 
@@ -152,7 +160,7 @@ class IndexCache:
 
     def get(self, conn: Connection, kind: str) -> Index:
         row = conn.execute(SELECT_STATE).fetchone()
-        generation = int(row[1]) if row else 0
+        generation = int(row[SELECT_STATE_AT["generation"]]) if row else 0
         with self._lock:
             index = self._indexes.get(kind)
             if index is None or index.generation != generation:

@@ -71,7 +71,10 @@ class Sessions:
 
     def load(self, conn: Connection, now: datetime) -> None:
         """Start from the read store (at startup, before serving)."""
-        self._state = {row[0]: (bool(row[1]), int(row[2])) for row in conn.execute(SELECT_CHANGED).fetchall()}
+        self._state = {
+            user_id: (bool(is_active), int(version))
+            for user_id, is_active, version in conn.execute(SELECT_CHANGED).fetchall()
+        }
         self._ended.clear()
         self._ended_order.clear()
         for family_id, ended_at in conn.execute(SELECT_ENDED_SINCE, (rfc3339(now - ENDED_KEPT),)).fetchall():

@@ -222,7 +222,7 @@ def find_upload(conn: Connection, upload_id: str) -> UploadRow | None:
     row = conn.execute(SELECT_ONE, (upload_id,)).fetchone()
     if row is None:
         return None
-    return UploadRow(*(row[i] for i in range(12)))
+    return UploadRow(*row)  # COLUMNS are UploadRow's fields, in order
 
 
 def get_upload(conn: Connection, upload_id: str, viewer_id: str) -> UploadRow:
@@ -271,8 +271,8 @@ def list_collectable(
     """Uploads housekeeping may delete, oldest first: (id, storage key, reason)."""
     never_completed = conn.execute(SELECT_NEVER_COMPLETED, (pending_expired_before, limit)).fetchall()
     never_referenced = conn.execute(SELECT_NEVER_REFERENCED, (stored_before, limit)).fetchall()
-    return [(row[0], row[1], "never_completed") for row in never_completed] + [
-        (row[0], row[1], "never_referenced") for row in never_referenced
+    return [(upload_id, key, "never_completed") for upload_id, key in never_completed] + [
+        (upload_id, key, "never_referenced") for upload_id, key in never_referenced
     ]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from core.db import Connection
+from core.db import Connection, positions
 from core.errors import NotFound
 from core.events.base import StoredEvent
 from core.notifications import switches
@@ -35,6 +35,7 @@ COLUMNS = (
     "id, email, name, role, is_active, bio, skills, hourly_rate, location, profile_image_url, "
     "wallet_address, joined_at, version, notifications"
 )
+AT = positions(COLUMNS)
 INSERT_USER = (
     "INSERT INTO rm_users (id, email, name, role, is_active, skills, joined_at, updated_at, version) "
     "VALUES (?, ?, ?, ?, 1, '[]', ?, ?, ?)"
@@ -156,7 +157,7 @@ def get_user(conn: Connection, user_id: str, *, private: bool = False) -> tuple[
     row = conn.execute(SELECT_USER, (user_id,)).fetchone()
     if row is None:
         raise NotFound("No user with that id")
-    return _row(row, private), int(row[12])
+    return _row(row, private), int(row[AT["version"]])
 
 
 def list_users(

@@ -34,11 +34,13 @@ from commands.password_reset import INVALID as INVALID_RESET
 from commands.password_reset import ConfirmPasswordReset, RequestPasswordReset, token_hash
 from commands.sessions import OpenSession, RevokeSession, RotateRefreshToken
 from commands.users import RecordLogin, RecordLoginFailure, RegisterUser, UpdateProfile, normalize_email
+from core import refresh_tokens
 from core.clock import rfc3339, rfc3339_ms
 from core.credentials import get_credentials, reset_is_live
 from core.db import Connection
 from core.errors import BadRequest, NotFound, Unauthenticated
 from core.ids import new_id
+from core.refresh_tokens import RefreshToken
 from core.tokens import Claims
 from queries.users import get_user
 
@@ -177,10 +179,23 @@ async def refresh(call: Call) -> Response:
         next_jti=next_claims.jti,
         next_expires_at=rfc3339(datetime.fromtimestamp(next_claims.exp, now.tzinfo)),
     )
-    rotation, position = await execute(call, command)
-    if rotation.reused:
+    (user, recorded), position = await execute(call, command, rotated(call, claims, next_claims.jti))
+    if recorded is None:  # the token was spent before: the command revoked its family and recorded no successor
         raise Unauthenticated("This refresh token was already used; the session has been revoked", "token_invalid")
-    return token_response(call, user, successor, rotation.family_id, position, 200)
+    return token_response(call, user, successor, recorded.family_id, position, 200)
+
+
+def rotated(
+    call: Call, claims: Claims, successor_jti: str
+) -> Callable[[Connection], tuple[dict[str, Any], RefreshToken | None]]:
+    """Read back a rotation: the account, and the successor token as recorded (None if reuse revoked the family)."""
+    read_account = account_of(call, claims)
+
+    def read(conn: Connection) -> tuple[dict[str, Any], RefreshToken | None]:
+        user, _ = read_account(conn)
+        return user, refresh_tokens.find(conn, successor_jti)
+
+    return read
 
 
 async def logout(call: Call) -> Response:

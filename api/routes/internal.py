@@ -42,16 +42,16 @@ async def events(call: Call) -> Response:
     body = {
         "events": [
             {
-                "position": r[0],
-                "stream_id": r[1],
-                "stream_type": r[2],
-                "version": r[3],
-                "type": r[4],
-                "schema_version": r[5],
-                "data": orjson.Fragment(r[6]),
-                "recorded_at": r[7],
+                "position": position,
+                "stream_id": stream_id,
+                "stream_type": stream_type,
+                "version": version,
+                "type": event_type,
+                "schema_version": schema_version,
+                "data": orjson.Fragment(data),
+                "recorded_at": recorded_at,
             }
-            for r in rows
+            for position, stream_id, stream_type, version, event_type, schema_version, data, recorded_at in rows
         ],
         "head": max(head, rows[-1][0] if rows else 0),
     }

@@ -226,9 +226,9 @@ async def presign(call: Call) -> Response:
         original_name=body.filename,
         expires_at=rfc3339(runtime.clock.now() + timedelta(seconds=presigned.expires_in)),
     )
-    _, position = await execute(call, command)
+    pending, position = await execute(call, command, lambda conn: find_upload(conn, upload_id))
     out = {
-        "file_id": upload_id,
+        "file_id": pending.id,
         "upload_url": absolute(call, presigned.url),
         "method": presigned.method,
         "headers": presigned.headers,
