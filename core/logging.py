@@ -4,7 +4,9 @@ Every line goes through one `LineSink`, in order. Access lines wait in memory an
 when SINK_MAX_BYTES are waiting, SINK_DELAY_S after the first waiting one (a background thread), with any other
 line (written at once, after those waiting), and at exit.
 One write per line (structlog's default) cost the board about 30% of its throughput (docs/performance.md).
-The access log skips structlog's processor chain: `access_line` renders its fixed fields with orjson.
+The access log skips structlog's processor chain: `access_line` queues its fields as they are, and they are
+rendered with orjson in batches, when written (rendering each line in the request cost more than the rest of a
+health check).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import stat
 import sys
 import threading
+import time
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -54,6 +57,54 @@ def logging_enabled(configured: str, level: str) -> bool:
     return not isinstance(wanted, int) or logging.getLevelName(level.upper()) >= wanted
 
 
+# One request's access-log fields, rendered only when the line is written: request id, method, route template,
+# status, seconds taken, region, worker (or None) and epoch seconds at the end. A plain tuple: the fastest to make.
+# The request id holds only `[A-Za-z0-9._:-]` (the middleware checks a client's); the strings are JSON-quoted.
+Access = tuple[bytes, str, str, int, float, str, "int | None", float]
+ACCESS_LINE = (
+    b'{"request_id":"%b","method":%b,"route":%b,"status":%d,"duration_ms":%a,"region":%b%b,'
+    b'"event":"request","level":"info","timestamp":"%b.%06dZ"}\n'
+)
+
+
+class AccessRenderer:
+    """Access lines as JSON bytes, in a batch: the same fields and order as structlog's lines, at a fraction of
+    the cost (quoted strings and the timestamp's seconds are reused from one line to the next)."""
+
+    def __init__(self) -> None:
+        self._quoted: dict[str, bytes] = {}  # methods, route templates and the region: a few dozen strings
+        self._second = -1
+        self._stamp = b""
+
+    def quote(self, text: str) -> bytes:
+        quoted = self._quoted.get(text)
+        if quoted is None:
+            quoted = orjson.dumps(text)
+            if len(self._quoted) < 4096:
+                self._quoted[text] = quoted
+        return quoted
+
+    def render(self, entry: Access) -> bytes:
+        request_id, method, route, status, elapsed_s, region, worker, at = entry
+        second = int(at)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        return ACCESS_LINE % (
+            request_id,
+            self.quote(method),
+            self.quote(route),
+            status,
+            round(elapsed_s * 1000, 2),
+            self.quote(region),
+            b"" if worker is None else b',"worker":%d' % worker,
+            self._stamp,
+            int((at - second) * 1_000_000),
+        )
+
+
+ACCESS_LINE_BYTES = 220  # about what one rendered access line takes, to count waiting ones against SINK_MAX_BYTES
+
+
 class LineSink:
     """Log lines in order, written in batches: at SINK_MAX_BYTES, SINK_DELAY_S after the first, or on `flush`."""
 
@@ -62,17 +113,21 @@ class LineSink:
         self._fd = _fileno(self._stream)
         self._delay = delay_s
         self._lock = threading.Lock()
-        self._lines: list[bytes] = []
+        self._lines: list[bytes | Access] = []
+        self._renderer = AccessRenderer()
+        # Several workers may share a pipe: there, writes stay within PIPE_BUF so that lines never interleave.
+        self._pipe = self._fd is not None and _is_pipe(self._fd)
         self._size = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.closed = False
 
-    def write(self, line: bytes, *, now: bool = False) -> None:
-        """Queue one line (ending in a newline); written within SINK_DELAY_S, or `now` with those before it."""
+    def write(self, line: bytes | Access, *, now: bool = False) -> None:
+        """Queue one line (bytes ending in a newline, or access fields); written within SINK_DELAY_S, or `now` with
+        those before it."""
         with self._lock:
             self._lines.append(line)
-            self._size += len(line)
+            self._size += len(line) if type(line) is bytes else ACCESS_LINE_BYTES
             if now or self._size >= SINK_MAX_BYTES:
                 self._flush_locked()
             elif not self._wake.is_set():
@@ -87,14 +142,17 @@ class LineSink:
     def _flush_locked(self) -> None:
         if not self._lines:
             return
-        data = b"".join(self._lines)
+        render = self._renderer.render
+        data = b"".join(line if type(line) is bytes else render(line) for line in self._lines)  # type: ignore[arg-type]
         self._lines, self._size = [], 0
         try:
             if self._fd is None:
                 self._stream.write(data.decode())
                 self._stream.flush()
-            else:
+            elif self._pipe:
                 _write_lines(self._fd, data)
+            else:
+                _write_all(self._fd, data)
         except (OSError, ValueError):  # stdout closed or gone: nothing left to tell
             pass
 
@@ -131,6 +189,19 @@ def _fileno(stream: IO[str]) -> int | None:
         return None
 
 
+def _is_pipe(fd: int) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return True  # unknown: keep to the pipe-safe writes
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_lines(fd: int, data: bytes) -> None:
     """Write `data` in pieces of at most PIPE_BUF bytes cut after a newline (or one long line whole)."""
     while data:
@@ -162,12 +233,9 @@ def flush() -> None:
         _sink.flush()
 
 
-def access_line(**fields: Any) -> None:
+def access_line(entry: Access) -> None:
     """One access-log line at info, with structlog's layout (fields, event, level, timestamp) but none of its chain."""
-    fields["event"] = "request"
-    fields["level"] = "info"
-    fields["timestamp"] = datetime.now(UTC)
-    sink().write(orjson.dumps(fields, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE))
+    sink().write(entry)
 
 
 def configure(level: str = "info", stream: IO[str] | None = None) -> None:

@@ -6,11 +6,14 @@ import io
 import os
 import threading
 import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.logging import PIPE_BUF, SINK_MAX_BYTES, LineSink, _write_lines
+from core.logging import PIPE_BUF, SINK_MAX_BYTES, AccessRenderer, LineSink, _write_lines
 
 
 def until(condition: object, seconds: float = 5.0) -> bool:
@@ -73,3 +76,40 @@ def test_each_write_is_whole_lines_of_at_most_pipe_buf_bytes(monkeypatch: pytest
     for piece in writes:
         assert piece.endswith(b"\n")
         assert len(piece) <= PIPE_BUF or piece == long_line  # only a line longer than PIPE_BUF goes alone
+
+
+@given(
+    method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]),
+    route=st.text(max_size=40),
+    region=st.text(max_size=20),
+    status=st.integers(100, 599),
+    elapsed=st.floats(0, 100, allow_nan=False),
+    worker=st.none() | st.integers(0, 7),
+    at=st.floats(0, 4_102_444_800, allow_nan=False),
+)
+def test_an_access_line_is_the_json_of_its_fields_in_order(
+    method: str, route: str, region: str, status: int, elapsed: float, worker: int | None, at: float
+) -> None:
+    line = AccessRenderer().render((b"req-1.a:b", method, route, status, elapsed, region, worker, at))
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    fields = orjson.loads(line)
+    expected = {"request_id": "req-1.a:b", "method": method, "route": route, "status": status}
+    expected |= {"duration_ms": round(elapsed * 1000, 2), "region": region}
+    expected |= {} if worker is None else {"worker": worker}
+    expected |= {"event": "request", "level": "info"}
+    assert list(fields) == [*expected, "timestamp"]
+    assert {k: v for k, v in fields.items() if k != "timestamp"} == expected
+    stamp = datetime.strptime(fields["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs(stamp.timestamp() - at) < 1e-5
+
+
+def test_access_lines_queued_with_other_lines_keep_their_order() -> None:
+    stream = io.StringIO()
+    sink = LineSink(stream, delay_s=60)
+    sink.write((b"r1", "GET", "/a", 200, 0.001, "iad", None, 0.0))
+    sink.write(b'{"event":"other"}\n')
+    sink.write((b"r2", "GET", "/b", 404, 0.002, "iad", 1, 1.0))
+    sink.flush()
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line.get("request_id", line["event"]) for line in lines] == ["r1", "other", "r2"]
+    assert lines[2]["worker"] == 1
