@@ -339,26 +339,30 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
-# Above the bodies the app builds (a 166 KB page serialized 10x slower at glibc's starting 128 KiB: each
-# buffer became a fresh mapping), well below argon2's 19 MiB per hash.
-MMAP_THRESHOLD = 4 * 1024 * 1024
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+# Above the bodies the app builds (a 166 KB page serialized 10x slower at glibc's starting 128 KiB: each buffer
+# became a fresh mapping) and above argon2's 19 MiB per hash: a fresh mapping per hash faulted in 19 MiB of pages
+# every time, 11 ms of a 26 ms password check.
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest
+# Free memory at the top of a heap kept for reuse, up to this: one argon2 block per hashing thread (core.passwords).
+TRIM_THRESHOLD = 24 * 1024 * 1024
 
 
-def return_large_blocks_to_the_system() -> bool:
-    """Make every allocation of MMAP_THRESHOLD or more its own mapping, returned to the system when freed.
+def fix_malloc_thresholds() -> bool:
+    """Fix glibc's mmap and trim thresholds, so that what the process keeps does not follow its largest block.
 
-    glibc raises its threshold to the size of the largest block freed (up to 32 MiB): after the first
-    password hash, argon2's 19 MiB blocks come from each thread's heap and stay there, so a process that
-    hashed on 6 threads at once kept about 115 MiB it no longer used. Fixing the threshold stops that
-    (about 1 MiB kept).
+    Left alone, glibc raises both to the size of the largest block freed: a process that hashed passwords on 6
+    threads at once kept about 115 MiB. With them fixed, and hashing on its own few threads (core.passwords),
+    each hashing thread keeps one argon2 block and reuses it: about 19 MiB a thread, and no page faults.
     False where the C library is not glibc (nothing to do there, or nothing known to help).
     """
     name = ctypes.util.find_library("c")
     if name is None:
         return False
     mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
-    return bool(mallopt is not None and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1)
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
 
 
 def listen_line(host: str, sock: socket.socket) -> str:

@@ -249,6 +249,7 @@ class Runtime:
             self.loop_reader.close()
         if self._watch is not None:
             self._watch.close()
+        self.passwords.threads.shutdown(wait=False, cancel_futures=True)
         flush_logs()  # the last lines leave before the server says it stopped
 
     async def sync_position(self) -> int:
@@ -417,8 +418,12 @@ class Runtime:
             return self._storage
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """CPU-bound or blocking work (password hashing, chain calls) off the event loop."""
+        """Blocking work (chain calls) off the event loop."""
         return await asyncio.to_thread(fn, *args)
+
+    async def hashing(self, fn: Callable[..., T], *args: Any) -> T:
+        """A password hash or check, on the hashing threads (core.passwords)."""
+        return await asyncio.get_running_loop().run_in_executor(self.passwords.threads, fn, *args)
 
 
 def secure_database_files(settings: Settings) -> None:

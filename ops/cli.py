@@ -152,7 +152,7 @@ def serve(
         if code:
             raise typer.Exit(code)
         return
-    server.return_large_blocks_to_the_system()  # before any thread hashes a password
+    server.fix_malloc_thresholds()  # before any thread hashes a password
     config = uvicorn.Config("api.app:create_app", factory=True, **options)
     with sock:
         serving = server.Server(config, host)

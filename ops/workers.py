@@ -55,7 +55,7 @@ def serve_worker(
     stop_with_parent()
     server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = config.pop("head_timeout_s"), config.pop("min_body_rate")
     host = config.pop("host")
-    server.return_large_blocks_to_the_system()
+    server.fix_malloc_thresholds()
     serving = server.Server(
         uvicorn.Config("api.app:create_app", factory=True, **config), host, announce=lambda: first_to_start(announced)
     )

@@ -119,7 +119,7 @@ def account_of(call: Call, claims: Claims) -> Callable[[Connection], tuple[dict[
 async def register(call: Call) -> Response:
     body: RegisterBody = call.body
     runtime = call.runtime
-    password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
+    password_hash = await runtime.hashing(runtime.passwords.hash, body.password)
     user_id, family, now = new_id(), new_id(), runtime.clock.now()
     refresh, claims = new_refresh(call, user_id, body.role, family, now)
     session = OpenSession(
@@ -142,7 +142,7 @@ async def login(call: Call) -> Response:
     email_key, address = normalize_email(body.email), limits.client_ip(call.request)
     with limits.sign_in(email_key, address):
         found = await runtime.read(lambda conn: get_credentials(conn, email_key))
-        ok = await runtime.in_thread(runtime.passwords.verify, found.password_hash if found else None, body.password)
+        ok = await runtime.hashing(runtime.passwords.verify, found.password_hash if found else None, body.password)
         if not ok or found is None or not found.is_active:
             limits.sign_in_failed(email_key, address)
             if found is not None and not ok:
@@ -150,7 +150,7 @@ async def login(call: Call) -> Response:
             raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
     rehash = None
     if runtime.passwords.needs_rehash(found.password_hash):
-        rehash = await runtime.in_thread(runtime.passwords.hash, body.password)
+        rehash = await runtime.hashing(runtime.passwords.hash, body.password)
     now = runtime.clock.now()
     family = new_id()
     refresh, claims = new_refresh(call, found.user_id, found.role, family, now)
@@ -227,14 +227,14 @@ async def update_me(call: Call) -> Response:
         address = limits.client_ip(call.request)
         with limits.sign_in(email_key, address):
             found = await runtime.read(lambda conn: get_credentials(conn, None, user_id=call.user.sub))
-            ok = await runtime.in_thread(
+            ok = await runtime.hashing(
                 runtime.passwords.verify, found.password_hash if found else None, body.current_password or ""
             )
             if not ok or found is None:
                 limits.sign_in_failed(email_key, address)
                 raise Unauthenticated("current_password is wrong", "invalid_credentials")
         checked_hash = found.password_hash
-        password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
+        password_hash = await runtime.hashing(runtime.passwords.hash, body.password)
     command = UpdateProfile(
         user_id=call.user.sub,
         changes=changes,
@@ -287,7 +287,7 @@ async def password_reset_confirm(call: Call) -> Response:
     # Checked before the (slow) password hash, so junk tokens cost little; the command checks again.
     if not await runtime.read(lambda conn: reset_is_live(conn, hashed, now_ms)):
         raise BadRequest(INVALID_RESET, "reset_token_invalid")
-    password_hash = await runtime.in_thread(runtime.passwords.hash, body.new_password)
+    password_hash = await runtime.hashing(runtime.passwords.hash, body.new_password)
     _, position = await execute(call, ConfirmPasswordReset(token_hash=hashed, password_hash=password_hash))
     return written({"detail": RESET_DONE}, position)
 

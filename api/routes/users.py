@@ -54,7 +54,7 @@ async def get_one(call: Call) -> Response:
 async def create(call: Call) -> Response:
     body: CreateUserBody = call.body
     runtime = call.runtime
-    password_hash = await runtime.in_thread(runtime.passwords.hash, body.password)
+    password_hash = await runtime.hashing(runtime.passwords.hash, body.password)
     user_id = new_id()
     command = RegisterUser(
         user_id=user_id,

@@ -15,7 +15,7 @@ T = TypeVar("T")
 STORAGE_THREADS = 32
 
 # Storage calls block (disk, boto3): they run here, never on the event loop, and never in the default
-# executor, so slow uploads cannot starve password hashing and the other `in_thread` users.
+# executor, so slow uploads cannot starve the other `in_thread` users.
 _threads = ThreadPoolExecutor(max_workers=STORAGE_THREADS, thread_name_prefix="storage")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -558,6 +559,7 @@ class HeldCheck:
     def __init__(self, inner: Any, rehash: bool) -> None:
         self.inner, self.rehash = inner, rehash
         self.entered, self.release = threading.Event(), threading.Event()
+        self.threads = ThreadPoolExecutor(4)  # a held check must not hold every hashing thread of a small machine
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         ok: bool = self.inner.verify(password_hash, password)
