@@ -249,7 +249,6 @@ class Runtime:
             self.loop_reader.close()
         if self._watch is not None:
             self._watch.close()
-        self.passwords.threads.shutdown(wait=False, cancel_futures=True)
         flush_logs()  # the last lines leave before the server says it stopped
 
     async def sync_position(self) -> int:

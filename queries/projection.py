@@ -167,7 +167,8 @@ def checkpoint(conn: Connection) -> int:
 
 
 def is_index(ddl: str) -> bool:
-    return ddl.lstrip().upper().startswith("CREATE INDEX")
+    """An index or a trigger: made after a replay's bulk inserts (REINDEX fills what a trigger would keep)."""
+    return ddl.lstrip().upper().startswith(("CREATE INDEX", "CREATE TRIGGER"))
 
 
 def reset(conn: Connection, projection: Projection, *, indexes: bool = True) -> None:
