@@ -115,8 +115,9 @@ class LineSink:
         self._lock = threading.Lock()
         self._lines: list[bytes | Access] = []
         self._renderer = AccessRenderer()
-        # Several workers may share a pipe: there, writes stay within PIPE_BUF so that lines never interleave.
-        self._pipe = self._fd is not None and _is_pipe(self._fd)
+        # Several workers may share stdout. A write to a regular file is never interleaved with another, so a
+        # batch goes in one; anything else (a pipe, a socket, a terminal) gets pieces of at most PIPE_BUF.
+        self._whole = self._fd is not None and _is_regular_file(self._fd)
         self._size = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,10 +150,10 @@ class LineSink:
             if self._fd is None:
                 self._stream.write(data.decode())
                 self._stream.flush()
-            elif self._pipe:
-                _write_lines(self._fd, data)
-            else:
+            elif self._whole:
                 _write_all(self._fd, data)
+            else:
+                _write_lines(self._fd, data)
         except (OSError, ValueError):  # stdout closed or gone: nothing left to tell
             pass
 
@@ -189,11 +190,11 @@ def _fileno(stream: IO[str]) -> int | None:
         return None
 
 
-def _is_pipe(fd: int) -> bool:
+def _is_regular_file(fd: int) -> bool:
     try:
-        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+        return stat.S_ISREG(os.fstat(fd).st_mode)
     except OSError:
-        return True  # unknown: keep to the pipe-safe writes
+        return False  # unknown: keep to the pieces that never interleave
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -113,3 +114,35 @@ def test_access_lines_queued_with_other_lines_keep_their_order() -> None:
     lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
     assert [line.get("request_id", line["event"]) for line in lines] == ["r1", "other", "r2"]
     assert lines[2]["worker"] == 1
+
+
+def test_a_batch_to_a_regular_file_is_one_write_and_to_a_pipe_pieces_of_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    writes: list[int] = []
+    real_write = os.write
+
+    def recording(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr("core.logging.os.write", recording)
+    lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"y" * 100) for n in range(200)]  # about 24 KiB
+    with open(tmp_path / "log", "w") as file:
+        sink = LineSink(file, delay_s=60)
+        for line in lines:
+            sink.write(line)
+        sink.flush()
+    assert writes == [sum(map(len, lines))]
+    assert (tmp_path / "log").read_bytes() == b"".join(lines)
+
+    writes.clear()
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:
+        sink = LineSink(pipe, delay_s=60)
+        for line in lines:
+            sink.write(line)
+        sink.flush()
+    with os.fdopen(read, "rb") as received:
+        assert received.read() == b"".join(lines)
+    assert len(writes) > 1 and max(writes) <= PIPE_BUF
