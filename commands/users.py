@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict
 from commands.common import check_version, fold
 from commands.sessions import OpenSession, open_session, revoke_all_for_user, revoke_other_sessions
 from core.clock import rfc3339
-from core.credentials import password_hash_of, save_password_hash
 from core.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from core.events.base import Event, StoredEvent
 from core.events.sessions import LoginFailed
@@ -29,6 +28,7 @@ from core.store import UnitOfWork
 STREAM = "user"
 EMAIL_CLAIM = "email"
 Role = Literal["client", "freelancer", "admin"]
+WRONG_LOGIN = "The e-mail or password is wrong"
 
 
 class _Command(BaseModel):
@@ -138,7 +138,7 @@ def register_user(uow: UnitOfWork, cmd: RegisterUser) -> str:
         code="email_taken",
         detail="An account with that e-mail already exists",
     )
-    save_password_hash(uow.conn, cmd.user_id, cmd.password_hash, rfc3339(uow.now))
+    uow.credentials.save_hash(cmd.user_id, cmd.password_hash, rfc3339(uow.now))
     event = UserRegistered(
         user_id=cmd.user_id,
         email=cmd.email.strip(),
@@ -162,17 +162,16 @@ def update_profile(uow: UnitOfWork, cmd: UpdateProfile) -> None:
     if cmd.changes:
         events.append(UserProfileUpdated(user_id=user.id, changes=dict(cmd.changes)))
     if cmd.password_hash is not None:
-        require_password_unchanged(uow, user.id, cmd.checked_hash, "current_password is wrong")
-        save_password_hash(uow.conn, user.id, cmd.password_hash, rfc3339(uow.now))
+        check_password_unchanged(uow.credentials.hash_of(user.id), cmd.checked_hash, "current_password is wrong")
+        uow.credentials.save_hash(user.id, cmd.password_hash, rfc3339(uow.now))
         events.append(UserPasswordChanged(user_id=user.id))
         revoke_other_sessions(uow, user.id, cmd.keep_family)
     if events:
         uow.append(user.id, STREAM, user.version, events)
 
 
-def require_password_unchanged(uow: UnitOfWork, user_id: str, checked_hash: str | None, detail: str) -> None:
-    """The password was checked before the command queued; a password change may have committed since."""
-    stored = password_hash_of(uow.conn, user_id)
+def check_password_unchanged(stored: str | None, checked_hash: str | None, detail: str) -> None:
+    """The password was checked before the command queued against `checked_hash`; a change may have committed since."""
     if stored is None or checked_hash is None or not hmac.compare_digest(stored, checked_hash):
         raise Unauthenticated(detail, "invalid_credentials")
 
@@ -206,13 +205,18 @@ def change_account(uow: UnitOfWork, cmd: ChangeAccount) -> None:
         revoke_all_for_user(uow, user.id)
 
 
+def check_login(user: User, stored: str | None, checked_hash: str) -> None:
+    """The account is still active and its password still the one checked; else the answer a wrong password gets."""
+    if not user.is_active:  # deactivated since the check: answered as a deactivated account's login always is
+        raise Unauthenticated(WRONG_LOGIN, "invalid_credentials")
+    check_password_unchanged(stored, checked_hash, WRONG_LOGIN)
+
+
 def record_login(uow: UnitOfWork, cmd: RecordLogin) -> str:
     user = load_user(uow, cmd.session.user_id)
-    if not user.is_active:  # deactivated since the check: answered as a deactivated account's login always is
-        raise Unauthenticated("The e-mail or password is wrong", "invalid_credentials")
-    require_password_unchanged(uow, user.id, cmd.checked_hash, "The e-mail or password is wrong")
+    check_login(user, uow.credentials.hash_of(user.id), cmd.checked_hash)
     if cmd.new_password_hash is not None:
-        save_password_hash(uow.conn, user.id, cmd.new_password_hash, rfc3339(uow.now))
+        uow.credentials.save_hash(user.id, cmd.new_password_hash, rfc3339(uow.now))
     return open_session(uow, cmd.session)
 
 

@@ -56,10 +56,15 @@ UPSERT_CREDENTIALS = (
 SELECT_PASSWORD_HASH = "SELECT password_hash FROM credentials WHERE user_id = ?"
 
 
-def save_password_hash(conn: Connection, user_id: str, password_hash: str, at: str) -> None:
-    conn.execute(UPSERT_CREDENTIALS, (user_id, password_hash, at))
+class CredentialTable:
+    """The password hashes as a command's unit of work reaches them: handlers never hold the connection."""
 
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-def password_hash_of(conn: Connection, user_id: str) -> str | None:
-    row = conn.execute(SELECT_PASSWORD_HASH, (user_id,)).fetchone()
-    return str(row[0]) if row is not None else None
+    def save_hash(self, user_id: str, password_hash: str, at: str) -> None:
+        self._conn.execute(UPSERT_CREDENTIALS, (user_id, password_hash, at))
+
+    def hash_of(self, user_id: str) -> str | None:
+        row = self._conn.execute(SELECT_PASSWORD_HASH, (user_id,)).fetchone()
+        return str(row[0]) if row is not None else None

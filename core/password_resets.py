@@ -26,21 +26,25 @@ class Reset:
     used_at: str | None
 
 
-def issue(
-    conn: Connection, reset_id: str, user_id: str, token_hash: str, requested_at: str, expires_at: str, token: str
-) -> None:
-    conn.execute(INSERT_RESET, (reset_id, user_id, token_hash, requested_at, expires_at, token))
+class PasswordResetTable:
+    """The table as a command's unit of work reaches it: handlers never hold the connection."""
 
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-def issued_since(conn: Connection, user_id: str, since: str) -> int:
-    row = conn.execute(COUNT_ISSUED, (user_id, since)).fetchone()
-    return int(row[0])
+    def issue(
+        self, reset_id: str, user_id: str, token_hash: str, requested_at: str, expires_at: str, token: str
+    ) -> None:
+        self._conn.execute(INSERT_RESET, (reset_id, user_id, token_hash, requested_at, expires_at, token))
 
+    def issued_since(self, user_id: str, since: str) -> int:
+        """How many tokens the account was sent after `since`."""
+        row = self._conn.execute(COUNT_ISSUED, (user_id, since)).fetchone()
+        return int(row[0])
 
-def find(conn: Connection, token_hash: str) -> Reset | None:
-    row = conn.execute(SELECT_RESET, (token_hash,)).fetchone()
-    return Reset(*row) if row is not None else None
+    def find(self, token_hash: str) -> Reset | None:
+        row = self._conn.execute(SELECT_RESET, (token_hash,)).fetchone()
+        return Reset(*row) if row is not None else None
 
-
-def spend_all(conn: Connection, user_id: str, at: str) -> None:
-    conn.execute(SPEND_RESETS, (at, user_id))
+    def spend_all(self, user_id: str, at: str) -> None:
+        self._conn.execute(SPEND_RESETS, (at, user_id))

@@ -30,31 +30,37 @@ class RefreshToken:
     expires_at: str
 
 
-def insert(conn: Connection, jti: str, family_id: str, user_id: str, issued_at: str, expires_at: str) -> None:
-    conn.execute(INSERT_TOKEN, (jti, family_id, user_id, issued_at, expires_at))
-
-
 def find(conn: Connection, jti: str) -> RefreshToken | None:
     row = conn.execute(SELECT_TOKEN, (jti,)).fetchone()
     return RefreshToken(*row) if row is not None else None
 
 
-def spend(conn: Connection, jti: str, at: str) -> None:
-    conn.execute(SPEND_TOKEN, (at, jti))
+class RefreshTokenTable:
+    """The table as a command's unit of work reaches it: handlers never hold the connection."""
 
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-def revoke_family(conn: Connection, family_id: str, at: str) -> None:
-    conn.execute(REVOKE_FAMILY, (at, family_id))
+    def insert(self, jti: str, family_id: str, user_id: str, issued_at: str, expires_at: str) -> None:
+        self._conn.execute(INSERT_TOKEN, (jti, family_id, user_id, issued_at, expires_at))
 
+    def find(self, jti: str) -> RefreshToken | None:
+        return find(self._conn, jti)
 
-def revoke_user(conn: Connection, user_id: str, at: str, *, keep_family: str | None = None) -> None:
-    """Every token of the user's, but those of `keep_family` (if given)."""
-    if keep_family is None:
-        conn.execute(REVOKE_USER, (at, user_id))
-    else:
-        conn.execute(REVOKE_USER_BUT_FAMILY, (at, user_id, keep_family))
+    def spend(self, jti: str, at: str) -> None:
+        self._conn.execute(SPEND_TOKEN, (at, jti))
 
+    def revoke_family(self, family_id: str, at: str) -> None:
+        self._conn.execute(REVOKE_FAMILY, (at, family_id))
 
-def live_families(conn: Connection, user_id: str, at: str) -> list[str]:
-    """Families with a token that is neither revoked nor expired at `at`."""
-    return [family_id for (family_id,) in conn.execute(SELECT_LIVE_FAMILIES, (user_id, at)).fetchall()]
+    def revoke_user(self, user_id: str, at: str, *, keep_family: str | None = None) -> None:
+        """Every token of the user's, but those of `keep_family` (if given)."""
+        if keep_family is None:
+            self._conn.execute(REVOKE_USER, (at, user_id))
+        else:
+            self._conn.execute(REVOKE_USER_BUT_FAMILY, (at, user_id, keep_family))
+
+    def live_families(self, user_id: str, at: str) -> list[str]:
+        """Families with a token that is neither revoked nor expired at `at`."""
+        rows = self._conn.execute(SELECT_LIVE_FAMILIES, (user_id, at)).fetchall()
+        return [family_id for (family_id,) in rows]

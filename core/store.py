@@ -7,15 +7,20 @@ VersionConflict. Uniqueness across streams (e-mails, tx hashes) is claimed in `c
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 import orjson
 
 from core.clock import Clock, rfc3339_ms
+from core.credentials import CredentialTable
 from core.db import Connection, is_unique_violation, unique_violation_target
 from core.errors import Conflict, VersionConflict
 from core.events.base import Event, StoredEvent
 from core.events.upcasting import UPCASTERS, upcast
+from core.password_resets import PasswordResetTable
+from core.refresh_tokens import RefreshTokenTable
+from core.wallet_nonces import WalletNonceTable
 
 COLUMNS = "position, stream_id, stream_type, version, type, schema_version, data, meta, recorded_at"
 INSERT_EVENT = (
@@ -194,7 +199,8 @@ def release_claim(conn: Connection, kind: str, key: str, owner: str) -> None:
 
 
 class UnitOfWork:
-    """What a command handler may do inside the writer's transaction: load, append, claim."""
+    """What a command handler may do inside the writer's transaction: load, append, claim, and reach the
+    write-side tables through their typed objects (handlers never touch `conn`: `tests/unit/test_command_purity.py`)."""
 
     def __init__(self, conn: Connection, meta: dict[str, Any], clock: Clock) -> None:
         self.conn = conn
@@ -226,6 +232,23 @@ class UnitOfWork:
 
     def release_claim(self, kind: str, key: str, owner: str) -> None:
         release_claim(self.conn, kind, key, owner)
+
+    # Built on first use: most commands reach none of these tables.
+    @cached_property
+    def refresh_tokens(self) -> RefreshTokenTable:
+        return RefreshTokenTable(self.conn)
+
+    @cached_property
+    def wallet_nonces(self) -> WalletNonceTable:
+        return WalletNonceTable(self.conn)
+
+    @cached_property
+    def password_resets(self) -> PasswordResetTable:
+        return PasswordResetTable(self.conn)
+
+    @cached_property
+    def credentials(self) -> CredentialTable:
+        return CredentialTable(self.conn)
 
     @property
     def last_position(self) -> int:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.db import Connection
 
 INSERT_NONCE = "INSERT INTO wallet_nonces (nonce, user_id, address, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)"
 SELECT_NONCE = "SELECT user_id, address, expires_at, used_at FROM wallet_nonces WHERE nonce = ?"
+SELECT_OPEN = "SELECT nonce, issued_at FROM wallet_nonces WHERE user_id = ? AND used_at IS NULL AND expires_at > ?"
 SPEND_NONCE = "UPDATE wallet_nonces SET used_at = ? WHERE nonce = ? AND used_at IS NULL"
 DELETE_EXPIRED = "DELETE FROM wallet_nonces WHERE expires_at <= ?"
-TRIM_OPEN = (
-    "DELETE FROM wallet_nonces WHERE nonce IN (SELECT nonce FROM wallet_nonces WHERE user_id = ? AND used_at IS NULL "
-    "ORDER BY issued_at DESC, nonce LIMIT -1 OFFSET ?)"
-)
+DELETE_NONCE = "DELETE FROM wallet_nonces WHERE nonce = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +25,35 @@ class Nonce:
     used_at: str | None
 
 
-def issue(conn: Connection, nonce: str, user_id: str, address: str, now: str, expires_at: str, keep: int) -> None:
-    """Record a nonce; expired ones go, and the user keeps at most `keep` unspent ones (the newest)."""
-    conn.execute(DELETE_EXPIRED, (now,))  # expired nonces can never be spent: forget them
-    conn.execute(INSERT_NONCE, (nonce, user_id, address, now, expires_at))
-    conn.execute(TRIM_OPEN, (user_id, keep))
+@dataclass(frozen=True, slots=True)
+class OpenNonce:
+    """A nonce that could still be spent: unused and unexpired."""
+
+    nonce: str
+    issued_at: str
 
 
-def find(conn: Connection, nonce: str) -> Nonce | None:
-    row = conn.execute(SELECT_NONCE, (nonce,)).fetchone()
-    return Nonce(*row) if row is not None else None
+class WalletNonceTable:
+    """The table as a command's unit of work reaches it: handlers never hold the connection."""
 
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-def spend(conn: Connection, nonce: str, at: str) -> None:
-    conn.execute(SPEND_NONCE, (at, nonce))
+    def find(self, nonce: str) -> Nonce | None:
+        row = self._conn.execute(SELECT_NONCE, (nonce,)).fetchone()
+        return Nonce(*row) if row is not None else None
+
+    def open_for(self, user_id: str, now: str) -> list[OpenNonce]:
+        """The user's nonces that are neither spent nor expired at `now`."""
+        rows = self._conn.execute(SELECT_OPEN, (user_id, now)).fetchall()
+        return [OpenNonce(nonce, issued_at) for nonce, issued_at in rows]
+
+    def issue(self, nonce: str, user_id: str, address: str, now: str, expires_at: str, drop: Sequence[str]) -> None:
+        """Record a nonce, forget the expired ones (they can never be spent) and drop the nonces named."""
+        self._conn.execute(DELETE_EXPIRED, (now,))
+        self._conn.execute(INSERT_NONCE, (nonce, user_id, address, now, expires_at))
+        for dropped in drop:
+            self._conn.execute(DELETE_NONCE, (dropped,))
+
+    def spend(self, nonce: str, at: str) -> None:
+        self._conn.execute(SPEND_NONCE, (at, nonce))

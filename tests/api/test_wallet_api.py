@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from commands.wallets import MAX_OPEN_NONCES
 from core.clock import FakeClock
 from core.settings import Settings
 from tests.conftest import make_settings
@@ -294,6 +295,23 @@ def test_nonces_are_kept_write_side_and_expired_ones_are_forgotten(
     finally:
         conn.close()
     assert rows == [(fresh, ann.id, account.address, _ms(clock.now() + timedelta(minutes=10)), None)]
+
+
+def test_past_the_open_nonce_limit_the_oldest_are_dropped_and_the_rest_still_link(
+    client: TestClient, clock: FakeClock, ann: User
+) -> None:
+    account = new_account()
+    messages = []
+    for _ in range(MAX_OPEN_NONCES + 2):
+        messages.append(nonce_for(client, ann, account.address)["message"])
+        clock.advance(seconds=1)
+
+    for dropped in messages[:2]:
+        refused = send_link(client, ann, dropped, sign(dropped, account))
+        assert_error(refused, 422, "invalid_nonce")
+        assert refused.json()["detail"] == "The message nonce is unknown; request a new message"
+    oldest_kept = messages[2]
+    assert send_link(client, ann, oldest_kept, sign(oldest_kept, account)).status_code == 200
 
 
 def _ms(moment: datetime) -> str:
