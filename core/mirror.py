@@ -143,7 +143,8 @@ class RemoteLog:
 
     def _replace_table(self, local: Any, table: str) -> None:
         """A small write-side table (claims, credentials, tokens…) as the server holds it, page by page."""
-        keys = [row[1] for row in local.execute(f"PRAGMA table_info({table})").fetchall() if row[5]]
+        columns = local.execute(f"PRAGMA table_info({table})").fetchall()  # (cid, name, type, notnull, default, pk)
+        keys = [name for _cid, name, _type, _notnull, _default, pk in columns if pk]
         order = ", ".join(keys) or "rowid"
         local.execute(f"DELETE FROM {table}")
         offset = 0

@@ -62,7 +62,10 @@ def queue(conn: Connection, messages: list[Queued], position: int, now: datetime
 
 def due(conn: Connection, now: datetime, limit: int) -> list[Queued]:
     rows = conn.execute(SELECT_DUE, (rfc3339_ms(now), limit)).fetchall()
-    return [Queued(r[0], int(r[1]), r[2], r[3], orjson.loads(r[4]), int(r[5])) for r in rows]
+    return [
+        Queued(message_id, int(position), kind, recipient, orjson.loads(context), int(attempts))
+        for message_id, position, kind, recipient, context, attempts in rows
+    ]
 
 
 def next_due(conn: Connection) -> str | None:
@@ -72,8 +75,8 @@ def next_due(conn: Connection) -> str | None:
 
 def pending(conn: Connection) -> tuple[int, str | None]:
     """How many messages wait, and since when the oldest."""
-    row = conn.execute(SELECT_PENDING).fetchone()
-    return int(row[0]), row[1]
+    count, oldest = conn.execute(SELECT_PENDING).fetchone()
+    return int(count), oldest
 
 
 def mark_sent(conn: Connection, message: Queued, now: datetime) -> None:

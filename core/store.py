@@ -77,8 +77,11 @@ def decode_bare(rows: Sequence[Sequence[Any]]) -> Iterator[StoredEvent]:
     a quarter cheaper per event (a replay decodes the whole log; docs/performance.md). Lazily:
     each event is applied while its dict is still in the CPU cache."""
     loads, new = orjson.loads, tuple.__new__
-    for r in rows:
-        yield new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), {}, r[8]))
+    for position, stream_id, stream_type, version, event_type, schema_version, data, _meta, recorded_at in rows:
+        yield new(
+            StoredEvent,
+            (position, stream_id, stream_type, version, event_type, schema_version, loads(data), {}, recorded_at),
+        )
 
 
 def iter_all(conn: Connection, batch: int = 5000, *, meta: bool = True) -> Iterator[StoredEvent]:

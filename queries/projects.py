@@ -360,5 +360,5 @@ def list_projects(
     )
     rows, next_cursor = page(conn.execute(sql, params).fetchall(), limit, (0,), CURSOR_LIST)
     if fragments:
-        return [orjson.Fragment(str(row[1])) for row in rows], next_cursor
+        return [orjson.Fragment(str(doc)) for _id, doc in rows], next_cursor
     return [_row(row) for row in rows], next_cursor
