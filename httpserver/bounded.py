@@ -160,6 +160,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     packet (nearly all of them) counts no bytes, and the one timer armed at accept is cancelled with its head.
     """
 
+    # The class each request's cycle runs as; None leaves uvicorn's own (the baseline `bench.workarounds` measures).
+    cycle_class: type[RequestResponseCycle] | None = CoalescingCycle
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
@@ -286,8 +289,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.app, self.limit_concurrency = app, limit
         # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
         # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
-        if type(self.cycle) is RequestResponseCycle:
-            self.cycle.__class__ = CoalescingCycle
+        if self.cycle_class is not None and type(self.cycle) is RequestResponseCycle:
+            self.cycle.__class__ = self.cycle_class
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
