@@ -14,10 +14,10 @@ path (404). The pairs, each workaround against its public alternative, swap only
 - `response`: `api.cache.CachedResponse` (a cached answer's headers kept in ASGI form) against
   `Response(body, media_type=..., headers=...)` built on every hit (cached reads only).
 
-Over HTTP (`http`): `megilance serve` (one worker) as shipped, whose protocol sends a sized response's head with its
-first body chunk (`httpserver.bounded.CoalescingCycle`), against `python -m bench.uncoalesced serve` (the same
-server with uvicorn's own cycle: two writes). wrk `-t1` on `GET /api/projects/{id}` and `GET /api/health/live`;
-server CPU per request from /proc/<pid>/stat, and req/s.
+Over HTTP (`http`): `python -m bench.coalesced serve` (the server with the protocol that sends a sized response's
+head with its first body chunk, `bench.coalesced.CoalescingCycle`) against `megilance serve` as shipped (uvicorn's own
+cycle: two writes); one worker each. wrk `-t1` on `GET /api/projects/{id}` and `GET /api/health/live`; server CPU
+per request from /proc/<pid>/stat, and req/s.
 
 Every pair runs workaround, public, workaround (A, B, A) in the same run; ratio = workaround / public time per
 request (CPU per request over HTTP), against the mean of the two A runs: 0.90 means the workaround costs 10% less.
@@ -367,7 +367,7 @@ def in_process() -> dict[str, Any]:
     return dict(run_loop(main))
 
 
-# -- over HTTP: the protocol's coalesced writes ------------------------------------------------------------
+# -- over HTTP: coalesced writes (bench.coalesced) or uvicorn's own -------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -376,10 +376,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def uncoalesced_server(workdir: Path, env: dict[str, str]) -> Server:
+def coalesced_server(workdir: Path, env: dict[str, str]) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "bench.uncoalesced", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return AppServer("uncoalesced", cmd, port, "/api/health/live", env, workdir)
+    cmd = [sys.executable, "-m", "bench.coalesced", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return AppServer("coalesced", cmd, port, "/api/health/live", env, workdir)
 
 
 def shipped_server(workdir: Path, env: dict[str, str]) -> Server:
@@ -420,9 +420,9 @@ def over_http() -> dict[str, Any]:
             project = client.post("/api/projects", json=PROJECT, headers=headers).json()["id"]
         paths = {"detail": f"/api/projects/{project}", "live": "/api/health/live"}
         runs = [
-            ("coalesced", measure(shipped_server(workdir, env), paths, headers)),
-            ("uvicorn", measure(uncoalesced_server(workdir, env), paths, headers)),
-            ("coalesced", measure(shipped_server(workdir, env), paths, headers)),
+            ("coalesced", measure(coalesced_server(workdir, env), paths, headers)),
+            ("uvicorn", measure(shipped_server(workdir, env), paths, headers)),
+            ("coalesced", measure(coalesced_server(workdir, env), paths, headers)),
         ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
