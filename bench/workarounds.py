@@ -17,7 +17,7 @@ path (404). The pairs, each workaround against its public alternative, swap only
 Over HTTP (`http`): `python -m bench.coalesced serve` (the server with the protocol that sends a sized response's
 head with its first body chunk, `bench.coalesced.CoalescingCycle`) against `megilance serve` as shipped (uvicorn's own
 cycle: two writes); one worker each. wrk `-t1` on `GET /api/projects/{id}` and `GET /api/health/live`; server CPU
-per request from /proc/<pid>/stat, and req/s.
+per request from /proc/<pid>/stat, req/s, and wrk's own CPU per request (it shares the machine's cores).
 
 Every pair runs workaround, public, workaround (A, B, A) in the same run; ratio = workaround / public time per
 request (CPU per request over HTTP), against the mean of the two A runs: 0.90 means the workaround costs 10% less.
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import secrets
 import shutil
 import sys
@@ -376,6 +377,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU of this process's children that have exited (each wrk run, once it is over)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def coalesced_server(workdir: Path, env: dict[str, str]) -> Server:
     port = free_port()
     cmd = [sys.executable, "-m", "bench.coalesced", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -398,10 +405,16 @@ def measure(server: Server, paths: dict[str, str], headers: dict[str, str]) -> d
                 raise RuntimeError(f"{server.name}: {path} answered {status}")
             if WARMUP_S > 0:
                 run_wrk(url, duration_s=WARMUP_S, connections=CONNECTIONS, headers=headers)
-            before = cpu_seconds(server.proc.pid)
+            before, client_before = cpu_seconds(server.proc.pid), children_cpu_seconds()
             result = run_wrk(url, duration_s=DURATION_S, connections=CONNECTIONS, headers=headers)
             cpu = cpu_seconds(server.proc.pid) - before
-            out[label] = {**result.to_dict(), "server_cpu_s": cpu, "cpu_us_per_request": cpu / result.requests * 1e6}
+            client = children_cpu_seconds() - client_before  # wrk's, once it has exited
+            out[label] = {
+                **result.to_dict(),
+                "server_cpu_s": cpu,
+                "cpu_us_per_request": cpu / result.requests * 1e6,
+                "wrk_cpu_us_per_request": client / result.requests * 1e6,
+            }
             progress(f"{server.name} {label}: {result.rps:,.0f} req/s, {out[label]['cpu_us_per_request']:.1f} us CPU")
     return out
 
@@ -443,6 +456,7 @@ def over_http() -> dict[str, Any]:
                 "workaround_rps": [r["rps"] for r in ours],
                 "public_rps": theirs["rps"],
                 "rps_ratio": rps / theirs["rps"],
+                "wrk_cpu_us": [r["wrk_cpu_us_per_request"] for r in ours] + [theirs["wrk_cpu_us_per_request"]],
                 "runs": {"coalesced": ours, "uvicorn": theirs},
             }
         )
@@ -469,7 +483,8 @@ def table(in_proc: dict[str, Any] | None, http: dict[str, Any] | None) -> str:
         lines.append(
             f"| {row['pair']} | {row['request']} `{row['path']}` | {(a1 + a2) / 2:.1f} µs CPU "
             f"| {row['public_cpu_us']:.1f} µs CPU | {row['ratio']:.2f} | req/s ratio {row['rps_ratio']:.2f} "
-            f"({', '.join(f'{x:,.0f}' for x in row['workaround_rps'])} vs {row['public_rps']:,.0f}) |"
+            f"({', '.join(f'{x:,.0f}' for x in row['workaround_rps'])} vs {row['public_rps']:,.0f}); wrk CPU per "
+            f"request {' / '.join(f'{x:.1f}' for x in row['wrk_cpu_us'][:2])} vs {row['wrk_cpu_us'][2]:.1f} µs |"
         )
     return "\n".join(lines)
 
