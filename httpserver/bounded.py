@@ -8,9 +8,6 @@ app, or even the header parser's callbacks, see anything.
 Its timers close a connection that sends nothing, a head or body that stalls, and a body slower than
 MIN_BODY_RATE (408); malformed HTTP gets 400 in the API's error shape, not uvicorn's plain text.
 
-It also sends a response's head together with its first body chunk: uvicorn writes the two
-separately, one `send()` each, and on a busy loop that second system call is measurable.
-
 And it makes the listening socket itself: `::` is bound dual-stack (IPv4 mapped), which asyncio's own
 `create_server` does not do (it sets IPV6_V6ONLY), and the server prints one line once it listens.
 """
@@ -29,7 +26,7 @@ from typing import Any
 
 import structlog
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 log = structlog.get_logger("server")
@@ -76,73 +73,6 @@ async def overloaded(scope: Any, receive: Any, send: Any) -> None:
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": _OVERLOADED, "more_body": False})
-
-
-class _Held:
-    """Stands in for the transport while uvicorn writes a response head: keeps the bytes instead."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-
-class _Prefixed:
-    """Stands in for the transport during the first body write: sends the held head and the chunk at once."""
-
-    __slots__ = ("head", "transport")
-
-    def __init__(self, transport: Any, head: bytes) -> None:
-        self.transport, self.head = transport, head
-
-    def write(self, data: bytes) -> None:
-        head, self.head = self.head, b""
-        self.transport.write(head + data)
-
-    def close(self) -> None:
-        self.transport.close()
-
-
-class CoalescingCycle(RequestResponseCycle):
-    """One response of a connection, whose head leaves with its first body chunk.
-
-    Only a head that declares a Content-Length is held (the body follows at once). A streamed
-    answer of unknown length may wait for its first chunk, so its head goes out straight away.
-    """
-
-    _head: bytes | None = None
-
-    async def send(self, message: Any) -> None:
-        transport = self.transport
-        if message["type"] == "http.response.start" and self._holds(message):
-            held = _Held()
-            self.transport = held  # type: ignore[assignment]
-            try:
-                await super().send(message)
-            finally:
-                self.transport = transport
-            self._head = held.data
-            return
-        head, self._head = self._head, None
-        if not head:
-            await super().send(message)
-            return
-        prefixed = _Prefixed(transport, head)
-        self.transport = prefixed  # type: ignore[assignment]
-        try:
-            await super().send(message)
-        finally:
-            self.transport = transport
-        if prefixed.head and not self.disconnected:  # the body wrote nothing (an empty final chunk)
-            transport.write(prefixed.head)
-
-    def _holds(self, message: Any) -> bool:
-        if self.response_started or self.scope["method"] == "HEAD":
-            return False
-        return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
 
 
 class CountingState(ServerState):
@@ -284,10 +214,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app, self.limit_concurrency = app, limit
-        # uvicorn made this request's cycle and scheduled its task, which has not run yet: it runs as a
-        # CoalescingCycle. (An upgrade request makes no cycle; an earlier one is left as it was.)
-        if type(self.cycle) is RequestResponseCycle:
-            self.cycle.__class__ = CoalescingCycle
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)

@@ -1,4 +1,5 @@
-"""The server sends a response's head with its first body chunk (one write), and only when that is safe."""
+"""The coalescing experiment (`bench.coalesced`) sends a response's head with its first body chunk (one write), and only
+when that is safe: what `bench.workarounds` measures against uvicorn's own two writes is a correct response."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from httpserver.bounded import CoalescingCycle
+from bench.coalesced import CoalescingCycle
 
 
 class Wire:
