@@ -18,6 +18,7 @@ import stat
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import MutableMapping
 from typing import IO, Any
 
@@ -112,8 +113,10 @@ class LineSink:
         self._stream = stream or sys.stdout
         self._fd = _fileno(self._stream)
         self._delay = delay_s
-        self._lock = threading.Lock()
-        self._lines: list[bytes | Access] = []
+        self._lock = threading.Lock()  # one flush at a time: batches leave whole and in order
+        # Lines wait here; appends take no lock (a deque's append and popleft are atomic).
+        self._waiting: deque[bytes | Access] = deque()
+        self._armed = False  # the flusher's delay is running for the lines waiting
         self._renderer = AccessRenderer()
         # Several workers may share stdout. A write to a regular file is never interleaved with another, so a
         # batch goes in one; anything else (a pipe, a socket, a terminal) gets pieces of at most PIPE_BUF.
@@ -123,39 +126,53 @@ class LineSink:
         self._thread: threading.Thread | None = None
         self.closed = False
 
+    def access(self, entry: Access) -> None:
+        """Queue one access line, written within SINK_DELAY_S (the request path: as little work as can be)."""
+        self._waiting.append(entry)
+        self._size += ACCESS_LINE_BYTES  # unlocked: a lost update only makes a batch a little larger
+        if self._size >= SINK_MAX_BYTES:
+            self.flush()
+        elif not self._armed:
+            self._arm()
+
     def write(self, line: bytes | Access, *, now: bool = False) -> None:
         """Queue one line (bytes ending in a newline, or access fields); written within SINK_DELAY_S, or `now` with
         those before it."""
+        self._waiting.append(line)
+        self._size += len(line) if type(line) is bytes else ACCESS_LINE_BYTES
+        if now or self._size >= SINK_MAX_BYTES:
+            self.flush()
+        elif not self._armed:
+            self._arm()
+
+    def _arm(self) -> None:
         with self._lock:
-            self._lines.append(line)
-            self._size += len(line) if type(line) is bytes else ACCESS_LINE_BYTES
-            if now or self._size >= SINK_MAX_BYTES:
-                self._flush_locked()
-            elif not self._wake.is_set():
-                self._wake.set()
-                if self._thread is None:
-                    self._start()
+            self._armed = True
+            self._wake.set()
+            if self._thread is None:
+                self._start()
 
     def flush(self) -> None:
+        """Write every line waiting now, in order, in as few writes as the stream allows."""
         with self._lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        if not self._lines:
-            return
-        render = self._renderer.render
-        data = b"".join(line if type(line) is bytes else render(line) for line in self._lines)  # type: ignore[arg-type]
-        self._lines, self._size = [], 0
-        try:
-            if self._fd is None:
-                self._stream.write(data.decode())
-                self._stream.flush()
-            elif self._whole:
-                _write_all(self._fd, data)
-            else:
-                _write_lines(self._fd, data)
-        except (OSError, ValueError):  # stdout closed or gone: nothing left to tell
-            pass
+            waiting = self._waiting
+            count = len(waiting)
+            if not count:
+                return
+            self._size = 0
+            render = self._renderer.render
+            lines = [waiting.popleft() for _ in range(count)]
+            data = b"".join(line if type(line) is bytes else render(line) for line in lines)  # type: ignore[arg-type]
+            try:
+                if self._fd is None:
+                    self._stream.write(data.decode())
+                    self._stream.flush()
+                elif self._whole:
+                    _write_all(self._fd, data)
+                else:
+                    _write_lines(self._fd, data)
+            except (OSError, ValueError):  # stdout closed or gone: nothing left to tell
+                pass
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="log-sink", daemon=True)
@@ -166,6 +183,7 @@ class LineSink:
             self._wake.wait()
             threading.Event().wait(self._delay)  # lines arriving meanwhile leave in the same write
             self._wake.clear()
+            self._armed = False  # before the flush: a line queued after it arms the next round
             self.flush()
 
 
@@ -236,7 +254,7 @@ def flush() -> None:
 
 def access_line(entry: Access) -> None:
     """One access-log line at info, with structlog's layout (fields, event, level, timestamp) but none of its chain."""
-    sink().write(entry)
+    (_sink or sink()).access(entry)
 
 
 def configure(level: str = "info", stream: IO[str] | None = None) -> None:

@@ -146,3 +146,25 @@ def test_a_batch_to_a_regular_file_is_one_write_and_to_a_pipe_pieces_of_pipe_buf
     with os.fdopen(read, "rb") as received:
         assert received.read() == b"".join(lines)
     assert len(writes) > 1 and max(writes) <= PIPE_BUF
+
+
+def test_access_lines_from_many_threads_are_all_written_each_thread_in_order(tmp_path: Path) -> None:
+    with open(tmp_path / "log", "w") as file:
+        sink = LineSink(file, delay_s=0.001)  # the flusher runs all the time, beside the writers
+        threads = [
+            threading.Thread(
+                target=lambda t=t: [
+                    sink.access((b"t%d-%d" % (t, n), "GET", "/", 200, 0.0, "iad", None, 0.0)) for n in range(5000)
+                ]
+            )
+            for t in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sink.flush()
+    ids = [orjson.loads(line)["request_id"] for line in (tmp_path / "log").read_bytes().splitlines()]
+    assert len(ids) == 20_000
+    for t in range(4):
+        assert [i for i in ids if i.startswith(f"t{t}-")] == [f"t{t}-{n}" for n in range(5000)]
