@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +58,9 @@ class Matcher:
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
+        # Documents are encoded on one thread of lower CPU priority: a burst of new profiles and projects must
+        # not take the cores from requests and replication (a search's query text is encoded at normal priority).
+        self._encoding = ThreadPoolExecutor(1, thread_name_prefix="encode", initializer=lower_priority)
 
     async def start(self) -> None:
         single_threaded_blas()
@@ -77,10 +83,11 @@ class Matcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._encoding.shutdown(wait=False)
 
     async def _run(self) -> None:
         # Load the model before the first change needs it (seconds), off the event loop.
-        await asyncio.to_thread(self.encoder.encode, ["warm up"])
+        await asyncio.get_running_loop().run_in_executor(self._encoding, self.encoder.encode, ["warm up"])
         backoff = BACKOFF_MIN_S
         while True:
             if self.runtime.tracker.position > self.state.position:
@@ -104,7 +111,7 @@ class Matcher:
         if not work.docs:  # nothing of ours moved: only the position (persisted with the next documents)
             self.state = replace(self.state, position=work.upto)
         else:
-            vectors = await asyncio.to_thread(encode_work, work, self.encoder)
+            vectors = await asyncio.get_running_loop().run_in_executor(self._encoding, encode_work, work, self.encoder)
             self.encoded += len(work.to_encode)
             previous = self.state
             self.state = await self.runtime.write(lambda conn: write_work(conn, work, vectors, name, previous))
@@ -129,6 +136,15 @@ class Matcher:
         else:
             self._queries.move_to_end(text)
         return found
+
+
+ENCODING_NICE = 10  # added to the process's nice value for the encoding thread (Linux: threads have their own)
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority where the system allows it (a no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + ENCODING_NICE)
 
 
 async def start_matching(runtime: Runtime) -> Matcher | None:
