@@ -129,53 +129,22 @@ def bench_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="megilance-bench-"))
 
 
-def bare_server(workdir: Path) -> Server:
+def plain_uvicorn(name: str, app: str, ready_path: str, env: dict[str, str], workdir: Path) -> Server:
+    """A baseline app under plain uvicorn: one worker, uvloop, httptools, no access log."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.bare_app:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    return Server("bare", cmd, port, "/", dict(os.environ), workdir)
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--workers", "1"]
+    cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    return Server(name, cmd, port, ready_path, env, workdir)
+
+
+def bare_server(workdir: Path) -> Server:
+    return plain_uvicorn("bare", "bench.bare_app:app", "/", dict(os.environ), workdir)
 
 
 def bare_sqlite_server(workdir: Path, database: Path) -> Server:
     """bench.bare_sqlite_app on `database`: the floor for an uncached page read."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.bare_sqlite_app:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    return Server("bare-sqlite", cmd, port, "/board", {**os.environ, "BARE_SQLITE_DB": str(database)}, workdir)
+    env = {**os.environ, "BARE_SQLITE_DB": str(database)}
+    return plain_uvicorn("bare-sqlite", "bench.bare_sqlite_app:app", "/board", env, workdir)
 
 
 def app_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.logging import PIPE_BUF, SINK_MAX_BYTES, AccessRenderer, LineSink, _write_lines
+from core.logging import ACCESS_LINE_BYTES, PIPE_BUF, SINK_MAX_BYTES, AccessRenderer, LineSink, _write_lines
 
 
 def until(condition: object, seconds: float = 5.0) -> bool:
@@ -168,3 +168,14 @@ def test_access_lines_from_many_threads_are_all_written_each_thread_in_order(tmp
     assert len(ids) == 20_000
     for t in range(4):
         assert [i for i in ids if i.startswith(f"t{t}-")] == [f"t{t}-{n}" for n in range(5000)]
+
+
+def test_enough_waiting_access_lines_are_written_at_once() -> None:
+    stream = io.StringIO()
+    sink = LineSink(stream, delay_s=60)
+    entries = -(-SINK_MAX_BYTES // ACCESS_LINE_BYTES)  # the first count that reaches the bound
+    for n in range(entries - 1):
+        sink.access((b"r%d" % n, "GET", "/", 200, 0.0, "iad", None, 0.0))
+    assert stream.getvalue() == ""  # below the bound: they wait for the delay
+    sink.access((b"last", "GET", "/", 200, 0.0, "iad", None, 0.0))
+    assert stream.getvalue().count("\n") == entries
