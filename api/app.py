@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     settings.require_edge_settings()
     settings.require_public_url()
-    role, forwarder = worker_setup(settings, runtime)
+    wiring = worker_setup(settings, runtime, ops, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 loop.create_task(watch_external_writes(runtime)),
                 loop.create_task(housekeeping(runtime, app.state.housekept)),
             ]
+        await wiring.start(app)
         settle_gc()
         try:
             yield
@@ -177,19 +178,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await mailer.stop()
             if runtime.replicator is not None:
                 await runtime.replicator.stop()
-            if forwarder is not None:
-                await forwarder.close()
+            await wiring.stop()
             await asyncio.to_thread(runtime.close)
 
     gate = RegionGate(
         tracker=runtime.tracker,
         metrics=metrics,
         wait_s=settings.read_your_writes_timeout_ms / 1000,
-        forwarder=forwarder,
+        forwarder=wiring.forwarder,
         fly_primary_region=settings.primary_region if not settings.is_primary and settings.fly_region else None,
         sync_position=runtime.sync_position,
         authenticate=lambda scope: authenticate(Request(scope), runtime),
         forward_reads=answered_by_writer if runtime.forwards_writes else None,
+        writes_routed=wiring.link is not None,
     )
     # CORS is outermost, so every answer a browser gets carries it: errors from the middleware and the
     # region gate too (a 4xx without CORS headers reaches a browser app as an opaque network error).
@@ -232,11 +233,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             gate=gate,
             access_log=logging_enabled(settings.log_level, "info"),
             refresh=runtime.refresh if runtime.forwards_writes else None,
-            worker=role.index if role is not None else None,
+            worker=wiring.role.index if wiring.role is not None else None,
         )
     )
     app = Api(middleware=middleware)
-    app.router = IndexedRouter([*routes(ops, runtime), docs.static_mount()], lifespan=lifespan)
+    app.router = IndexedRouter([*routes(ops, runtime, wiring.link), docs.static_mount()], lifespan=lifespan)
     app.state.runtime = runtime
     app.state.housekept = asyncio.Event()  # set by each pass of `housekeeping` (primary only)
     app.state.metrics = metrics

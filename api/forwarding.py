@@ -143,8 +143,11 @@ class RegionGate:
         sync_position: Callable[[], Awaitable[int]] | None = None,
         authenticate: Callable[[Scope], Awaitable[object]] | None = None,
         forward_reads: Callable[[Scope], bool] | None = None,
+        writes_routed: bool = False,
     ) -> None:
         self.forward_reads = forward_reads  # reads only the primary's process answers (matching, api.workers)
+        # A reader worker's writes go on to its routes, which hand them to worker 0 once validated (api.calls).
+        self.forwards_writes = (forwarder is not None or fly_primary_region is not None) and not writes_routed
         self.sync_position = sync_position
         self.authenticate = authenticate
         self.tracker = tracker
@@ -157,13 +160,13 @@ class RegionGate:
     def concerns(self, scope: Scope, token: bytes | None) -> bool:
         if self.forward_reads is not None and self.forward_reads(scope):
             return True
-        if token is None and not (self.edge and scope["method"] in WRITE_METHODS):
+        if token is None and not (self.forwards_writes and scope["method"] in WRITE_METHODS):
             return False
         return is_regional(scope["path"])
 
     async def admit(self, scope: Scope, receive: Receive, send: Send, token: bytes | None) -> bool:
         """True when the request may be served here; False when it was answered (forwarded or refused)."""
-        if self.edge and scope["method"] in WRITE_METHODS:
+        if self.forwards_writes and scope["method"] in WRITE_METHODS:
             await self._to_primary(scope, receive, send, "write")
             return False
         if self.forward_reads is not None and self.forward_reads(scope):

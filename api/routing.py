@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from api.auth import authenticate
+from api.calls import HandedHandler, WriterLink
 from api.errors import error_for
 from api.responses import error_response
 from api.scope import RESPONDED_KEY
@@ -209,14 +210,23 @@ def parse_query(model: type[BaseModel], request: Request) -> BaseModel:
         raise ValidationFailed("The query parameters are invalid", errors=validation_errors(exc, "query")) from exc
 
 
-def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    """The operation's request → response function: limits, authentication, role check, parsing, handler."""
+def endpoint(
+    op: Operation, runtime: Runtime, link: WriterLink | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """The operation's request → response function: limits, authentication, role check, parsing, handler.
+
+    With `link` (a reader worker), a write runs its handler in worker 0: handed there once parsed and
+    validated here, or relayed as it came when its body streams or its address limit counts before parsing.
+    """
     # Frozen query models are shared between requests with the same query string: a board or search polled
     # by many clients is parsed and validated once (bounded; invalid strings raise before they are kept).
     remembered: dict[bytes, BaseModel] = {}
     shareable = op.query is not None and bool(op.query.model_config.get("frozen"))
     no_body = op.takes_no_body
     keyed = op.takes_idempotency_key
+    handed = link is not None and op.method in WRITE_METHODS
+    relayed = handed and (op.ip_limited or not op.idempotent)
+    key = (op.method, op.path)
 
     def parse(request: Request) -> BaseModel:
         assert op.query is not None
@@ -239,6 +249,9 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
         return query
 
     async def run(request: Request) -> Response:
+        if relayed:
+            assert link is not None
+            return link.relay()
         if op.ip_limited:
             limits = request.app.state.limits
             limits.hit(limits.auth, "auth-ip", limits.client_ip(request))
@@ -249,12 +262,30 @@ def endpoint(op: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[R
         body = await parse_body(op.body, request) if op.body else None
         if no_body:
             await require_no_body(request)
+        if handed:
+            assert link is not None
+            return await link.hand(key, request, principal, body, query)
         call = Call(request, runtime, principal, body, query, request.path_params)
         if keyed and "idempotency-key" in request.headers:
             return await idempotent(call, op)
         return await op.handler(call)
 
     run.__name__ = op.handler.__name__
+    return run
+
+
+def handed_endpoint(op: Operation, runtime: Runtime) -> HandedHandler:
+    """Worker 0's half of a write a reader worker validated (`endpoint` with a link): the handler, as for its own."""
+    keyed = op.takes_idempotency_key
+
+    async def run(request: Request, principal: Claims | None, body: Any, query: Any) -> Response:
+        if principal is not None:  # a session ended since the reader let the request in is refused here too
+            runtime.sessions.check(principal)
+        call = Call(request, runtime, principal, body, query, request.path_params)
+        if keyed and "idempotency-key" in request.headers:
+            return await idempotent(call, op)
+        return await op.handler(call)
+
     return run
 
 
@@ -451,8 +482,17 @@ class IndexedRouter(Router):
             await response(scope, receive, send)
 
 
-def routes(operations: list[Operation], runtime: Runtime) -> list[Route]:
+def routes(operations: list[Operation], runtime: Runtime, link: WriterLink | None = None) -> list[Route]:
     return [
-        Route(op.path, Endpoint(endpoint(op, runtime)), methods=[op.method], name=op.handler.__name__)
+        Route(op.path, Endpoint(endpoint(op, runtime, link)), methods=[op.method], name=op.handler.__name__)
         for op in operations
     ]
+
+
+def handed_endpoints(operations: list[Operation], runtime: Runtime) -> dict[tuple[str, str], HandedHandler]:
+    """Worker 0's handlers for the writes reader workers hand it, by (method, path template)."""
+    return {
+        (op.method, op.path): handed_endpoint(op, runtime)
+        for op in operations
+        if op.method in WRITE_METHODS and op.idempotent and not op.ip_limited
+    }

@@ -1,4 +1,4 @@
-"""The `serve --workers N` supervisor: binds the writer's Unix socket, spawns the workers (not forked) and stops
+"""The `serve --workers N` supervisor: binds worker 0's Unix sockets, spawns the workers (not forked) and stops
 them all when one exits or when it is told to stop. What each worker does is api.workers."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from api.workers import STOP_TIMEOUT_S, WORKER_ENV
+from api.workers import CALLS_SOCKET_NAME, STOP_TIMEOUT_S, WORKER_ENV, adopt_call_listener
 
 
 def unix_listener(path: Path) -> socket.socket:
@@ -44,14 +44,21 @@ def first_to_start(announced: Synchronized[int]) -> bool:
 
 
 def serve_worker(
-    index: int, writer_socket: str, sockets: list[socket.socket], config: dict[str, Any], announced: Synchronized[int]
+    index: int,
+    writer_socket: str,
+    sockets: list[socket.socket],
+    calls: socket.socket | None,
+    config: dict[str, Any],
+    announced: Synchronized[int],
 ) -> None:
-    """A worker's whole life (the target of each spawned process)."""
+    """A worker's whole life (the target of each spawned process); `calls` is worker 0's call socket."""
     import uvicorn
 
     from httpserver import bounded as server
 
     os.environ[WORKER_ENV] = f"{index}:{writer_socket}"
+    if calls is not None:
+        adopt_call_listener(calls)
     stop_with_parent()
     server.HEAD_TIMEOUT_S, server.MIN_BODY_RATE = config.pop("head_timeout_s"), config.pop("min_body_rate")
     host = config.pop("host")
@@ -83,6 +90,8 @@ def supervise(
     """Start `workers` processes on `tcp` (worker 0 also on `writer_path`), and wait for them; the exit code."""
     context = multiprocessing.get_context("spawn")
     unix = unix_listener(writer_path)
+    calls_path = writer_path.parent / CALLS_SOCKET_NAME
+    calls = unix_listener(calls_path)
     processes: list[SpawnProcess] = []
     announced = context.Value("b", 0)  # any worker may answer first: the first to start says where they listen
     stopping = False
@@ -100,7 +109,7 @@ def supervise(
             sockets = [tcp, unix] if index == 0 else [tcp]
             process = context.Process(
                 target=serve_worker,
-                args=(index, str(writer_path), sockets, dict(config), announced),
+                args=(index, str(writer_path), sockets, calls if index == 0 else None, dict(config), announced),
                 name=f"worker-{index}",
             )
             process.start()
@@ -118,8 +127,10 @@ def supervise(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         unix.close()
+        calls.close()
         with contextlib.suppress(OSError):
             writer_path.unlink()
+            calls_path.unlink()
             writer_path.parent.rmdir()  # the supervisor's private directory
 
 
