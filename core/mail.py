@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email.policy
 import os
 import re
 from dataclasses import dataclass
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
@@ -87,11 +89,30 @@ class Renderer:
         return SUBJECTS[kind], text, html
 
 
+class HeaderClasses(HeaderRegistry):
+    """The standard header classes, each made once: the stock registry builds a new class for every header it
+    parses (`type()` on each lookup), which took about half of the time to build a message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+POLICY = email.policy.default.clone(header_factory=HeaderClasses())  # the stock policy, its headers made faster
+
+
 def build_message(
     *, message_id: str, sender: str, recipient: str, subject: str, text: str, html: str, date: float
 ) -> EmailMessage:
     """A multipart/alternative message: the plain-text part first, the HTML part preferred by clients."""
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = subject
