@@ -98,3 +98,48 @@ MAX_LOGINS = 60
 
 def forwarded_by_worker_1(server: LiveServer) -> bool:
     return any(line.get("worker") == 1 and line["method"] == "POST" for line in access_lines(server))
+
+
+TRIES = 24  # per kind of write, each on a connection of its own: either worker may take it
+
+
+def test_writes_worker_1_validates_and_hands_on_are_answered_as_worker_0_answers_its_own() -> None:
+    with LiveServer.start({"WORKERS": "2", "LOG_LEVEL": "info"}) as server:
+        account = {"email": "h@example.com", "password": PASSWORD, "name": "Hana", "role": "client"}
+        registered = fresh("POST", server.url + "/api/auth/register", json=account)
+        assert registered.status_code == 201, registered.text
+        auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        keyed = {**auth, "Idempotency-Key": "one-project"}
+        posted = [fresh("POST", server.url + "/api/projects", json=PROJECT, headers=keyed) for _ in range(TRIES)]
+        project_id = posted[0].json()["id"]
+        rename = {"title": "A project renamed through either worker"}
+        stale = [
+            fresh("PUT", f"{server.url}/api/projects/{project_id}", json=rename, headers={**auth, "If-Match": '"99"'})
+            for _ in range(TRIES)
+        ]
+        missing = [
+            fresh("PUT", server.url + "/api/projects/no-such-project", json=rename, headers=auth) for _ in range(TRIES)
+        ]
+        invalid = [
+            fresh("POST", server.url + "/api/projects", json={**PROJECT, "surprise": 1}, headers=auth)
+            for _ in range(TRIES)
+        ]
+        listed = fresh("GET", server.url + "/api/projects?limit=100", headers=auth).json()["items"]
+        server.stop()
+        lines = access_lines(server)
+    worker_of = {line["request_id"]: line["worker"] for line in lines}
+    answers = posted + stale + missing + invalid
+    assert {worker_of[r.headers["x-request-id"]] for r in answers} == {0, 1}
+    # One project, however many times the keyed request came and whichever worker took it.
+    assert [p["id"] for p in listed] == [project_id]
+    assert posted[0].status_code == 201 and "idempotent-replayed" not in posted[0].headers
+    for replay in posted[1:]:
+        assert (replay.status_code, replay.json()) == (201, posted[0].json())
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.headers["x-consistency-token"] == posted[0].headers["x-consistency-token"]
+        assert replay.headers["etag"] == posted[0].headers["etag"]
+    assert {(r.status_code, r.json()["error_type"]) for r in stale} == {(412, "precondition_failed")}
+    assert {(r.status_code, r.json()["error_type"]) for r in missing} == {(404, "not_found")}
+    assert {(r.status_code, r.json()["error_type"]) for r in invalid} == {(422, "validation_failed")}
+    for answer in answers:  # what the middleware adds, whichever worker answered
+        assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["x-region"]
