@@ -40,6 +40,7 @@ FRAME = struct.Struct("!I")
 MAX_FRAME = 256 * 1024 * 1024  # far above any body a handed write may carry (MAX_BODY_BYTES)
 MAX_IDLE = 64  # connections kept for the next call
 ANSWER_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0  # how long a stopping worker 0 lets the calls in progress finish
 # What of a request's scope a handler may look at: never the app, the server's state or the ASGI callables.
 SCOPE_KEYS = (
     "type",
@@ -161,24 +162,42 @@ class CallServer:
         self.handlers = handlers
         self.app: ASGIApp | None = None  # what a handler finds as `request.app` (its state: the rate limits)
         self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._busy: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def start(self, app: ASGIApp, listener: socket.socket) -> None:
         self.app = app
         self._server = await asyncio.start_unix_server(self._serve, sock=listener)
 
     async def stop(self) -> None:
+        """No new calls: idle connections close now, busy ones once their call is answered."""
+        self._stopping = True
         if self._server is not None:
             self._server.close()
+        for task, writer in self._connections.items():
+            if task not in self._busy:
+                writer.close()  # its reader sees the end of the stream: the task ends
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=STOP_TIMEOUT_S)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         try:
-            while True:
+            while not self._stopping:
                 call = pickle.loads(await read_frame(reader))  # noqa: S301 - from this user's own processes only
-                writer.write(frame(await self.answer(*call)))
-                await writer.drain()
+                self._busy.add(task)
+                try:
+                    writer.write(frame(await self.answer(*call)))
+                    await writer.drain()
+                finally:
+                    self._busy.discard(task)
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass  # the reader closed the connection (or sent what no reader sends)
         finally:
+            del self._connections[task]
             writer.close()
 
     async def answer(
