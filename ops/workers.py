@@ -87,11 +87,16 @@ def stop_with_parent() -> None:
 def supervise(
     workers: int, tcp: socket.socket, writer_path: Path, config: dict[str, Any]
 ) -> int:  # pragma: no cover - runs in the `serve` process; tests drive it through the command
-    """Start `workers` processes on `tcp` (worker 0 also on `writer_path`), and wait for them; the exit code."""
+    """Start `workers` processes on `tcp` (worker 0 also on `writer_path` and the call socket beside it), and wait
+    for them; the exit code."""
     context = multiprocessing.get_context("spawn")
     unix = unix_listener(writer_path)
     calls_path = writer_path.parent / CALLS_SOCKET_NAME
-    calls = unix_listener(calls_path)
+    try:
+        calls = unix_listener(calls_path)
+    except OSError:
+        unix.close()
+        raise
     processes: list[SpawnProcess] = []
     announced = context.Value("b", 0)  # any worker may answer first: the first to start says where they listen
     stopping = False
