@@ -30,15 +30,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_for, internal_error
 from api.forwarding import Proxy
-from api.responses import error_response
 from api.scope import REQUEST_ID_KEY
+from api.unix_forwarder import IdleConnections, unanswered
 from core.tokens import Claims
 from node.metrics import Metrics
 
 log = structlog.get_logger("forwarding")
 FRAME = struct.Struct("!I")
 MAX_FRAME = 256 * 1024 * 1024  # far above any body a handed write may carry (MAX_BODY_BYTES)
-MAX_IDLE = 64  # connections kept for the next call
 ANSWER_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0  # how long a stopping worker 0 lets the calls in progress finish
 # What of a request's scope a handler may look at: never the app, the server's state or the ASGI callables.
@@ -90,13 +89,10 @@ class CallClient:
     """A reader worker's connections to worker 0's call socket: one call in flight on each."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.connections = IdleConnections(path)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for _, writer in idle:
-            writer.close()
+        await self.connections.close()
 
     async def call(
         self, operation: Operation, request: Request, principal: Claims | None, body: Any, query: Any
@@ -105,7 +101,7 @@ class CallClient:
         scope = {key: request.scope[key] for key in SCOPE_KEYS if key in request.scope}
         message = frame((operation, scope, principal, body, query, raw))
         try:
-            reader, writer = await self._connection()
+            reader, writer = await self.connections.take()
         except OSError as exc:
             raise NotSent(type(exc).__name__) from exc
         reusable = False
@@ -119,18 +115,7 @@ class CallClient:
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             raise Unanswered(type(exc).__name__) from exc
         finally:
-            if reusable and len(self._idle) < MAX_IDLE:
-                self._idle.append((reader, writer))
-            else:
-                writer.close()
-
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if not writer.is_closing() and not reader.at_eof():
-                return reader, writer
-            writer.close()
-        return await asyncio.open_unix_connection(self.path)
+            self.connections.give_back(reader, writer, reusable=reusable)
 
 
 async def hand(
@@ -139,17 +124,9 @@ async def hand(
     """Worker 0's answer to this validated call, or the 503/504 of a call that did not come back."""
     try:
         status, headers, content = await client.call(operation, request, principal, body, query)
-    except NotSent as exc:
+    except (NotSent, Unanswered) as exc:
         log.warning("forward_failed", error=str(exc), path=request.scope["path"])
-        detail = "The writing worker cannot be reached; nothing was done: retry shortly"
-        return error_response(503, detail, "service_unavailable", headers={"Retry-After": "1"})
-    except Unanswered as exc:
-        log.warning("forward_failed", error=str(exc), path=request.scope["path"])
-        detail = (
-            "The writing worker did not answer; the request may have been applied: "
-            "retry it with the same Idempotency-Key, or read the resource back"
-        )
-        return error_response(504, detail, "gateway_timeout", headers={"Retry-After": "1"})
+        return unanswered(sent=isinstance(exc, Unanswered))
     response = Response(content, status_code=status)
     response.raw_headers = headers
     return response

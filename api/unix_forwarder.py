@@ -59,24 +59,51 @@ class _Answer:
         self.chunks.put_nowait(None)
 
 
-class UnixForwarder:
-    """Forwarder's interface (`forward`, `close`) over a Unix socket, with a plain list of idle connections."""
+class IdleConnections:
+    """Keep-alive connections to one Unix socket: an open one is taken again, at most MAX_IDLE are kept."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not writer.is_closing() and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_unix_connection(self.path)
+
+    def give_back(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, reusable: bool) -> None:
+        if reusable and len(self._idle) < MAX_IDLE:
+            self._idle.append((reader, writer))
+        else:
+            writer.close()
+
+    def __len__(self) -> int:
+        return len(self._idle)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for _, writer in idle:
             writer.close()
 
+
+class UnixForwarder:
+    """Forwarder's interface (`forward`, `close`) over a Unix socket, with a plain list of idle connections."""
+
+    def __init__(self, path: str) -> None:
+        self.connections = IdleConnections(path)
+
+    async def close(self) -> None:
+        await self.connections.close()
+
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            reader, writer = await self._connection()
+            reader, writer = await self.connections.take()
         except OSError as exc:
             log.warning("forward_failed", error=type(exc).__name__, path=scope["path"])
-            await _unanswered(sent=False)(scope, receive, send)
+            await unanswered(sent=False)(scope, receive, send)
             return
         reusable = False
         try:
@@ -87,20 +114,9 @@ class UnixForwarder:
             raise
         except (OSError, Unanswered, httptools.HttpParserError, TimeoutError) as exc:
             log.warning("forward_failed", error=type(exc).__name__, path=scope["path"])
-            await _unanswered(sent=True)(scope, receive, send)
+            await unanswered(sent=True)(scope, receive, send)
         finally:
-            if reusable and len(self._idle) < MAX_IDLE:
-                self._idle.append((reader, writer))
-            else:
-                writer.close()
-
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if not writer.is_closing() and not reader.at_eof():
-                return reader, writer
-            writer.close()
-        return await asyncio.open_unix_connection(self.path)
+            self.connections.give_back(reader, writer, reusable=reusable)
 
     async def _send_request(self, writer: asyncio.StreamWriter, scope: Scope, receive: Receive) -> None:
         has_body = scope["method"] in WRITE_METHODS
@@ -182,7 +198,8 @@ def _headers(scope: Scope, *, chunked: bool) -> list[bytes]:
     return lines
 
 
-def _unanswered(*, sent: bool) -> Response:
+def unanswered(*, sent: bool) -> Response:
+    """503 when nothing reached worker 0; 504 once it may have applied the request."""
     if not sent:
         detail = "The writing worker cannot be reached; nothing was done: retry shortly"
         return error_response(503, detail, "service_unavailable", headers={"Retry-After": "1"})

@@ -105,7 +105,7 @@ def test_worker_0_runs_the_handler_with_what_the_reader_parsed_and_its_answer_co
                 assert orjson.loads(answer.body) == {"id": "t1", "name": "thing"}
                 assert answer.headers["etag"] == '"3"'
                 assert answer.headers["content-type"] == "application/json"
-            assert len(client._idle) == 1
+            assert len(client.connections) == 1
 
     run(test)
     assert seen["principal"] == CALLER and seen["body"] == {"name": "thing"} and seen["query"] is None
@@ -181,7 +181,7 @@ def test_worker_0_gone_after_taking_the_call_is_a_504_that_says_it_may_have_been
             assert answer.headers["retry-after"] == "1"
             body = orjson.loads(answer.body)
             assert body["error_type"] == "gateway_timeout" and "may have been applied" in body["detail"]
-            assert client._idle == []  # a broken connection is not kept
+            assert len(client.connections) == 0  # a broken connection is not kept
 
     run(test)
 
@@ -213,7 +213,7 @@ def test_a_stopping_worker_0_answers_the_call_in_progress_and_closes_idle_connec
             answer = await slow
             await stopping
             assert (answer.status_code, orjson.loads(answer.body)) == (200, {"ok": {"slow": True}})
-            reader, _ = idle._idle[0]
+            reader, _ = idle.connections._idle[0]
             assert await reader.read() == b""  # worker 0 closed the idle connection
             refused = await hand(CallClient(str(path)), OPERATION, request(), CALLER, {}, None)
             assert refused.status_code == 503  # and takes no new ones
