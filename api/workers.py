@@ -9,7 +9,7 @@ a reader asks SQLite whether another connection committed (`PRAGMA data_version`
 checkpoint and events, so its sessions, its position and its response cache (keyed by position) follow
 worker 0's writes before the request is served, with no timer involved.
 
-The supervisor (ops.workers, in the `serve` process) binds both sockets, starts the workers and stops them.
+The supervisor (ops.workers, in the `serve` process) binds the sockets, starts the workers and stops them.
 """
 
 from __future__ import annotations
