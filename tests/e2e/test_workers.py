@@ -41,11 +41,16 @@ def access_lines(server: LiveServer) -> list[dict[str, object]]:
     return [line for line in lines if line.get("event") == "request"]
 
 
+def register_client(server: LiveServer, email: str, name: str) -> httpx.Response:
+    account = {"email": email, "password": PASSWORD, "name": name, "role": "client"}
+    registered = fresh("POST", server.url + "/api/auth/register", json=account)
+    assert registered.status_code == 201, registered.text
+    return registered
+
+
 def test_every_worker_shows_every_write_at_once_and_follows_sessions() -> None:
     with LiveServer.start({"WORKERS": "2", "LOG_LEVEL": "info"}) as server:
-        account = {"email": "w@example.com", "password": PASSWORD, "name": "Wanda", "role": "client"}
-        registered = fresh("POST", server.url + "/api/auth/register", json=account)
-        assert registered.status_code == 201, registered.text
+        registered = register_client(server, "w@example.com", "Wanda")
         headers = {"Authorization": f"Bearer {registered.json()['access_token']}"}
         stale = []
         for n in range(ROUNDS):
@@ -105,10 +110,7 @@ TRIES = 24  # per kind of write, each on a connection of its own: either worker 
 
 def test_writes_worker_1_validates_and_hands_on_are_answered_as_worker_0_answers_its_own() -> None:
     with LiveServer.start({"WORKERS": "2", "LOG_LEVEL": "info"}) as server:
-        account = {"email": "h@example.com", "password": PASSWORD, "name": "Hana", "role": "client"}
-        registered = fresh("POST", server.url + "/api/auth/register", json=account)
-        assert registered.status_code == 201, registered.text
-        auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        auth = {"Authorization": f"Bearer {register_client(server, 'h@example.com', 'Hana').json()['access_token']}"}
         keyed = {**auth, "Idempotency-Key": "one-project"}
         posted = [fresh("POST", server.url + "/api/projects", json=PROJECT, headers=keyed) for _ in range(TRIES)]
         project_id = posted[0].json()["id"]
