@@ -222,7 +222,7 @@ async def captured(response: Response, scope: Scope, receive: Callable[[], Await
 
 
 class Relayed(Response):
-    """A response that is worker 0's, relayed over HTTP as it comes (streamed bodies, sign-in and sign-up)."""
+    """A response that is worker 0's, relayed over HTTP as it comes (streamed bodies, address-limited auth writes)."""
 
     def __init__(self, proxy: Proxy) -> None:  # no body of its own: nothing to render
         self.proxy = proxy
