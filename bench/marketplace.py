@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +29,14 @@ from api.cache import MAX_ENTRIES
 from bench.run import (
     CONNECTIONS,
     DURATION_S,
+    ROUND_S,
+    ROUNDS,
     WARMUP_S,
     Bench,
     Row,
+    alternate,
     compare,
+    compared_rows,
     env_int,
     machine_info,
     progress,
@@ -39,8 +45,18 @@ from bench.run import (
     table,
     wrk_errors,
 )
-from bench.servers import APP_LOG_LEVEL, ARGON2_DEFAULTS, Server, app_env, bare_sqlite_server, megilance_command
-from bench.wrk import ensure_wrk, lua_string, run_wrk
+from bench.servers import (
+    APP_LOG_LEVEL,
+    ARGON2_DEFAULTS,
+    HOST,
+    AppServer,
+    Server,
+    app_env,
+    bare_sqlite_server,
+    free_port,
+    megilance_command,
+)
+from bench.wrk import WrkResult, ensure_wrk, lua_string, run_wrk
 from core import store
 from core.db import Connection, connect
 from ops.seed import DEMO_PASSWORD
@@ -161,44 +177,25 @@ FLOOR_TARGET = 0.7
 def compare_floor(
     bench: MarketBench, scenario: str, path: str, floor_path: str, app_lua: str, floor_lua: str, label: str, notes: str
 ) -> list[Row]:
-    """wrk the bare sqlite3 page app, the app, the page app again; ratio = app / mean of the two floor runs."""
+    """The bare sqlite3 page app and the app in turn (`alternate`); ratio = the median round's app / floor."""
     floor_url, app_url = bench.floor.url(floor_path), bench.app.url(path)
-    opts: dict[str, Any] = {"connections": CONNECTIONS}
-    if WARMUP_S > 0:
-        run_wrk(floor_url, duration_s=WARMUP_S, extra_lua=floor_lua, **opts)
-        run_wrk(app_url, duration_s=WARMUP_S, headers=bench.auth(), extra_lua=app_lua, **opts)
-    progress(f"{scenario}: floor, app, floor ({DURATION_S}s each, -t1 -c{CONNECTIONS})")
-    first = run_wrk(floor_url, duration_s=DURATION_S, extra_lua=floor_lua, **opts)
-    app = run_wrk(app_url, duration_s=DURATION_S, headers=bench.auth(), extra_lua=app_lua, **opts)
-    second = run_wrk(floor_url, duration_s=DURATION_S, extra_lua=floor_lua, **opts)
-    base = (first.rps + second.rps) / 2
-    spread = abs(first.rps - second.rps) / base if base else 0.0
-    ratio = app.rps / base if base else 0.0
-    floor_row = Row(
+
+    def floor(seconds: int) -> WrkResult:
+        return run_wrk(floor_url, duration_s=seconds, connections=CONNECTIONS, extra_lua=floor_lua)
+
+    def app(seconds: int) -> WrkResult:
+        return run_wrk(app_url, duration_s=seconds, connections=CONNECTIONS, headers=bench.auth(), extra_lua=app_lua)
+
+    return compared_rows(
         scenario,
-        f"{scenario}: bare sqlite3 page app (mean of 2)",
-        base,
-        (first.p50_ms + second.p50_ms) / 2,
-        (first.p99_ms + second.p99_ms) / 2,
-        wrk_errors(first, second),
-        1.0,
-        notes=f"GET {floor_path}: runs {first.rps:,.0f} / {second.rps:,.0f} req/s (spread {spread:.0%})",
-        detail={"runs": [first.to_dict(), second.to_dict()], "spread": spread},
+        alternate(floor, app, scenario),
+        base_label=f"{scenario}: bare sqlite3 page app (mean of {ROUNDS + 1})",
+        label=label,
+        target=FLOOR_TARGET,
+        target_text=f">= {FLOOR_TARGET} x floor",
+        notes=notes,
+        base_notes=f"GET {floor_path}: ",
     )
-    app_row = Row(
-        scenario,
-        label,
-        app.rps,
-        app.p50_ms,
-        app.p99_ms,
-        wrk_errors(app),
-        ratio,
-        f">= {FLOOR_TARGET} x floor",
-        ratio >= FLOOR_TARGET and app.error_total == 0,
-        notes="; ".join(n for n in (notes, "floor spread > 10%: noisy" if spread > 0.10 else "") if n),
-        detail={"run": app.to_dict(), "floor_rps": base},
-    )
-    return [floor_row, app_row]
 
 
 def scenario_board(bench: MarketBench) -> list[Row]:
@@ -234,6 +231,52 @@ def scenario_search(bench: MarketBench) -> list[Row]:
         notes=f"cache defeated; FTS5 match over {matches} projects, newest 20",
     )
     return rows
+
+
+ACCESS_LOG_TARGET = 0.9  # the access log may cost at most 10% of the board's throughput
+
+
+def copy_server(bench: MarketBench, name: str, log_level: str) -> Server:
+    """`megilance serve` at `log_level` on a copy of the app's database (its secret too, so its tokens hold)."""
+    data_dir = bench.workdir / f"{name}-data"
+    data_dir.mkdir()
+    with (
+        closing(sqlite3.connect(bench.data_dir / "megilance.db")) as source,
+        closing(sqlite3.connect(data_dir / "megilance.db")) as copy,
+    ):
+        source.backup(copy)
+    port = free_port()
+    cmd = [megilance_command(), "serve", "--host", HOST, "--port", str(port)]
+    env = app_env(data_dir, LOG_LEVEL=log_level, SECRET_KEY=bench.app.env["SECRET_KEY"])
+    progress(f"starting {name} (LOG_LEVEL={log_level}) on a copy of the app's database")
+    return AppServer(name, cmd, port, "/api/health/live", env, bench.workdir).start()
+
+
+def scenario_access_log(bench: MarketBench) -> list[Row]:
+    """The cached board at LOG_LEVEL=info against the same server at warning (no access lines), in turn."""
+    path = "/api/projects?limit=20"
+    headers = bench.auth()
+    with copy_server(bench, "logged", "info") as logged, copy_server(bench, "quiet", "warning") as quiet:
+        for server in (logged, quiet):
+            check(server.url(path), headers)
+
+        def without_log(seconds: int) -> WrkResult:
+            return run_wrk(quiet.url(path), duration_s=seconds, connections=CONNECTIONS, headers=headers)
+
+        def with_log(seconds: int) -> WrkResult:
+            return run_wrk(logged.url(path), duration_s=seconds, connections=CONNECTIONS, headers=headers)
+
+        alternation = alternate(without_log, with_log, "access-log")
+        lines = sum(1 for _ in logged.stdout_path.open("rb"))
+    return compared_rows(
+        "access-log",
+        alternation,
+        base_label=f"access-log: board at LOG_LEVEL=warning (mean of {ROUNDS + 1})",
+        label=f"access-log: GET {path} at LOG_LEVEL=info",
+        target=ACCESS_LOG_TARGET,
+        target_text=f">= {ACCESS_LOG_TARGET} (the log costs <= 10%)",
+        notes=f"response cache in play; {lines:,} lines on the logged server's stdout",
+    )
 
 
 def rotate_ids_lua(ids_file: Path, prefix: str = "/api/projects/") -> str:
@@ -505,6 +548,7 @@ SCENARIOS: dict[str, Callable[[MarketBench], list[Row]]] = {
     "board": scenario_board,
     "search": scenario_search,
     "detail": scenario_detail,
+    "access-log": scenario_access_log,
     "proposals": scenario_proposals,
 }
 
@@ -549,8 +593,9 @@ def main(argv: list[str]) -> int:
     header += [
         f"- data: `megilance seed-demo` into the server's DATA_DIR before it starts: {seeded['output']} "
         f"({seeded['seconds']:.1f}s wall)",
-        f"- GET rows: wrk -t1 -c{CONNECTIONS} -d{DURATION_S}s (+{WARMUP_S}s warm-up), as a seeded client; "
-        "ratio = app req/s / mean(bare before, bare after), the same-run bare Starlette app",
+        f"- GET rows: wrk -t1 -c{CONNECTIONS}, as a seeded client, {ROUNDS} rounds of (baseline, app) and a last "
+        f"baseline run, {ROUND_S}s each (+{WARMUP_S}s warm-up); ratio = the median round's app req/s / mean of the "
+        "baseline runs either side (the bare Starlette app, or the bare sqlite3 page app for cache-defeated rows)",
         f"- app: `megilance serve` (1 worker, uvloop, httptools), LOG_LEVEL={APP_LOG_LEVEL}, ENVIRONMENT=test, "
         f"RATE_LIMIT_ENABLED=false, DB_SYNCHRONOUS=FULL, argon2 t={ARGON2_DEFAULTS['ARGON2_TIME_COST']} "
         f"m={ARGON2_DEFAULTS['ARGON2_MEMORY_KIB']} KiB",
@@ -567,7 +612,7 @@ def main(argv: list[str]) -> int:
             "machine": machine,
             "seeded": seeded,
             "config": {
-                "wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s",
+                "wrk": f"-t1 -c{CONNECTIONS}, {ROUNDS} rounds of {ROUND_S}s; proposals -d{DURATION_S}s",
                 "proposal_connections": PROPOSAL_CONNECTIONS,
                 "warmup_s": WARMUP_S,
             },

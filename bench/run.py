@@ -12,6 +12,7 @@ import os
 import platform
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,9 @@ def env_int(name: str, default: int) -> int:
 
 
 DURATION_S = env_int("BENCH_DURATION", 10)
+# Ratios against a baseline: ROUNDS rounds of (baseline, app) and a last baseline run, ROUND_S seconds each.
+ROUNDS = env_int("BENCH_ROUNDS", 3)
+ROUND_S = env_int("BENCH_ROUND_DURATION", 5)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 32)
 WARMUP_S = env_int("BENCH_WARMUP", 2)
 LOGIN_N = env_int("BENCH_LOGIN_N", 200)
@@ -154,6 +158,105 @@ def register(server: Server, label: str) -> tuple[str, str]:
     return email, str(response.json()["access_token"])
 
 
+@dataclass
+class Alternation:
+    """Baseline and app runs taken in turn: base, app, base, app, …, base (ROUNDS app runs)."""
+
+    base: list[WrkResult]
+    app: list[WrkResult]
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each app run against the mean of the baseline runs either side of it."""
+        means = [(before.rps + after.rps) / 2 for before, after in zip(self.base, self.base[1:], strict=False)]
+        return [app.rps / mean if mean else 0.0 for app, mean in zip(self.app, means, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        """The median round's ratio: one burst of other load on the machine moves one round, not the result."""
+        return statistics.median(self.ratios)
+
+    @property
+    def base_rps(self) -> float:
+        return statistics.fmean(run.rps for run in self.base)
+
+    @property
+    def spread(self) -> float:
+        """How far apart the fastest and slowest baseline runs were, against their mean."""
+        rates = [run.rps for run in self.base]
+        return (max(rates) - min(rates)) / self.base_rps if self.base_rps else 0.0
+
+    def median_app(self) -> WrkResult:
+        """The app run of the median round."""
+        ratios = self.ratios
+        return self.app[sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]]
+
+    def rounds_note(self) -> str:
+        return "rounds " + ", ".join(f"{ratio:.2f}" for ratio in self.ratios)
+
+
+def alternate(base: Callable[[int], WrkResult], app: Callable[[int], WrkResult], label: str) -> Alternation:
+    """Warm both up, then ROUNDS rounds of (baseline, app) and a last baseline run, each ROUND_S seconds."""
+    if WARMUP_S > 0:
+        progress(f"{label}: warm-up {WARMUP_S}s each")
+        base(WARMUP_S)
+        app(WARMUP_S)
+    progress(f"{label}: {ROUNDS} rounds of baseline, app; then baseline ({ROUND_S}s each, -t1 -c{CONNECTIONS})")
+    bases, apps = [base(ROUND_S)], []
+    for _ in range(ROUNDS):
+        apps.append(app(ROUND_S))
+        bases.append(base(ROUND_S))
+    return Alternation(bases, apps)
+
+
+def compared_rows(
+    scenario: str,
+    alternation: Alternation,
+    *,
+    base_label: str,
+    label: str,
+    target: float | None,
+    target_text: str,
+    notes: str,
+    base_notes: str = "",
+) -> list[Row]:
+    """The baseline row and the app row of one alternation (target None: the ratio is reported, not judged)."""
+    ratio, spread, median_app = alternation.ratio, alternation.spread, alternation.median_app()
+    runs = " / ".join(f"{run.rps:,.0f}" for run in alternation.base)
+    base_row = Row(
+        scenario,
+        base_label,
+        alternation.base_rps,
+        statistics.fmean(run.p50_ms for run in alternation.base),
+        statistics.fmean(run.p99_ms for run in alternation.base),
+        wrk_errors(*alternation.base),
+        1.0,
+        notes=f"{base_notes}runs {runs} req/s (spread {spread:.0%})",
+        detail={"runs": [run.to_dict() for run in alternation.base], "spread": spread},
+    )
+    errors = sum(run.error_total for run in alternation.app)
+    app_row = Row(
+        scenario,
+        label,
+        median_app.rps,
+        median_app.p50_ms,
+        median_app.p99_ms,
+        wrk_errors(*alternation.app),
+        ratio,
+        target_text if target is not None else "(reported)",
+        ratio >= target and errors == 0 if target is not None else None,
+        notes="; ".join(
+            n for n in (notes, alternation.rounds_note(), "baseline spread > 10%: noisy" if spread > 0.10 else "") if n
+        ),
+        detail={
+            "runs": [run.to_dict() for run in alternation.app],
+            "round_ratios": alternation.ratios,
+            "baseline_rps": alternation.base_rps,
+        },
+    )
+    return [base_row, app_row]
+
+
 def compare(
     bench: Bench,
     scenario: str,
@@ -164,49 +267,28 @@ def compare(
     label: str | None = None,
     notes: str = "",
 ) -> list[Row]:
-    """wrk the bare app, the app, the bare app again; ratio = app req/s / mean of the two bare runs.
+    """The bare app and the app in turn (`alternate`); ratio = the median round's app req/s / bare req/s.
 
     `extra_lua` may define a `request()` that varies each request (then `path` is only the first one);
     `target_ratio` None reports the ratio without judging it.
     """
     bare_url, app_url = bench.bare.url("/"), bench.app.url(path)
-    opts: dict[str, Any] = {"connections": CONNECTIONS}
-    if WARMUP_S > 0:
-        progress(f"{scenario}: warm-up {WARMUP_S}s each")
-        run_wrk(bare_url, duration_s=WARMUP_S, **opts)
-        run_wrk(app_url, duration_s=WARMUP_S, headers=headers, extra_lua=extra_lua, **opts)
-    progress(f"{scenario}: bare, app, bare ({DURATION_S}s each, -t1 -c{CONNECTIONS})")
-    first = run_wrk(bare_url, duration_s=DURATION_S, **opts)
-    app = run_wrk(app_url, duration_s=DURATION_S, headers=headers, extra_lua=extra_lua, **opts)
-    second = run_wrk(bare_url, duration_s=DURATION_S, **opts)
-    base_rps = (first.rps + second.rps) / 2
-    spread = abs(first.rps - second.rps) / base_rps if base_rps else 0.0
-    ratio = app.rps / base_rps if base_rps else 0.0
-    base_row = Row(
+
+    def bare(seconds: int) -> WrkResult:
+        return run_wrk(bare_url, duration_s=seconds, connections=CONNECTIONS)
+
+    def app(seconds: int) -> WrkResult:
+        return run_wrk(app_url, duration_s=seconds, connections=CONNECTIONS, headers=headers, extra_lua=extra_lua)
+
+    return compared_rows(
         scenario,
-        f"{scenario}: bare Starlette (mean of 2)",
-        base_rps,
-        (first.p50_ms + second.p50_ms) / 2,
-        (first.p99_ms + second.p99_ms) / 2,
-        wrk_errors(first, second),
-        1.0,
-        notes=f"runs {first.rps:,.0f} / {second.rps:,.0f} req/s (spread {spread:.0%})",
-        detail={"runs": [first.to_dict(), second.to_dict()], "spread": spread},
+        alternate(bare, app, scenario),
+        base_label=f"{scenario}: bare Starlette (mean of {ROUNDS + 1})",
+        label=label or f"{scenario}: GET {path}",
+        target=target_ratio,
+        target_text=f">= {target_ratio}",
+        notes=notes,
     )
-    app_row = Row(
-        scenario,
-        label or f"{scenario}: GET {path}",
-        app.rps,
-        app.p50_ms,
-        app.p99_ms,
-        wrk_errors(app),
-        ratio,
-        f">= {target_ratio}" if target_ratio is not None else "(reported)",
-        ratio >= target_ratio and app.error_total == 0 if target_ratio is not None else None,
-        notes="; ".join(n for n in (notes, "baseline spread > 10%: noisy" if spread > 0.10 else "") if n),
-        detail={"run": app.to_dict(), "baseline_rps": base_rps},
-    )
-    return [base_row, app_row]
 
 
 # -- scenarios ---------------------------------------------------------------------------------
@@ -567,7 +649,7 @@ def main(argv: list[str]) -> int:
     started = datetime.now(UTC)
     machine = machine_info()
     config = {
-        "wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s",
+        "wrk": f"-t1 -c{CONNECTIONS}, {ROUNDS} rounds of (baseline, app) and a baseline run, {ROUND_S}s each",
         "warmup_s": WARMUP_S,
         "login_n": LOGIN_N,
         "append_n": APPEND_N,
@@ -601,9 +683,10 @@ def main(argv: list[str]) -> int:
     header = [f"# megilance bench — {started:%Y-%m-%d %H:%M:%SZ} ({(finished - started).total_seconds():.0f}s)", ""]
     header += [f"- {key}: {value}" for key, value in machine.items()]
     header += [
-        f"- wrk {config['wrk']} (+{WARMUP_S}s warm-up per server); ratio = app req/s / mean(bare before, bare after)",
-        f"- app: `megilance serve` (1 worker, uvloop, httptools), LOG_LEVEL={APP_LOG_LEVEL} (per-request "
-        f"access-log lines are info, so suppressed), ENVIRONMENT=test, RATE_LIMIT_ENABLED=false, "
+        f"- wrk {config['wrk']} (+{WARMUP_S}s warm-up per server); ratio = the median round's app req/s / mean of "
+        "the bare runs either side",
+        f"- app: `megilance serve` (1 worker, uvloop, httptools), LOG_LEVEL={APP_LOG_LEVEL} (one access-log "
+        f"line per request at info, none at warning), ENVIRONMENT=test, RATE_LIMIT_ENABLED=false, "
         f"DB_SYNCHRONOUS=FULL, argon2 t={ARGON2_DEFAULTS['ARGON2_TIME_COST']} "
         f"m={ARGON2_DEFAULTS['ARGON2_MEMORY_KIB']} KiB p={ARGON2_DEFAULTS['ARGON2_PARALLELISM']}"
         + (f"; app stdout lines: {access_lines}" if access_lines is not None else ""),

@@ -14,14 +14,17 @@ path (404). The pairs, each workaround against its public alternative, swap only
 - `response`: `api.cache.CachedResponse` (a cached answer's headers kept in ASGI form) against
   `Response(body, media_type=..., headers=...)` built on every hit (cached reads only).
 
-Over HTTP (`http`): `python -m bench.coalesced serve` (the server with the protocol that sends a sized response's
-head with its first body chunk, `bench.coalesced.CoalescingCycle`) against `megilance serve` as shipped (uvicorn's own
-cycle: two writes); one worker each. wrk `-t1` on `GET /api/projects/{id}` and `GET /api/health/live`; server CPU
-per request from /proc/<pid>/stat, req/s, and wrk's own CPU per request (it shares the machine's cores).
+Over HTTP (`http`): `megilance serve` as shipped (its protocol sends a sized response's head with its body in
+one write, `httpserver.bounded.CoalescingTransport`) against `python -m bench.two_writes serve` (uvicorn's own
+two writes: head, then body); one worker each, on one data directory. wrk `-t1` on a cached
+`GET /api/projects/{id}`, `GET /api/auth/me` and `GET /api/health/live`; server CPU per request from
+/proc/<pid>/stat, req/s, and wrk's own CPU per request (it shares the machine's cores). The servers alternate,
+shipped first and last, for BENCH_WORKAROUNDS_HTTP_ROUNDS (3) rounds of (shipped, two writes); each round's
+ratio is against the mean of the shipped runs either side, and the median round is reported.
 
-Every pair runs workaround, public, workaround (A, B, A) in the same run; ratio = workaround / public time per
-request (CPU per request over HTTP), against the mean of the two A runs: 0.90 means the workaround costs 10% less.
-In-process each pair and request repeats that BENCH_WORKAROUNDS_ROUNDS (5) times and reports the median ratio.
+In-process, every pair runs workaround, public, workaround (A, B, A); ratio = workaround / public time per request,
+against the mean of the two A runs: 0.90 means the workaround costs 10% less. Each pair and request repeats
+that BENCH_WORKAROUNDS_ROUNDS (5) times and reports the median ratio.
 Results in bench/results/<date>-workarounds.json.
 """
 
@@ -368,7 +371,9 @@ def in_process() -> dict[str, Any]:
     return dict(run_loop(main))
 
 
-# -- over HTTP: coalesced writes (bench.coalesced) or uvicorn's own -------------------------------------------
+# -- over HTTP: one write per response (shipped) or uvicorn's two ------------------------------------------
+
+HTTP_ROUNDS = env_int("BENCH_WORKAROUNDS_HTTP_ROUNDS", 3)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -383,10 +388,10 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def coalesced_server(workdir: Path, env: dict[str, str]) -> Server:
+def two_writes_server(workdir: Path, env: dict[str, str]) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "bench.coalesced", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return AppServer("coalesced", cmd, port, "/api/health/live", env, workdir)
+    cmd = [sys.executable, "-m", "bench.two_writes", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return AppServer("two-writes", cmd, port, "/api/health/live", env, workdir)
 
 
 def shipped_server(workdir: Path, env: dict[str, str]) -> Server:
@@ -431,36 +436,42 @@ def over_http() -> dict[str, Any]:
             token = client.post("/api/auth/register", json=body).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             project = client.post("/api/projects", json=PROJECT, headers=headers).json()["id"]
-        paths = {"detail": f"/api/projects/{project}", "live": "/api/health/live"}
-        runs = [
-            ("coalesced", measure(coalesced_server(workdir, env), paths, headers)),
-            ("uvicorn", measure(shipped_server(workdir, env), paths, headers)),
-            ("coalesced", measure(coalesced_server(workdir, env), paths, headers)),
-        ]
+        paths = {"detail": f"/api/projects/{project}", "me": "/api/auth/me", "live": "/api/health/live"}
+        ours = [measure(shipped_server(workdir, env), paths, headers)]
+        theirs = []
+        for _ in range(HTTP_ROUNDS):
+            theirs.append(measure(two_writes_server(workdir, env), paths, headers))
+            ours.append(measure(shipped_server(workdir, env), paths, headers))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = []
     for label, path in paths.items():
-        ours = [run[label] for name, run in runs if name == "coalesced"]
-        theirs = runs[1][1][label]
-        cpu = sum(r["cpu_us_per_request"] for r in ours) / 2
-        rps = sum(r["rps"] for r in ours) / 2
+        cpu = [run[label]["cpu_us_per_request"] for run in ours]
+        public = [run[label]["cpu_us_per_request"] for run in theirs]
+        rates = [run[label]["rps"] for run in ours]
+        public_rates = [run[label]["rps"] for run in theirs]
+        ratios = [(cpu[i] + cpu[i + 1]) / 2 / public[i] for i in range(HTTP_ROUNDS)]
+        rps_ratios = [(rates[i] + rates[i + 1]) / 2 / public_rates[i] for i in range(HTTP_ROUNDS)]
         rows.append(
             {
-                "pair": "coalescing",
+                "pair": "one write per response",
                 "request": label,
                 "path": path,
-                "workaround_cpu_us": [r["cpu_us_per_request"] for r in ours],
-                "public_cpu_us": theirs["cpu_us_per_request"],
-                "ratio": cpu / theirs["cpu_us_per_request"],
-                "workaround_rps": [r["rps"] for r in ours],
-                "public_rps": theirs["rps"],
-                "rps_ratio": rps / theirs["rps"],
-                "wrk_cpu_us": [r["wrk_cpu_us_per_request"] for r in ours] + [theirs["wrk_cpu_us_per_request"]],
-                "runs": {"coalesced": ours, "uvicorn": theirs},
+                "workaround_cpu_us": cpu,
+                "public_cpu_us": public,
+                "ratio": median(ratios),
+                "round_ratios": ratios,
+                "workaround_rps": rates,
+                "public_rps": public_rates,
+                "rps_ratio": median(rps_ratios),
+                "round_rps_ratios": rps_ratios,
+                "wrk_cpu_us": [run[label]["wrk_cpu_us_per_request"] for run in ours],
+                "public_wrk_cpu_us": [run[label]["wrk_cpu_us_per_request"] for run in theirs],
+                "runs": {"shipped": [run[label] for run in ours], "two_writes": [run[label] for run in theirs]},
             }
         )
-    return {"wrk": f"-t1 -c{CONNECTIONS} -d{DURATION_S}s (+{WARMUP_S}s warm-up)", "rows": rows}
+    wrk = f"-t1 -c{CONNECTIONS} -d{DURATION_S}s (+{WARMUP_S}s warm-up)"
+    return {"wrk": wrk, "rounds": HTTP_ROUNDS, "rows": rows}
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -479,12 +490,12 @@ def table(in_proc: dict[str, Any] | None, http: dict[str, Any] | None) -> str:
             f"best runs {row['ratio_of_best']:.2f} |"
         )
     for row in (http or {}).get("rows", []):
-        a1, a2 = row["workaround_cpu_us"]
+        rounds = ", ".join(f"{ratio:.2f}" for ratio in row["round_ratios"])
         lines.append(
-            f"| {row['pair']} | {row['request']} `{row['path']}` | {(a1 + a2) / 2:.1f} µs CPU "
-            f"| {row['public_cpu_us']:.1f} µs CPU | {row['ratio']:.2f} | req/s ratio {row['rps_ratio']:.2f} "
-            f"({', '.join(f'{x:,.0f}' for x in row['workaround_rps'])} vs {row['public_rps']:,.0f}); wrk CPU per "
-            f"request {' / '.join(f'{x:.1f}' for x in row['wrk_cpu_us'][:2])} vs {row['wrk_cpu_us'][2]:.1f} µs |"
+            f"| {row['pair']} | {row['request']} `{row['path']}` | {median(row['workaround_cpu_us']):.1f} µs CPU "
+            f"| {median(row['public_cpu_us']):.1f} µs CPU | {row['ratio']:.2f} | rounds {rounds}; req/s ratio "
+            f"{row['rps_ratio']:.2f}; wrk CPU per request {median(row['wrk_cpu_us']):.1f} vs "
+            f"{median(row['public_wrk_cpu_us']):.1f} µs |"
         )
     return "\n".join(lines)
 
@@ -514,7 +525,10 @@ def main(argv: list[str]) -> int:
             f"{WARMUP_N:,} warm-up; ratio = median of the rounds; harness floor {min(floor):.1f} µs"
         )
     if "http" in results:
-        print(f"- over HTTP: wrk {results['http']['wrk']}, one worker; ratio = server CPU per request")
+        print(
+            f"- over HTTP: wrk {results['http']['wrk']}, one worker, {results['http']['rounds']} rounds of (shipped, "
+            "two writes) and a last shipped run; ratio = server CPU per request, the median round"
+        )
     print(table(results.get("inprocess"), results.get("http")))
     save_results("workarounds", started, {"machine": machine, "parts": chosen, **results})
     return 0

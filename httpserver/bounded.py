@@ -6,7 +6,8 @@ head as they arrive and answers 431 (then closes) once they pass MAX_HEAD_BYTES 
 app, or even the header parser's callbacks, see anything.
 
 Its timers close a connection that sends nothing, a head or body that stalls, and a body slower than
-MIN_BODY_RATE (408); malformed HTTP gets 400 in the API's error shape, not uvicorn's plain text.
+MIN_BODY_RATE (408); malformed HTTP gets 400 in the API's error shape, not uvicorn's plain text. A response
+whose head declares its length leaves in one write with its body, not two.
 
 And it makes the listening socket itself: `::` is bound dual-stack (IPv4 mapped), which asyncio's own
 `create_server` does not do (it sets IPV6_V6ONLY), and the server prints one line once it listens.
@@ -81,6 +82,58 @@ class CountingState(ServerState):
     silent = 0
 
 
+SIZED_HEAD = b"\r\ncontent-length: "  # uvicorn writes header names in lower case
+
+
+class CoalescingTransport:
+    """A connection's transport that holds a sized response's head until its body: one send() for both, not two.
+
+    uvicorn writes a response's status line and headers as soon as the app starts the response, then the body
+    as it comes: two system calls, and two wake-ups of the client, for a response that fits in one. A head that
+    declares a Content-Length is held here and leaves with the next write. Whatever else is written (a streamed
+    head, a chunk, an interim 100 Continue) goes out at once, and nothing is ever reordered: the end of each
+    response (`flush`, called by the protocol), and closing the connection, send a head still held.
+    """
+
+    __slots__ = ("_held", "_transport", "get_extra_info", "is_closing", "pause_reading", "resume_reading")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        # The calls uvicorn makes per request or per connection, bound once (no lookup through __getattr__).
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:5] == b"HTTP/" and SIZED_HEAD in data:
+            self._held = bytes(data)
+        else:
+            self._transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        self.write(b"".join(chunks))
+
+    def flush(self) -> None:
+        """Send a head still held (a response with no body write: HEAD, or one that ended early)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the transport's interface, unchanged
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that refuses a request head larger than MAX_HEAD_BYTES or slower than HEAD_TIMEOUT_S
     (counted from the accept for a connection's first request), cuts off a request body that stays silent for
@@ -102,7 +155,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0  # body bytes since then
         self._silent = False  # accepted, and not a byte received yet (counted in CountingState.silent)
 
+    # Each response's head and body in one write (CoalescingTransport); False: uvicorn's two writes.
+    COALESCE = True
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self.COALESCE:
+            transport = CoalescingTransport(transport)  # type: ignore[assignment]
         super().connection_made(transport)
         # A connection that never sends a byte would otherwise be held for ever: uvicorn's keep-alive timer
         # runs only after a response, and the head timer below only from a request's first byte.
@@ -223,6 +281,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_open = False
         self._cancel_body_timer()
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        transport: Any = self.transport
+        if type(transport) is CoalescingTransport:
+            transport.flush()
+        super().on_response_complete()
 
 
 DUAL_STACK = "::"
