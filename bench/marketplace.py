@@ -547,8 +547,8 @@ SCENARIOS: dict[str, Callable[[MarketBench], list[Row]]] = {
     "rebuild": scenario_rebuild,  # first: before the server starts
     "board": scenario_board,
     "search": scenario_search,
+    "access-log": scenario_access_log,  # before detail, which posts projects: the same board page as `board`
     "detail": scenario_detail,
-    "access-log": scenario_access_log,
     "proposals": scenario_proposals,
 }
 
