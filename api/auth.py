@@ -22,6 +22,6 @@ async def authenticate(request: Request, runtime: Runtime) -> Claims:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Sign in and send Authorization: Bearer <access_token>")
-    claims = runtime.tokens.verify(token.strip(), "access", runtime.clock.now())
+    claims = runtime.tokens.verify_at(token.strip(), "access", runtime.clock.seconds())
     runtime.sessions.check(claims)
     return claims

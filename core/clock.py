@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,10 @@ class Clock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def seconds(self) -> int:
+        """Whole seconds since the epoch: `now()` for a comparison with a token's times, without a datetime."""
+        return int(time.time())
+
 
 @dataclass
 class FakeClock(Clock):
@@ -21,6 +26,9 @@ class FakeClock(Clock):
 
     def now(self) -> datetime:
         return self.current
+
+    def seconds(self) -> int:
+        return int(self.current.timestamp())
 
     def advance(self, **delta: float) -> None:
         self.current += timedelta(**delta)

@@ -87,6 +87,10 @@ class TokenService:
 
     def verify(self, token: str, expected_type: TokenType, now: datetime) -> Claims:
         """Signature checked once per token; a verified token is remembered, its expiry checked every time."""
+        return self.verify_at(token, expected_type, int(now.timestamp()))
+
+    def verify_at(self, token: str, expected_type: TokenType, now_s: int) -> Claims:
+        """`verify` at a time in whole seconds since the epoch (what every request's bearer check has at hand)."""
         claims = self._verified.get(token)
         if claims is None:
             claims = self._verify_signature(token)
@@ -95,7 +99,7 @@ class TokenService:
             self._verified[token] = claims
         if claims.type != expected_type:
             raise Unauthenticated(f"{ARTICLES[expected_type]} {expected_type} token is required here", "token_invalid")
-        if claims.exp <= int(now.timestamp()):
+        if claims.exp <= now_s:
             raise Unauthenticated("The token has expired", "token_expired")
         return claims
 
