@@ -326,31 +326,35 @@ def scenario_detail(bench: MarketBench) -> list[Row]:
 
 def add_projects(bench: MarketBench, at_least: int) -> int:
     """Post projects over HTTP (wrk, one client) until `at_least` more exist; returns how many were added."""
-    before = bench.rows("SELECT COUNT(*) FROM rm_projects")[0][0]
-    body = json.dumps(
-        {
-            "title": "Filler project for the uncached detail benchmark",
-            "description": "Posted by the benchmark so the detail pages outnumber the response cache.",
-            "category": "web",
-            "budget_type": "fixed",
-            "budget_min": "300",
-            "budget_max": "900",
-            "experience_level": "entry",
-            "estimated_duration": "1 week",
-            "skills": ["python"],
-        }
-    )
-    headers = {**bench.auth(), "Content-Type": "application/json"}
-    progress(f"detail: posting at least {at_least:,} projects over HTTP")
-    count = before
-    while count - before < at_least:
-        result = run_wrk(
-            bench.app.url("/api/projects"), duration_s=3, connections=32, method="POST", body=body, headers=headers
-        )
+    url = bench.app.url("/api/projects")
+    return post_projects(url, bench.auth(), lambda: bench.rows("SELECT COUNT(*) FROM rm_projects")[0][0], at_least)
+
+
+FILLER_PROJECT = {
+    "title": "Filler project for the uncached detail benchmark",
+    "description": "Posted by the benchmark so the detail pages outnumber the response cache.",
+    "category": "web",
+    "budget_type": "fixed",
+    "budget_min": "300",
+    "budget_max": "900",
+    "experience_level": "entry",
+    "estimated_duration": "1 week",
+    "skills": ["python"],
+}
+
+
+def post_projects(url: str, auth: dict[str, str], count: Callable[[], int], at_least: int) -> int:
+    """POST filler projects to `url` as a client (wrk) until `count()` has grown by `at_least`; how many were added."""
+    before = count()
+    headers, body = {**auth, "Content-Type": "application/json"}, json.dumps(FILLER_PROJECT)
+    progress(f"posting at least {at_least:,} projects over HTTP")
+    now = before
+    while now - before < at_least:
+        result = run_wrk(url, duration_s=3, connections=32, method="POST", body=body, headers=headers)
         if result.error_total:
             raise RuntimeError(f"posting projects failed: {result.errors}")
-        count = bench.rows("SELECT COUNT(*) FROM rm_projects")[0][0]
-    return int(count - before)
+        now = count()
+    return int(now - before)
 
 
 # -- POST /api/proposals ---------------------------------------------------------------------------

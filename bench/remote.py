@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.cache import MAX_ENTRIES
 from bench.marketplace import (
     LETTER,
     PROPOSAL_LUA,
@@ -28,6 +29,7 @@ from bench.marketplace import (
     login_all,
     lua_lines,
     no_op_budget_lua,
+    post_projects,
     proposal_pairs,
     rotate_ids_lua,
 )
@@ -120,9 +122,10 @@ def read_runs(app: Server, data_dir: Path, remote: bool, token: str) -> dict[str
 
 
 def run_config(
-    stack: ExitStack, name: str, database_url: str, proxy: DelayProxy | None, sqld_url: str
+    stack: ExitStack, name: str, database_url: str, proxy: DelayProxy | None, sqld_url: str, *, reads: bool = True
 ) -> dict[str, Any]:
-    """Seed and start an app (left running in `stack`), and post proposals to it."""
+    """Seed and start an app (left running in `stack`), and post proposals to it; with `reads`, then enough
+    projects that the detail reads miss the response cache."""
     progress(f"{name}: seeding and starting the app")
     workdir = bench_workdir()
     env = {"DATABASE_URL": database_url} if database_url else {}
@@ -137,6 +140,14 @@ def run_config(
     result, prepared = proposals(app, data_dir, remote)
     batches = (_seq(sqld_url) - seq_before) if remote else 0
     requests = (proxy.requests - requests_before) if proxy else 0
+    if reads:  # more projects than the response cache holds, so that every detail read misses it
+        projects = len(data_rows(data_dir, remote, "SELECT id FROM rm_projects"))
+        post_projects(
+            app.url("/api/projects"),
+            {"Authorization": f"Bearer {token}"},
+            lambda: len(data_rows(data_dir, remote, "SELECT id FROM rm_projects")),
+            MAX_ENTRIES + 1000 - projects,
+        )
     return {
         "proposals": result,
         "prepared": prepared,
@@ -240,7 +251,9 @@ def main(argv: list[str]) -> int:
         results["local"] = run_config(stack, "local", "", None, sqld.url)
         results["sqld"] = run_config(stack, "sqld", loop_proxy.url, loop_proxy, sqld.url)
         with ExitStack() as only_proposals:  # this app is stopped before the reads, which compare the other two
-            results["sqld+5ms"] = run_config(only_proposals, "sqld+5ms", delay_proxy.url, delay_proxy, delayed.url)
+            results["sqld+5ms"] = run_config(
+                only_proposals, "sqld+5ms", delay_proxy.url, delay_proxy, delayed.url, reads=False
+            )
         results["reads"] = {
             read: alternate(results["local"]["reads"][read], results["sqld"]["reads"][read], f"{read}, cache defeated")
             for read in ("board", "detail")
