@@ -7,7 +7,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run import dated_path
+from bench.run import Alternation, dated_path
+from bench.wrk import WrkResult
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z]+)(?:-(\d+))?\.json$")
@@ -35,3 +36,16 @@ def test_kept_results_are_dated_json_that_says_when_and_on_what() -> None:
         when = record.get("date") or record["started_at"][:10]
         assert when == named.group(1), path.name
         assert record["machine"]["nproc"], path.name
+
+
+def run(rps: float) -> WrkResult:
+    return WrkResult("http://127.0.0.1/", int(rps), 1.0, rps, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def test_each_round_is_against_the_baseline_runs_either_side_and_the_median_round_is_the_ratio() -> None:
+    alternation = Alternation([run(100), run(120), run(80), run(100)], [run(55), run(99), run(72)])
+    assert alternation.ratios == [0.5, 0.99, 0.8]
+    assert alternation.ratio == 0.8  # one round disturbed either way does not move it
+    assert alternation.median_app().rps == 72
+    assert alternation.spread == (120 - 80) / 100
+    assert alternation.rounds_note() == "rounds 0.50, 0.99, 0.80"
