@@ -95,7 +95,7 @@ def test_a_streamed_head_goes_out_before_its_first_chunk() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await chunk.wait()  # never set: the client must have the head meanwhile
 
-    wire, seen = exchange(app, GET, until_first_write=True)
+    _, seen = exchange(app, GET, until_first_write=True)
     assert len(seen) == 1 and seen[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert seen[0].endswith(b"transfer-encoding: chunked\r\n\r\n")
 
