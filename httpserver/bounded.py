@@ -83,6 +83,7 @@ class CountingState(ServerState):
 
 
 SIZED_HEAD = b"\r\ncontent-length: "  # uvicorn writes header names in lower case
+JOIN_MAX_BYTES = 64 * 1024  # a body up to this is copied behind its head; a larger one is not
 
 
 class CoalescingTransport:
@@ -110,7 +111,10 @@ class CoalescingTransport:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held + data)
+            if len(data) <= JOIN_MAX_BYTES:
+                self._transport.write(held + data)
+            else:  # uvloop sends both buffers in one writev() without copying the body
+                self._transport.writelines((held, data))
         elif data[:5] == b"HTTP/" and SIZED_HEAD in data:
             self._held = bytes(data)
         else:

@@ -22,6 +22,9 @@ class Wire:
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
 
+    def writelines(self, chunks: Any) -> None:  # one system call (writev) for several buffers
+        self.writes.append(b"".join(chunks))
+
     def close(self) -> None:
         self.closed = True
 
@@ -86,6 +89,13 @@ def test_an_answer_to_head_sends_its_head_when_the_response_ends() -> None:
     wire, _ = exchange(sized(b'{"ok":true}'), b"HEAD / HTTP/1.1\r\nhost: test\r\n\r\n")
     assert len(wire.writes) == 1
     assert wire.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and wire.writes[0].endswith(b"\r\n\r\n")
+
+
+def test_a_large_sized_body_leaves_with_its_head_in_one_call() -> None:
+    body = b"[" + b"1," * 100_000 + b"1]"
+    wire, _ = exchange(sized(body), GET)
+    assert len(wire.writes) == 1
+    assert wire.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and wire.writes[0].endswith(b"\r\n\r\n" + body)
 
 
 def test_a_streamed_head_goes_out_before_its_first_chunk() -> None:
