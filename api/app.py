@@ -241,7 +241,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.runtime = runtime
     app.state.housekept = asyncio.Event()  # set by each pass of `housekeeping` (primary only)
     app.state.metrics = metrics
-    app.state.cache = ResponseCache()
+    app.state.cache = ResponseCache(settings.response_cache_entries)
     app.state.openapi = build_spec(ops, settings.app_name)
     app.state.limits = RateLimits(
         enabled=settings.rate_limit_enabled,

@@ -76,7 +76,7 @@ class ResponseCache:
 
     def put(self, key: tuple[Any, ...], position: int, body: bytes, headers: RawHeaders) -> None:
         size = len(body)
-        if size > self._max_bytes or position < self._position:  # too large, or computed at a position passed
+        if size > self._max_bytes or position < self._position or not self._max:  # too large, stale, or no cache
             return
         if position > self._position:  # every entry held is at an older position: none can be served again
             self._entries.clear()

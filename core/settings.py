@@ -258,6 +258,14 @@ class Settings(BaseSettings):
         ge=2,
         description="Open connections a server takes; beyond, a request gets 503 and its connection is closed.",
     )
+    response_cache_entries: int = Field(
+        10_000,
+        alias="RESPONSE_CACHE_ENTRIES",
+        ge=0,
+        le=1_000_000,
+        description="Answers to reads kept per worker, each valid until the next write (0: none kept; every read "
+        "runs its query).",
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info",
         validation_alias=AliasChoices("LOG_LEVEL", "REQUEST_LOG_LEVEL"),

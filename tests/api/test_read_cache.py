@@ -120,3 +120,25 @@ def test_a_read_names_a_position_that_covers_what_it_shows(tmp_path: Path) -> No
         assert board.status_code == 200, board.text
         assert [p["id"] for p in board.json()["items"]] == [written.json()["id"]]
         assert int(board.headers["x-consistency-token"]) >= int(written.headers["x-consistency-token"])
+
+
+def test_with_no_cache_entries_every_read_runs_its_query_and_answers_the_same(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, RESPONSE_CACHE_ENTRIES="0")
+    with TestClient(create_app(settings, FakeClock()), raise_server_exceptions=False) as client:
+        body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+        headers = {"Authorization": f"Bearer {client.post('/api/auth/register', json=body).json()['access_token']}"}
+        assert client.post("/api/projects", json=PROJECT, headers=headers).status_code == 201
+        cache = client.app.state.cache  # type: ignore[attr-defined]
+        answers = [client.get("/api/projects", headers=headers) for _ in range(3)]
+        assert {(a.status_code, a.content) for a in answers} == {(200, answers[0].content)}
+        assert len(answers[0].json()["items"]) == 1
+        assert len(cache) == 0 and cache.hits == 0 and cache.misses == 3
+
+
+def test_the_cache_keeps_answers_by_default(client: TestClient) -> None:
+    body = {"email": "ann@example.com", "password": PASSWORD, "name": "Ann", "role": "client"}
+    headers = {"Authorization": f"Bearer {client.post('/api/auth/register', json=body).json()['access_token']}"}
+    cache = client.app.state.cache  # type: ignore[attr-defined]
+    for _ in range(3):
+        assert client.get("/api/projects", headers=headers).status_code == 200
+    assert cache.hits == 2
