@@ -1,7 +1,7 @@
 """The floor for an uncached read: the least code doing the app's work (one page query, rows to JSON).
 
 A plain Starlette app that opens the app's database file (BARE_SQLITE_DB) with stdlib sqlite3, runs the
-same SQL as the board, search and detail reads on the event loop, and serialises the rows with orjson:
+same SQL as the board, search, detail and user-list reads on the event loop, and serialises the rows with orjson:
 no auth, no cache, no middleware, no cursor. Query parameters other than `q` are ignored.
 """
 
@@ -19,9 +19,11 @@ from starlette.routing import Route
 
 from queries.fts import match_expression
 from queries.projects import COLUMNS, board_query
+from queries.users import COLUMNS as USER_COLUMNS
 
 PAGE = 20
 DETAIL = f"SELECT {COLUMNS} FROM rm_projects p WHERE p.id = ?"
+USERS = f"SELECT {USER_COLUMNS} FROM rm_users u WHERE u.is_active = 1 ORDER BY u.id DESC LIMIT ?"  # a public page
 _conn: sqlite3.Connection | None = None
 
 
@@ -51,4 +53,8 @@ async def detail(request: Request) -> Response:
     return Response(orjson.dumps(dict(zip(names, row, strict=True))), media_type="application/json")
 
 
-app = Starlette(routes=[Route("/board", board), Route("/detail/{project_id}", detail)])
+async def users(request: Request) -> Response:
+    return Response(rows_json(conn().execute(USERS, (PAGE + 1,))), media_type="application/json")
+
+
+app = Starlette(routes=[Route("/board", board), Route("/detail/{project_id}", detail), Route("/users", users)])

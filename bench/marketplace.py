@@ -2,7 +2,7 @@
 
 `megilance seed-demo` fills the server's DATA_DIR before it starts (200 users, 1,000 projects, 5,000 proposals,
 contracts, portfolio items), then: the project board, full-text search and the detail page (each with the
-response cache in play and defeated), proposals posted at 64 connections with durable commits, and the
+response cache in play and defeated), the user list with no answers cached, the access log's cost, proposals posted at 64 connections with durable commits, and the
 rebuild of every read model from the log. Prints a Markdown table; results in bench/results/<date>-marketplace.json.
 See bench/README.md (Marketplace) for what each row measures and its target.
 """
@@ -175,20 +175,29 @@ FLOOR_TARGET = 0.7
 
 
 def compare_floor(
-    bench: MarketBench, scenario: str, path: str, floor_path: str, app_lua: str, floor_lua: str, label: str, notes: str
+    bench: MarketBench,
+    scenario: str,
+    path: str,
+    floor_path: str,
+    app_lua: str,
+    floor_lua: str,
+    label: str,
+    notes: str,
+    app: Server | None = None,
 ) -> list[Row]:
-    """The bare sqlite3 page app and the app in turn (`alternate`); ratio = the median round's app / floor."""
-    floor_url, app_url = bench.floor.url(floor_path), bench.app.url(path)
+    """The bare sqlite3 page app and the app (`app`, or the bench's) in turn (`alternate`); ratio = the median
+    round's app / floor."""
+    floor_url, app_url = bench.floor.url(floor_path), (app or bench.app).url(path)
 
     def floor(seconds: int) -> WrkResult:
         return run_wrk(floor_url, duration_s=seconds, connections=CONNECTIONS, extra_lua=floor_lua)
 
-    def app(seconds: int) -> WrkResult:
+    def served(seconds: int) -> WrkResult:
         return run_wrk(app_url, duration_s=seconds, connections=CONNECTIONS, headers=bench.auth(), extra_lua=app_lua)
 
     return compared_rows(
         scenario,
-        alternate(floor, app, scenario),
+        alternate(floor, served, scenario),
         base_label=f"{scenario}: bare sqlite3 page app (mean of {ROUNDS + 1})",
         label=label,
         target=FLOOR_TARGET,
@@ -236,7 +245,7 @@ def scenario_search(bench: MarketBench) -> list[Row]:
 ACCESS_LOG_TARGET = 0.9  # the access log may cost at most 10% of the board's throughput
 
 
-def copy_server(bench: MarketBench, name: str, log_level: str) -> Server:
+def copy_server(bench: MarketBench, name: str, log_level: str, **settings: str) -> Server:
     """`megilance serve` at `log_level` on a copy of the app's database (its secret too, so its tokens hold)."""
     data_dir = bench.workdir / f"{name}-data"
     data_dir.mkdir()
@@ -249,7 +258,7 @@ def copy_server(bench: MarketBench, name: str, log_level: str) -> Server:
     cmd = [megilance_command(), "serve", "--host", HOST, "--port", str(port)]
     # One hash seed for every copy: two servers at the same level, each with its own random seed, differed by up to
     # 5% in req/s (dict layouts differ), as much as the access log costs.
-    env = app_env(data_dir, LOG_LEVEL=log_level, SECRET_KEY=bench.app.env["SECRET_KEY"], PYTHONHASHSEED="0")
+    env = app_env(data_dir, LOG_LEVEL=log_level, SECRET_KEY=bench.app.env["SECRET_KEY"], PYTHONHASHSEED="0", **settings)
     progress(f"starting {name} (LOG_LEVEL={log_level}) on a copy of the app's database")
     return AppServer(name, cmd, port, "/api/health/live", env, bench.workdir).start()
 
@@ -279,6 +288,25 @@ def scenario_access_log(bench: MarketBench) -> list[Row]:
         target_text=f">= {ACCESS_LOG_TARGET} (the log costs <= 10%)",
         notes=f"response cache in play; {lines:,} lines on the logged server's stdout",
     )
+
+
+def scenario_users(bench: MarketBench) -> list[Row]:
+    """The user list with no answers cached (a server with RESPONSE_CACHE_ENTRIES=0 on a copy of the database)
+    against the bare sqlite3 page app's same page query."""
+    path = "/api/users?limit=20"
+    with copy_server(bench, "no-cache", APP_LOG_LEVEL, RESPONSE_CACHE_ENTRIES="0") as uncached:
+        check(uncached.url(path), bench.auth())
+        return compare_floor(
+            bench,
+            "users-nocache",
+            path,
+            "/users",
+            "",
+            "",
+            label=f"users: GET {path} (RESPONSE_CACHE_ENTRIES=0)",
+            notes="no answer cached: every request runs the page query",
+            app=uncached,
+        )
 
 
 def rotate_ids_lua(ids_file: Path, prefix: str = "/api/projects/") -> str:
@@ -553,6 +581,7 @@ SCENARIOS: dict[str, Callable[[MarketBench], list[Row]]] = {
     "rebuild": scenario_rebuild,  # first: before the server starts
     "board": scenario_board,
     "search": scenario_search,
+    "users": scenario_users,
     "access-log": scenario_access_log,  # before detail, which posts projects: the same board page as `board`
     "detail": scenario_detail,
     "proposals": scenario_proposals,
