@@ -2,8 +2,9 @@
 
 `megilance seed-demo` fills the server's DATA_DIR before it starts (200 users, 1,000 projects, 5,000 proposals,
 contracts, portfolio items), then: the project board, full-text search and the detail page (each with the
-response cache in play and defeated), the user list with no answers cached, the access log's cost, proposals posted at 64 connections with durable commits, and the
-rebuild of every read model from the log. Prints a Markdown table; results in bench/results/<date>-marketplace.json.
+response cache in play and defeated), the user list with no answers cached, the access log's cost, proposals
+posted at 64 connections with durable commits, and the rebuild of every read model from the log. Prints a
+Markdown table; results in bench/results/<date>-marketplace.json.
 See bench/README.md (Marketplace) for what each row measures and its target.
 """
 
