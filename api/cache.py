@@ -21,8 +21,9 @@ from starlette.responses import Response
 from api.routing import Call
 from api.scope import POSITION_KEY
 from core.db import Connection
+from core.settings import Settings
 
-MAX_ENTRIES = 10_000
+MAX_ENTRIES: int = Settings.model_fields["response_cache_entries"].default  # RESPONSE_CACHE_ENTRIES's default
 MAX_BYTES = 64 * 1024 * 1024
 Build = Callable[[Connection], tuple[Any, dict[str, str]]]
 
